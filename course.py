@@ -1,0 +1,149 @@
+#!/usr/bin/env python3
+"""Set up the course and run it.
+
+    python3 course.py lab      set everything up, then open JupyterLab on notebooks/
+    python3 course.py test     set everything up, then run every test (extra args go to pytest)
+    python3 course.py setup    only set everything up
+
+On Windows, write `py course.py ...` instead of `python3 course.py ...`.
+
+"Set up" means: create a virtual environment in .venv (if there is none yet) and
+install the course into it with `pip install -e ".[dev]"`. The pip step is skipped
+when it already ran for the current pyproject.toml (a stamp file in .venv holds
+pyproject.toml's hash). This script uses the standard library only.
+"""
+
+import hashlib
+import os
+import shutil
+import signal
+import subprocess
+import sys
+
+MIN_PYTHON = (3, 11)
+
+if sys.version_info < MIN_PYTHON:
+    sys.exit(
+        "This course needs Python %d.%d or newer; this is Python %d.%d (%s).\n"
+        "Install a newer Python from https://www.python.org/downloads/ and run this script with it."
+        % (MIN_PYTHON + sys.version_info[:2] + (sys.executable,))
+    )
+
+ROOT = os.path.dirname(os.path.abspath(__file__))
+VENV = os.path.join(ROOT, ".venv")
+PYPROJECT = os.path.join(ROOT, "pyproject.toml")
+STAMP = os.path.join(VENV, "course-installed.txt")
+
+USAGE = """usage: python3 course.py {lab,test,setup} [pytest args...]
+
+  lab     set everything up, then open JupyterLab on notebooks/
+  test    set everything up, then run the unit tests and every notebook (nbval)
+  setup   only set everything up (.venv + pip install -e ".[dev]")
+"""
+
+
+def say(message):
+    print("[course] " + message, flush=True)
+
+
+def venv_python():
+    if os.name == "nt":
+        return os.path.join(VENV, "Scripts", "python.exe")
+    return os.path.join(VENV, "bin", "python")
+
+
+def pyproject_hash():
+    with open(PYPROJECT, "rb") as f:
+        return hashlib.sha256(f.read()).hexdigest()
+
+
+def run(command):
+    """Run a command from the repo root and return its exit code.
+
+    Ctrl+C goes to the command (pytest and JupyterLab each handle it their own way)
+    instead of killing it from here.
+    """
+    process = subprocess.Popen(command, cwd=ROOT)
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        return process.wait()
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def create_venv():
+    say("Creating .venv (a private Python environment for the course) ...")
+    import venv
+
+    try:
+        venv.EnvBuilder(with_pip=True).create(VENV)
+    except (OSError, subprocess.CalledProcessError) as error:
+        shutil.rmtree(VENV, ignore_errors=True)
+        sys.exit(
+            "Could not create .venv: %s\n"
+            "On Debian/Ubuntu, install the venv module first (e.g. `sudo apt install python3-venv`),\n"
+            "then try again." % error
+        )
+
+
+def setup():
+    python = venv_python()
+    if not os.path.exists(python):
+        if os.path.exists(VENV):
+            sys.exit(
+                ".venv exists but has no Python at %s.\n"
+                "Delete the .venv folder and run this command again." % python
+            )
+        create_venv()
+
+    wanted = pyproject_hash()
+    if os.path.exists(STAMP):
+        with open(STAMP) as f:
+            if f.read().strip() == wanted:
+                say("Course already installed in .venv (pyproject.toml unchanged).")
+                return python
+
+    say('Installing the course and its dependencies into .venv (pip install -e ".[dev]") ...')
+    say("The first time this downloads a few hundred MB and takes a few minutes.")
+    code = run([python, "-m", "pip", "install", "--disable-pip-version-check", "-e", ".[dev]"])
+    if code != 0:
+        sys.exit("pip install failed (exit code %d); see the messages above." % code)
+    with open(STAMP, "w") as f:
+        f.write(wanted + "\n")
+    say("Installed.")
+    return python
+
+
+def lab():
+    python = setup()
+    say("Opening JupyterLab on notebooks/ (press Ctrl+C in this window to stop it) ...")
+    return run([python, "-m", "jupyter", "lab", "notebooks"])
+
+
+def test(pytest_args):
+    python = setup()
+    command = [python, "-m", "pytest", "tests", "notebooks", "--nbval"] + pytest_args
+    say("Running the tests: unit tests, then every notebook with nbval ...")
+    say(" ".join(["python"] + command[1:]))
+    return run(command)
+
+
+def main(argv):
+    if not argv or argv[0] in ("-h", "--help", "help"):
+        print(USAGE)
+        return 0 if argv else 2
+    command, rest = argv[0], argv[1:]
+    if command == "test":
+        return test(rest)
+    if rest:
+        sys.exit("`%s` takes no extra arguments.\n\n%s" % (command, USAGE))
+    if command == "lab":
+        return lab()
+    if command == "setup":
+        setup()
+        return 0
+    sys.exit("Unknown command %r.\n\n%s" % (command, USAGE))
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,167 @@
+"""The set-up files agree with each other and with pyproject.toml.
+
+pyproject.toml is the source of truth for versions; environment.yml (conda) and its
+Binder copy must pin the same minor versions, and the README must show the commands
+that course.py and CI actually run.
+"""
+
+import ast
+import os
+import re
+import runpy
+import sys
+import tomllib
+from pathlib import Path
+
+import pytest
+from packaging.specifiers import SpecifierSet
+
+ROOT = Path(__file__).resolve().parent.parent
+IGNORED = {"python", "pip"}
+
+
+def normalize(name):
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def pyproject():
+    with open(ROOT / "pyproject.toml", "rb") as f:
+        return tomllib.load(f)
+
+
+def pip_pins():
+    """{name: "X.Y"} from pyproject's runtime and dev dependencies, each `name==X.Y.*`."""
+    project = pyproject()["project"]
+    requirements = list(project["dependencies"])
+    for extra in project.get("optional-dependencies", {}).values():
+        requirements += extra
+    pins = {}
+    for requirement in requirements:
+        match = re.fullmatch(r"\s*([A-Za-z0-9._-]+)\s*==\s*(\d+\.\d+)\.\*\s*", requirement)
+        assert match, f"pyproject pin {requirement!r} is not of the form name==X.Y.*"
+        name = normalize(match.group(1))
+        assert name not in pins, f"{name} is listed twice in pyproject.toml"
+        pins[name] = match.group(2)
+    return pins
+
+
+def conda_dependencies(text):
+    """The entries of the top-level `dependencies:` list of a simple environment.yml."""
+    entries, inside = [], False
+    for line in text.splitlines():
+        stripped = line.split("#", 1)[0].rstrip()
+        if not stripped:
+            continue
+        if not line[0].isspace():  # a top-level key starts or ends the list
+            inside = stripped == "dependencies:"
+            continue
+        if inside:
+            match = re.fullmatch(r"\s+-\s+(\S+)", stripped)
+            assert match, f"cannot read environment.yml dependency line {line!r}"
+            entries.append(match.group(1))
+    return entries
+
+
+def conda_pins():
+    """{name: version} from environment.yml, each entry `name=X.Y` (or a bare name)."""
+    pins = {}
+    for entry in conda_dependencies((ROOT / "environment.yml").read_text()):
+        name, _, version = entry.partition("=")
+        assert not version.startswith("="), f"use conda's single '=' in {entry!r}"
+        name = normalize(name)
+        assert name not in pins, f"{name} is listed twice in environment.yml"
+        pins[name] = version
+    return pins
+
+
+def test_binder_environment_is_a_copy_of_environment_yml():
+    assert (ROOT / "binder" / "environment.yml").read_bytes() == (
+        ROOT / "environment.yml"
+    ).read_bytes(), "binder/environment.yml must be identical to environment.yml"
+
+
+def test_environment_yml_uses_conda_forge_and_the_course_name():
+    text = (ROOT / "environment.yml").read_text()
+    assert re.search(r"^name: cnn-from-scratch$", text, re.M)
+    channels = re.search(r"^channels:\n((?:\s+-.*\n)+)", text, re.M)
+    assert channels, "environment.yml has no channels list"
+    names = re.findall(r"-\s+(\S+)", channels.group(1))
+    assert names and names[0] == "conda-forge" and set(names) <= {"conda-forge", "nodefaults"}
+
+
+def test_environment_yml_pins_the_same_minor_versions_as_pyproject():
+    conda = {k: v for k, v in conda_pins().items() if k not in IGNORED}
+    pip = pip_pins()
+    assert sorted(conda) == sorted(pip), "environment.yml and pyproject.toml list different packages"
+    for name, minor in pip.items():
+        assert conda[name] == minor, f"{name}: environment.yml pins {conda[name]!r}, pyproject {minor}.*"
+
+
+def test_environment_yml_has_pip_and_a_python_that_pyproject_allows():
+    pins = conda_pins()
+    assert "pip" in pins, "environment.yml must install pip (postBuild and the conda route use it)"
+    python = pins.get("python")
+    assert python and re.fullmatch(r"\d+\.\d+", python), "environment.yml must pin python=X.Y"
+    allowed = SpecifierSet(pyproject()["project"]["requires-python"])
+    # conda's python=3.11 means any 3.11.x: the first and a late patch release must both be allowed.
+    for patch in (f"{python}.0", f"{python}.99"):
+        assert allowed.contains(patch), f"python={python} does not satisfy requires-python {allowed}"
+
+
+@pytest.mark.skipif(os.name == "nt", reason="no executable bit on Windows")
+@pytest.mark.parametrize("script", [".ci/run", "binder/postBuild"])
+def test_scripts_are_executable(script):
+    path = ROOT / script
+    assert path.is_file(), f"{script} is missing"
+    assert path.stat().st_mode & 0o111, f"{script} is not executable (chmod +x {script})"
+
+
+def test_binder_post_build_installs_the_package_without_dependencies():
+    text = (ROOT / "binder" / "postBuild").read_text()
+    assert text.startswith("#!/usr/bin/env bash")
+    assert "pip install --no-deps -e ." in text
+
+
+def commands(text):
+    """Non-comment lines of a shell script."""
+    return [line.strip() for line in text.splitlines() if line.strip() and not line.strip().startswith("#")]
+
+
+def test_readme_shows_the_two_quick_start_commands():
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    for command in ("python3 course.py lab", "python3 course.py test"):
+        assert command in readme, f"README.md does not show `{command}`"
+
+
+def test_ci_runs_the_readme_test_command():
+    lines = commands((ROOT / ".ci" / "run").read_text())
+    assert "set -euo pipefail" in lines
+    assert "python3 course.py test" in lines, ".ci/run must run `python3 course.py test`"
+
+
+def test_course_py_minimum_python_matches_requires_python():
+    requires = pyproject()["project"]["requires-python"]
+    match = re.fullmatch(r">=\s*(\d+)\.(\d+)", requires)
+    assert match, f"requires-python {requires!r} is not of the form >=X.Y"
+    text = (ROOT / "course.py").read_text()
+    assert f"MIN_PYTHON = ({match.group(1)}, {match.group(2)})" in text
+
+
+def test_course_py_refuses_an_old_python_with_a_clear_message(monkeypatch):
+    monkeypatch.setattr(sys, "version_info", (3, 10, 14, "final", 0))
+    with pytest.raises(SystemExit) as exit_info:
+        runpy.run_path(str(ROOT / "course.py"), run_name="course_under_test")
+    assert "needs Python 3.11 or newer" in str(exit_info.value.code)
+    assert "this is Python 3.10" in str(exit_info.value.code)
+
+
+def test_course_py_uses_only_the_standard_library():
+    tree = ast.parse((ROOT / "course.py").read_text())
+    imported = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            imported |= {alias.name.split(".")[0] for alias in node.names}
+        elif isinstance(node, ast.ImportFrom):
+            imported.add(node.module.split(".")[0])
+    assert imported, "found no imports in course.py"
+    assert imported <= sys.stdlib_module_names, f"not standard library: {imported - sys.stdlib_module_names}"
