@@ -1,0 +1,26 @@
+"""cnnlib: a convolutional neural network built from scratch in NumPy.
+
+Every layer is a pair of pure functions, `out, cache = *_forward(...)` and
+`grads = *_backward(dout, cache)`, in NCHW layout (N batch, C channels, H x W pixels).
+The `*_naive` functions are plain loops written to be read; the others are vectorized and
+tested against them and against finite differences.
+"""
+
+from .activations import relu_backward, relu_forward
+from .conv import conv2d_backward, conv2d_backward_naive, conv2d_forward, conv2d_forward_naive
+from .dense import dense_backward, dense_forward
+from .flatten import flatten_backward, flatten_forward, unflatten
+from .gradcheck import numerical_gradient, rel_error
+from .losses import softmax_cross_entropy
+from .pool import (
+    avgpool2d_backward,
+    avgpool2d_backward_naive,
+    avgpool2d_forward,
+    avgpool2d_forward_naive,
+    maxpool2d_backward,
+    maxpool2d_backward_naive,
+    maxpool2d_forward,
+    maxpool2d_forward_naive,
+)
+
+__version__ = "0.1.0"

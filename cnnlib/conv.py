@@ -1,0 +1,132 @@
+"""2-D convolution, forward and backward, as a readable loop version and a vectorized one.
+
+Like every deep-learning library, "convolution" here is cross-correlation: the kernel is not
+flipped in the forward pass (the flip shows up in the backward pass for dx instead).
+
+Shapes: N batch, C input channels, H x W input, F filters, KH x KW kernel, H' x W' output,
+    H' = (H + 2*pad - KH) // stride + 1   (W' likewise with the horizontal stride and pad).
+`stride` and `pad` are ints or (vertical, horizontal) pairs.
+
+Both versions share one cache, (x, w, b, stride, pad) with stride and pad as pairs, so the
+backward of either can be checked against the other on exactly the same forward pass.
+"""
+
+import numpy as np
+
+from ._checks import as_float_array, as_pair, check_dout, check_ndim, output_hw
+from ._windows import add_windows_back, pad_hw, unpad_hw, windows
+
+
+def _check_args(x, w, b, stride, pad):
+    x, w, b = as_float_array(x, "x"), as_float_array(w, "w"), as_float_array(b, "b")
+    check_ndim(x, 4, "x", "(N, C, H, W)")
+    check_ndim(w, 4, "w", "(F, C, KH, KW)")
+    check_ndim(b, 1, "b", "(F,)")
+    if w.shape[1] != x.shape[1]:
+        raise ValueError(
+            f"x has {x.shape[1]} channels (shape {x.shape}) but w expects {w.shape[1]} "
+            f"(shape {w.shape}, laid out (F, C, KH, KW))"
+        )
+    if b.shape[0] != w.shape[0]:
+        raise ValueError(f"b must have one bias per filter: w has {w.shape[0]} filters, b has shape {b.shape}")
+    stride = as_pair(stride, "stride", minimum=1)
+    pad = as_pair(pad, "pad", minimum=0)
+    out_hw = output_hw(x.shape[2:], w.shape[2:], stride, pad, "kernel")
+    return x, w, b, stride, pad, out_hw
+
+
+def _check_backward(dout, cache):
+    x, w, b, stride, pad = cache
+    out_hw = output_hw(x.shape[2:], w.shape[2:], stride, pad, "kernel")
+    return check_dout(dout, (x.shape[0], w.shape[0], *out_hw))
+
+
+def conv2d_forward(x, w, b, *, stride=1, pad=0):
+    """Convolve a batch of images with F filters (vectorized).
+
+    Parameters
+    ----------
+    x : (N, C, H, W) ndarray
+    w : (F, C, KH, KW) ndarray
+    b : (F,) ndarray
+    stride, pad : int or (int, int)
+
+    Returns
+    -------
+    out : (N, F, H', W') ndarray
+    cache : tuple (x, w, b, stride, pad), what conv2d_backward needs.
+    """
+    x, w, b, stride, pad, _ = _check_args(x, w, b, stride, pad)
+    cols = windows(pad_hw(x, pad), w.shape[2:], stride)  # (N, C, H', W', KH, KW), a view
+    out = np.tensordot(cols, w, axes=([1, 4, 5], [1, 2, 3]))  # (N, H', W', F)
+    out = np.ascontiguousarray(out.transpose(0, 3, 1, 2))  # (N, F, H', W')
+    out += b[:, None, None].astype(out.dtype, copy=False)
+    return out, (x, w, b, stride, pad)
+
+
+def conv2d_backward(dout, cache):
+    """Gradients of the loss with respect to x, w and b (vectorized).
+
+    Parameters
+    ----------
+    dout : (N, F, H', W') ndarray, the upstream gradient dL/dout.
+    cache : the tuple conv2d_forward returned.
+
+    Returns
+    -------
+    dx : (N, C, H, W) ndarray
+    dw : (F, C, KH, KW) ndarray
+    db : (F,) ndarray
+    """
+    dout = _check_backward(dout, cache)
+    x, w, b, stride, pad = cache
+    xp = pad_hw(x, pad)
+    db = dout.sum(axis=(0, 2, 3))  # (F,)
+    cols = windows(xp, w.shape[2:], stride)  # (N, C, H', W', KH, KW)
+    dw = np.tensordot(dout, cols, axes=([0, 2, 3], [0, 2, 3]))  # (F, C, KH, KW)
+    # Every output pixel sends dout * w back onto the window it was computed from.
+    dcols = np.tensordot(dout, w, axes=([1], [0]))  # (N, H', W', C, KH, KW)
+    dcols = dcols.transpose(0, 3, 1, 2, 4, 5)  # (N, C, H', W', KH, KW)
+    dxp = add_windows_back(dcols, stride, xp.shape)  # (N, C, H+2ph, W+2pw)
+    dx = unpad_hw(dxp, pad, x.shape[2:])  # (N, C, H, W)
+    return dx.astype(x.dtype, copy=False), dw.astype(w.dtype, copy=False), db.astype(b.dtype, copy=False)
+
+
+def conv2d_forward_naive(x, w, b, *, stride=1, pad=0):
+    """Same as conv2d_forward, with one loop per output element: the reference version."""
+    x, w, b, stride, pad, (Ho, Wo) = _check_args(x, w, b, stride, pad)
+    (sh, sw), (ph, pw) = stride, pad
+    N, F, KH, KW = x.shape[0], w.shape[0], w.shape[2], w.shape[3]
+    xp = np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)))  # (N, C, H+2ph, W+2pw)
+    out = np.zeros((N, F, Ho, Wo), dtype=np.result_type(x, w))
+    for n in range(N):
+        for f in range(F):
+            for i in range(Ho):
+                for j in range(Wo):
+                    window = xp[n, :, i * sh:i * sh + KH, j * sw:j * sw + KW]  # (C, KH, KW)
+                    out[n, f, i, j] = np.sum(window * w[f]) + b[f]
+    return out, (x, w, b, stride, pad)
+
+
+def conv2d_backward_naive(dout, cache):
+    """Same as conv2d_backward, with one loop per output element: the reference version."""
+    dout = _check_backward(dout, cache)
+    x, w, b, (sh, sw), (ph, pw) = cache
+    N, F, Ho, Wo = dout.shape
+    H, W, KH, KW = x.shape[2], x.shape[3], w.shape[2], w.shape[3]
+    xp = np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)))  # (N, C, H+2ph, W+2pw)
+    dxp = np.zeros_like(xp)
+    dw = np.zeros_like(w)
+    db = np.zeros_like(b)
+    for n in range(N):
+        for f in range(F):
+            for i in range(Ho):
+                for j in range(Wo):
+                    rows, cols = slice(i * sh, i * sh + KH), slice(j * sw, j * sw + KW)
+                    # out[n, f, i, j] = sum(window * w[f]) + b[f]; differentiate each term.
+                    db[f] += dout[n, f, i, j]
+                    dw[f] += dout[n, f, i, j] * xp[n, :, rows, cols]
+                    dxp[n, :, rows, cols] += dout[n, f, i, j] * w[f]
+    # [ph:ph+H], not [ph:-ph]: with pad 0 the latter is an empty array.
+    dx = dxp[:, :, ph:ph + H, pw:pw + W]  # (N, C, H, W)
+    return dx, dw, db

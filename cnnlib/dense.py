@@ -1,0 +1,57 @@
+"""Dense (fully connected) layer: out = x @ w + b.
+
+Shapes: N batch, D input features, M output features.
+"""
+
+import numpy as np
+
+from ._checks import as_float_array, check_dout, check_ndim
+
+
+def dense_forward(x, w, b):
+    """Affine map of each row of x.
+
+    Parameters
+    ----------
+    x : (N, D) ndarray; flatten images first (flatten_forward).
+    w : (D, M) ndarray
+    b : (M,) ndarray
+
+    Returns
+    -------
+    out : (N, M) ndarray
+    cache : tuple (x, w, b).
+    """
+    x, w, b = as_float_array(x, "x"), as_float_array(w, "w"), as_float_array(b, "b")
+    if x.ndim != 2:
+        raise ValueError(f"x must be 2-D (N, D), got shape {x.shape}; flatten it first (flatten_forward)")
+    check_ndim(w, 2, "w", "(D, M)")
+    check_ndim(b, 1, "b", "(M,)")
+    if x.shape[1] != w.shape[0]:
+        raise ValueError(f"x has {x.shape[1]} features (shape {x.shape}) but w expects {w.shape[0]} (shape {w.shape})")
+    if b.shape[0] != w.shape[1]:
+        raise ValueError(f"b must have one entry per output: w has shape {w.shape}, b has shape {b.shape}")
+    out = x @ w + b  # (N, M)
+    return out, (x, w, b)
+
+
+def dense_backward(dout, cache):
+    """Gradients with respect to x, w and b.
+
+    Parameters
+    ----------
+    dout : (N, M) ndarray
+    cache : the tuple dense_forward returned.
+
+    Returns
+    -------
+    dx : (N, D) ndarray, dout @ w.T
+    dw : (D, M) ndarray, x.T @ dout
+    db : (M,) ndarray, dout summed over the batch
+    """
+    x, w, b = cache
+    dout = check_dout(dout, (x.shape[0], w.shape[1]))
+    dx = dout @ w.T  # (N, D)
+    dw = x.T @ dout  # (D, M)
+    db = dout.sum(axis=0)  # (M,)
+    return dx.astype(x.dtype, copy=False), dw.astype(w.dtype, copy=False), db.astype(b.dtype, copy=False)

@@ -1,0 +1,53 @@
+"""Gradient checking: compare an analytic backward pass with centred finite differences."""
+
+import numpy as np
+
+
+def numerical_gradient(f, x, dout, h=1e-5):
+    """Numerical gradient of sum(f(x) * dout) with respect to x.
+
+    Each element of x is nudged by +h and -h in turn and the change of the scalar
+    sum(f(x) * dout) is divided by 2h (centred differences, error of order h**2).
+    Multiplying by a random `dout` checks every output's contribution at once; an all-ones
+    dout would hide some wrong backward passes.
+
+    Parameters
+    ----------
+    f : callable taking x and returning an ndarray (or a scalar).
+    x : ndarray of floats, modified in place during the check and restored afterwards.
+    dout : ndarray shaped like f(x) (or a scalar for a scalar f).
+    h : float, the step; 1e-5 balances truncation error (h**2) and rounding error (eps/h)
+        in float64.
+
+    Returns
+    -------
+    grad : ndarray shaped like x.
+    """
+    if not isinstance(x, np.ndarray) or not np.issubdtype(x.dtype, np.floating):
+        raise TypeError("x must be a float ndarray: it is nudged in place")
+    dout = np.asarray(dout)
+    out_shape = np.shape(f(x))
+    if out_shape != dout.shape:
+        raise ValueError(f"dout must have the shape of f(x), {out_shape}, got {dout.shape}")
+    grad = np.zeros_like(x)
+    for idx in np.ndindex(x.shape):
+        old = x[idx]
+        x[idx] = old + h
+        plus = np.array(f(x), dtype=np.float64)  # a copy: f may return a view of x (Flatten does)
+        x[idx] = old - h
+        minus = np.asarray(f(x), dtype=np.float64)
+        x[idx] = old
+        # sum(plus*dout) - sum(minus*dout), subtracted before summing: outputs the nudge did
+        # not reach cancel exactly instead of adding their rounding noise to the difference.
+        grad[idx] = np.sum((plus - minus) * dout) / (2 * h)
+    return grad
+
+
+def rel_error(a, b):
+    """Largest elementwise relative error, max |a - b| / max(1e-8, |a| + |b|) (cs231n's)."""
+    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    if a.shape != b.shape:
+        raise ValueError(f"cannot compare arrays of shapes {a.shape} and {b.shape}")
+    if a.size == 0:
+        return 0.0
+    return float(np.max(np.abs(a - b) / np.maximum(1e-8, np.abs(a) + np.abs(b))))

@@ -1,0 +1,170 @@
+"""Max and average pooling, forward and backward, as loop versions and vectorized ones.
+
+Shapes: N batch, C channels, H x W input, KH x KW pool window (`size`), H' x W' output,
+    H' = (H + 2*pad - KH) // stride + 1   (W' likewise).
+`size`, `stride` and `pad` are ints or (vertical, horizontal) pairs; stride defaults to size.
+
+Max pooling pads with -inf, so padding never wins the max, and routes each output's
+gradient to the first maximum of its window in row-major order (PyTorch's rule for ties).
+Both max-pool versions share the cache (x, argmax, size, stride, pad), where argmax
+(N, C, H', W') holds the flat index, in 0..KH*KW-1, of the winner inside each window.
+"""
+
+import numpy as np
+
+from ._checks import as_float_array, as_pair, check_dout, check_ndim, output_hw
+from ._windows import add_windows_back, pad_hw, unpad_hw, windows
+
+
+def _check_args(x, size, stride, pad):
+    x = as_float_array(x, "x")
+    check_ndim(x, 4, "x", "(N, C, H, W)")
+    size = as_pair(size, "size", minimum=1)
+    stride = size if stride is None else as_pair(stride, "stride", minimum=1)
+    pad = as_pair(pad, "pad", minimum=0)
+    if pad[0] > size[0] // 2 or pad[1] > size[1] // 2:
+        # A window made only of padding would have no real maximum (PyTorch refuses it too).
+        raise ValueError(f"pad {pad} must be at most half the pool window {size}")
+    out_hw = output_hw(x.shape[2:], size, stride, pad, "pool window")
+    return x, size, stride, pad, out_hw
+
+
+def maxpool2d_forward(x, *, size=2, stride=None, pad=0):
+    """Max pooling over KH x KW windows (vectorized).
+
+    Parameters
+    ----------
+    x : (N, C, H, W) ndarray
+    size : int or (int, int), the window KH x KW.
+    stride : int or (int, int), default `size` (windows side by side).
+    pad : int or (int, int), at most half the window.
+
+    Returns
+    -------
+    out : (N, C, H', W') ndarray
+    cache : tuple (x, argmax, size, stride, pad), see the module docstring.
+    """
+    x, size, stride, pad, (Ho, Wo) = _check_args(x, size, stride, pad)
+    N, C = x.shape[:2]
+    cols = windows(pad_hw(x, pad, value=-np.inf), size, stride)  # (N, C, H', W', KH, KW)
+    cols = cols.reshape(N, C, Ho, Wo, size[0] * size[1])  # (N, C, H', W', KH*KW), a copy
+    argmax = cols.argmax(axis=-1)  # (N, C, H', W'); argmax returns the first maximum
+    out = np.take_along_axis(cols, argmax[..., None], axis=-1)[..., 0]  # (N, C, H', W')
+    return out, (x, argmax, size, stride, pad)
+
+
+def maxpool2d_backward(dout, cache):
+    """Gradient of the loss with respect to x (vectorized).
+
+    Parameters
+    ----------
+    dout : (N, C, H', W') ndarray
+    cache : the tuple maxpool2d_forward returned.
+
+    Returns
+    -------
+    dx : (N, C, H, W) ndarray; each dout element lands on its window's maximum only.
+    """
+    x, argmax, size, stride, pad = cache
+    dout = check_dout(dout, argmax.shape)
+    dwin = np.zeros((*argmax.shape, size[0] * size[1]), dtype=x.dtype)  # (N, C, H', W', KH*KW)
+    np.put_along_axis(dwin, argmax[..., None], dout[..., None], axis=-1)
+    dwin = dwin.reshape(*argmax.shape, *size)  # (N, C, H', W', KH, KW)
+    padded = (*x.shape[:2], x.shape[2] + 2 * pad[0], x.shape[3] + 2 * pad[1])
+    return unpad_hw(add_windows_back(dwin, stride, padded), pad, x.shape[2:])  # (N, C, H, W)
+
+
+def maxpool2d_forward_naive(x, *, size=2, stride=None, pad=0):
+    """Same as maxpool2d_forward, with one loop per output element: the reference version."""
+    x, size, stride, pad, (Ho, Wo) = _check_args(x, size, stride, pad)
+    (KH, KW), (sh, sw), (ph, pw) = size, stride, pad
+    N, C = x.shape[:2]
+    xp = np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)), constant_values=-np.inf)
+    out = np.zeros((N, C, Ho, Wo), dtype=x.dtype)
+    argmax = np.zeros((N, C, Ho, Wo), dtype=np.intp)
+    for n in range(N):
+        for c in range(C):
+            for i in range(Ho):
+                for j in range(Wo):
+                    window = xp[n, c, i * sh:i * sh + KH, j * sw:j * sw + KW]  # (KH, KW)
+                    argmax[n, c, i, j] = np.argmax(window)  # flat index, first maximum
+                    out[n, c, i, j] = window.flat[argmax[n, c, i, j]]
+    return out, (x, argmax, size, stride, pad)
+
+
+def maxpool2d_backward_naive(dout, cache):
+    """Same as maxpool2d_backward, with one loop per output element: the reference version."""
+    x, argmax, (KH, KW), (sh, sw), (ph, pw) = cache
+    dout = check_dout(dout, argmax.shape)
+    N, C, Ho, Wo = dout.shape
+    H, W = x.shape[2:]
+    dxp = np.zeros((N, C, H + 2 * ph, W + 2 * pw), dtype=x.dtype)
+    for n in range(N):
+        for c in range(C):
+            for i in range(Ho):
+                for j in range(Wo):
+                    # Only the winner influenced the output, so only it gets a gradient.
+                    di, dj = divmod(argmax[n, c, i, j], KW)
+                    dxp[n, c, i * sh + di, j * sw + dj] += dout[n, c, i, j]
+    return dxp[:, :, ph:ph + H, pw:pw + W]  # (N, C, H, W)
+
+
+def avgpool2d_forward(x, *, size=2, stride=None):
+    """Average pooling over KH x KW windows (vectorized), no padding.
+
+    Parameters
+    ----------
+    x : (N, C, H, W) ndarray
+    size, stride : int or (int, int); stride defaults to size.
+
+    Returns
+    -------
+    out : (N, C, H', W') ndarray
+    cache : tuple (x, size, stride).
+    """
+    x, size, stride, _, _ = _check_args(x, size, stride, 0)
+    out = windows(x, size, stride).mean(axis=(4, 5))  # (N, C, H', W')
+    return out, (x, size, stride)
+
+
+def _check_avg_backward(dout, cache):
+    x, size, stride = cache
+    out_hw = output_hw(x.shape[2:], size, stride, (0, 0), "pool window")
+    return check_dout(dout, (*x.shape[:2], *out_hw))
+
+
+def avgpool2d_backward(dout, cache):
+    """Gradient of the loss with respect to x (vectorized): dx : (N, C, H, W) ndarray."""
+    dout = _check_avg_backward(dout, cache)
+    x, size, stride = cache
+    # Every pixel of a window contributed 1/(KH*KW) of the output.
+    share = (dout / (size[0] * size[1])).astype(x.dtype, copy=False)  # (N, C, H', W')
+    dwin = np.broadcast_to(share[..., None, None], (*share.shape, *size))  # (N, C, H', W', KH, KW)
+    return add_windows_back(dwin, stride, x.shape)  # (N, C, H, W)
+
+
+def avgpool2d_forward_naive(x, *, size=2, stride=None):
+    """Same as avgpool2d_forward, with one loop per output element: the reference version."""
+    x, (KH, KW), (sh, sw), _, (Ho, Wo) = _check_args(x, size, stride, 0)
+    N, C = x.shape[:2]
+    out = np.zeros((N, C, Ho, Wo), dtype=x.dtype)
+    for n in range(N):
+        for c in range(C):
+            for i in range(Ho):
+                for j in range(Wo):
+                    out[n, c, i, j] = x[n, c, i * sh:i * sh + KH, j * sw:j * sw + KW].mean()
+    return out, (x, (KH, KW), (sh, sw))
+
+
+def avgpool2d_backward_naive(dout, cache):
+    """Same as avgpool2d_backward, with one loop per output element: the reference version."""
+    dout = _check_avg_backward(dout, cache)
+    x, (KH, KW), (sh, sw) = cache
+    N, C, Ho, Wo = dout.shape
+    dx = np.zeros_like(x)
+    for n in range(N):
+        for c in range(C):
+            for i in range(Ho):
+                for j in range(Wo):
+                    dx[n, c, i * sh:i * sh + KH, j * sw:j * sw + KW] += dout[n, c, i, j] / (KH * KW)
+    return dx
