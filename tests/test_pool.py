@@ -1,0 +1,163 @@
+"""Max and average pooling: finite differences, fast == naive, ties, overlap and padding."""
+
+import numpy as np
+import pytest
+
+from cnnlib import (
+    avgpool2d_backward,
+    avgpool2d_backward_naive,
+    avgpool2d_forward,
+    avgpool2d_forward_naive,
+    maxpool2d_backward,
+    maxpool2d_backward_naive,
+    maxpool2d_forward,
+    maxpool2d_forward_naive,
+)
+from gradutil import check_grads, distinct
+
+MAX = {"fast": (maxpool2d_forward, maxpool2d_backward), "naive": (maxpool2d_forward_naive, maxpool2d_backward_naive)}
+AVG = {"fast": (avgpool2d_forward, avgpool2d_backward), "naive": (avgpool2d_forward_naive, avgpool2d_backward_naive)}
+
+# (x shape, size, stride, pad)
+MAX_CASES = [
+    pytest.param((2, 3, 6, 8), 2, None, 0, id="2x2, stride defaults to size"),
+    pytest.param((1, 2, 7, 7), 3, 2, 0, id="batch 1, overlapping 3x3 stride 2"),
+    pytest.param((2, 2, 7, 5), 3, 2, 1, id="overlapping with padding"),
+    pytest.param((2, 1, 5, 6), 2, 1, 1, id="stride 1, pad 1"),
+    pytest.param((1, 2, 7, 6), (3, 2), (2, 1), (1, 0), id="non-square window, pairs"),
+    pytest.param((2, 2, 5, 5), 2, None, 0, id="odd input, last row dropped"),
+]
+AVG_CASES = [p for p in MAX_CASES if p.values[3] == 0]
+
+
+@pytest.mark.parametrize("x_shape, size, stride, pad", MAX_CASES)
+@pytest.mark.parametrize("impl", ["fast", "naive"])
+def test_maxpool_backward_matches_finite_differences(rng, x_shape, size, stride, pad, impl):
+    forward, backward = MAX[impl]
+    x = distinct(rng, x_shape)  # no near-ties: a step of h must not change which element wins
+    out, cache = forward(x, size=size, stride=stride, pad=pad)
+    dout = rng.standard_normal(out.shape)
+    dx = backward(dout, cache)
+    check_grads(lambda x: forward(x, size=size, stride=stride, pad=pad)[0], [x], [dx], dout)
+
+
+@pytest.mark.parametrize("x_shape, size, stride, pad", AVG_CASES)
+@pytest.mark.parametrize("impl", ["fast", "naive"])
+def test_avgpool_backward_matches_finite_differences(rng, x_shape, size, stride, pad, impl):
+    forward, backward = AVG[impl]
+    x = rng.standard_normal(x_shape)
+    out, cache = forward(x, size=size, stride=stride)
+    dout = rng.standard_normal(out.shape)
+    dx = backward(dout, cache)
+    check_grads(lambda x: forward(x, size=size, stride=stride)[0], [x], [dx], dout)
+
+
+@pytest.mark.parametrize("x_shape, size, stride, pad", MAX_CASES)
+@pytest.mark.parametrize("ties", [False, True])
+def test_maxpool_fast_matches_naive(rng, x_shape, size, stride, pad, ties):
+    # Small integers make ties common, so this also checks both versions break ties alike.
+    x = rng.integers(-2, 3, x_shape).astype(np.float64) if ties else rng.standard_normal(x_shape)
+    out, cache = maxpool2d_forward(x, size=size, stride=stride, pad=pad)
+    out_n, cache_n = maxpool2d_forward_naive(x, size=size, stride=stride, pad=pad)
+    np.testing.assert_array_equal(out, out_n)
+    np.testing.assert_array_equal(cache[1], cache_n[1])
+    dout = rng.standard_normal(out.shape)
+    np.testing.assert_allclose(maxpool2d_backward(dout, cache), maxpool2d_backward_naive(dout, cache_n), rtol=1e-12, atol=1e-15)
+
+
+@pytest.mark.parametrize("x_shape, size, stride, pad", AVG_CASES)
+def test_avgpool_fast_matches_naive(rng, x_shape, size, stride, pad):
+    x = rng.standard_normal(x_shape)
+    out, cache = avgpool2d_forward(x, size=size, stride=stride)
+    out_n, cache_n = avgpool2d_forward_naive(x, size=size, stride=stride)
+    np.testing.assert_allclose(out, out_n, rtol=1e-12, atol=1e-15)
+    dout = rng.standard_normal(out.shape)
+    np.testing.assert_allclose(avgpool2d_backward(dout, cache), avgpool2d_backward_naive(dout, cache_n), rtol=1e-12, atol=1e-15)
+
+
+@pytest.mark.parametrize("kind", ["max", "avg"])
+@pytest.mark.parametrize("x_shape, size, stride, pad", AVG_CASES)
+def test_float32_stays_float32_and_matches_float64(rng, kind, x_shape, size, stride, pad):
+    table = MAX if kind == "max" else AVG
+    x = distinct(rng, x_shape)
+    out64, cache64 = table["naive"][0](x, size=size, stride=stride)
+    dout = rng.standard_normal(out64.shape)
+    dx64 = table["naive"][1](dout, cache64)
+    for forward, backward in table.values():
+        out32, cache32 = forward(x.astype(np.float32), size=size, stride=stride)
+        dx32 = backward(dout.astype(np.float32), cache32)
+        assert out32.dtype == dx32.dtype == np.float32
+        np.testing.assert_allclose(out32, out64, rtol=1e-6, atol=1e-6)
+        np.testing.assert_allclose(dx32, dx64, rtol=1e-6, atol=1e-6)
+
+
+@pytest.mark.parametrize("impl", ["fast", "naive"])
+def test_tie_goes_to_first_maximum_in_row_major_order(impl):
+    forward, backward = MAX[impl]
+    # One 2x2 window holding three equal maxima: (0, 1), (1, 0) and (1, 1). Row-major order
+    # visits (0, 1) first, so all of dout lands there, as in PyTorch.
+    x = np.array([[0.0, 5.0], [5.0, 5.0]]).reshape(1, 1, 2, 2)
+    out, cache = forward(x, size=2)
+    dx = backward(np.array([[[[3.0]]]]), cache)
+    np.testing.assert_array_equal(out, [[[[5.0]]]])
+    np.testing.assert_array_equal(dx[0, 0], [[0.0, 3.0], [0.0, 0.0]])
+
+
+@pytest.mark.parametrize("impl", ["fast", "naive"])
+def test_ties_in_overlapping_windows(rng, impl):
+    forward, backward = MAX[impl]
+    # On a constant image every element of every window ties; each window's first element is
+    # its top-left corner, so output (i, j) routes to input (i, j) and nothing overlaps.
+    x = np.full((1, 1, 4, 4), 7.0)
+    out, cache = forward(x, size=3, stride=1)
+    dout = rng.standard_normal(out.shape)
+    dx = backward(dout, cache)
+    expected = np.zeros((4, 4))
+    expected[:2, :2] = dout[0, 0]
+    np.testing.assert_array_equal(dx[0, 0], expected)
+
+
+@pytest.mark.parametrize("impl", ["fast", "naive"])
+def test_overlapping_windows_accumulate(impl):
+    forward, backward = MAX[impl]
+    # The centre pixel is the maximum of all four overlapping 2x2 windows (stride 1), so it
+    # collects the sum of their four upstream gradients.
+    x = np.zeros((1, 1, 3, 3))
+    x[0, 0, 1, 1] = 1.0
+    out, cache = forward(x, size=2, stride=1)
+    dout = np.array([1.0, 2.0, 3.0, 4.0]).reshape(1, 1, 2, 2)
+    dx = backward(dout, cache)
+    assert dx[0, 0, 1, 1] == 10.0 and np.count_nonzero(dx) == 1
+
+
+def test_near_ties_match_finite_differences(rng):
+    # Maxima that differ by 1e-3 (far more than the step h = 1e-5) are not ties: the finite
+    # differences see exactly which element wins, and the routing must agree with them.
+    x = rng.uniform(-1.0, 0.0, (1, 2, 4, 4))
+    x[..., 1::2, 1::2] = rng.uniform(1.0, 2.0, (1, 2, 2, 2))
+    # Top-left and bottom-right of each 2x2 window are the two largest, 1e-3 apart either way.
+    x[..., ::2, ::2] = x[..., 1::2, 1::2] + rng.choice([-1e-3, 1e-3], (1, 2, 2, 2))
+    out, cache = maxpool2d_forward(x, size=2)
+    dout = rng.standard_normal(out.shape)
+    check_grads(lambda x: maxpool2d_forward(x, size=2)[0], [x], [maxpool2d_backward(dout, cache)], dout)
+
+
+@pytest.mark.parametrize("impl", ["fast", "naive"])
+def test_padding_never_wins_the_max(rng, impl):
+    forward, backward = MAX[impl]
+    x = -1.0 - rng.random((2, 3, 5, 5))  # all negative: zero padding would win everywhere
+    out, cache = forward(x, size=3, stride=2, pad=1)
+    assert out.shape == (2, 3, 3, 3)
+    assert np.all(out < -1.0)
+    dout = rng.standard_normal(out.shape)
+    dx = backward(dout, cache)
+    # Every upstream gradient lands on a real pixel; none is lost to the padding.
+    np.testing.assert_allclose(dx.sum(axis=(2, 3)), dout.sum(axis=(2, 3)), rtol=1e-12)
+
+
+def test_avgpool_hand_computed_example():
+    x = np.arange(16.0).reshape(1, 1, 4, 4)
+    out, cache = avgpool2d_forward(x, size=2)
+    np.testing.assert_array_equal(out[0, 0], [[2.5, 4.5], [10.5, 12.5]])
+    dx = avgpool2d_backward(np.array([4.0, 8.0, 12.0, 16.0]).reshape(1, 1, 2, 2), cache)
+    np.testing.assert_array_equal(dx[0, 0], [[1, 1, 2, 2], [1, 1, 2, 2], [3, 3, 4, 4], [3, 3, 4, 4]])
