@@ -35,11 +35,11 @@ def numerical_gradient(f, x, dout, h=1e-5):
         x[idx] = old + h
         plus = np.array(f(x), dtype=np.float64)  # a copy: f may return a view of x (Flatten does)
         x[idx] = old - h
-        minus = np.asarray(f(x), dtype=np.float64)
+        # Subtract before x is restored (a view would change with it), and before summing:
+        # outputs the nudge did not reach then cancel exactly instead of adding rounding noise.
+        diff = plus - f(x)
         x[idx] = old
-        # sum(plus*dout) - sum(minus*dout), subtracted before summing: outputs the nudge did
-        # not reach cancel exactly instead of adding their rounding noise to the difference.
-        grad[idx] = np.sum((plus - minus) * dout) / (2 * h)
+        grad[idx] = np.sum(diff * dout) / (2 * h)
     return grad
 
 
