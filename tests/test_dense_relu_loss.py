@@ -1,0 +1,114 @@
+"""Dense, ReLU, softmax cross-entropy and the gradient-checking tools themselves."""
+
+import numpy as np
+import pytest
+
+from cnnlib import (
+    dense_backward,
+    dense_forward,
+    numerical_gradient,
+    rel_error,
+    relu_backward,
+    relu_forward,
+    softmax_cross_entropy,
+)
+from gradutil import check_grads, distinct
+
+
+@pytest.mark.parametrize("N, D, M", [(1, 4, 3), (5, 7, 2), (3, 1, 1)])
+def test_dense_backward_matches_finite_differences(rng, N, D, M):
+    x, w, b = rng.standard_normal((N, D)), rng.standard_normal((D, M)), rng.standard_normal(M)
+    out, cache = dense_forward(x, w, b)
+    np.testing.assert_allclose(out, x @ w + b, rtol=1e-12)
+    dout = rng.standard_normal(out.shape)
+    check_grads(lambda x, w, b: dense_forward(x, w, b)[0], [x, w, b], list(dense_backward(dout, cache)), dout)
+
+
+def test_dense_float32_stays_float32(rng):
+    x, w, b = (rng.standard_normal(s).astype(np.float32) for s in [(4, 3), (3, 2), (2,)])
+    out, cache = dense_forward(x, w, b)
+    assert out.dtype == np.float32
+    assert all(g.dtype == np.float32 for g in dense_backward(rng.standard_normal(out.shape), cache))
+
+
+def test_relu_backward_matches_finite_differences(rng):
+    x = distinct(rng, (2, 3, 4, 5))  # nothing within the step h of the kink at 0
+    out, cache = relu_forward(x)
+    np.testing.assert_array_equal(out, np.where(x > 0, x, 0))
+    dout = rng.standard_normal(out.shape)
+    check_grads(lambda x: relu_forward(x)[0], [x], [relu_backward(dout, cache)], dout)
+
+
+def test_relu_slope_at_zero_is_zero():
+    _, cache = relu_forward(np.array([-1.0, 0.0, 2.0]))
+    np.testing.assert_array_equal(relu_backward(np.array([5.0, 5.0, 5.0]), cache), [0.0, 0.0, 5.0])
+
+
+def test_relu_keeps_float32(rng):
+    out, cache = relu_forward(rng.standard_normal((2, 3)).astype(np.float32))
+    assert out.dtype == relu_backward(np.ones((2, 3)), cache).dtype == np.float32
+
+
+def test_softmax_cross_entropy_gradient_matches_finite_differences(rng):
+    # Moderate logits: with near-zero probabilities some gradient entries fall to ~1e-8,
+    # below what finite differences of an O(1) loss can resolve to 1e-7 relative error.
+    logits, y = rng.standard_normal((6, 4)), rng.integers(0, 4, 6)
+    loss, dlogits = softmax_cross_entropy(logits, y)
+    num = numerical_gradient(lambda z: softmax_cross_entropy(z, y)[0], logits, 1.0)
+    assert rel_error(dlogits, num) < 1e-7
+
+
+def test_softmax_cross_entropy_values():
+    # Equal logits: every class has probability 1/K, so the loss is log K.
+    loss, dlogits = softmax_cross_entropy(np.zeros((2, 4)), np.array([0, 3]))
+    assert loss == pytest.approx(np.log(4), rel=1e-15)
+    np.testing.assert_allclose(dlogits, [[-0.375, 0.125, 0.125, 0.125], [0.125, 0.125, 0.125, -0.375]])
+    # The fused gradient is (probs - onehot) / N: each row sums to zero.
+    logits = np.array([[1.0, 2.0, 3.0], [0.0, -1.0, 5.0]])
+    loss, dlogits = softmax_cross_entropy(logits, np.array([2, 0]))
+    probs = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
+    assert loss == pytest.approx(-(np.log(probs[0, 2]) + np.log(probs[1, 0])) / 2, rel=1e-13)
+    np.testing.assert_allclose(dlogits, (probs - np.eye(3)[[2, 0]]) / 2, rtol=1e-13)
+
+
+def test_softmax_cross_entropy_is_finite_for_huge_logits(rng):
+    logits, y = rng.standard_normal((5, 3)), rng.integers(0, 3, 5)
+    # Adding a constant to every logit changes nothing; 1e4 overflows a naive exp().
+    loss, dlogits = softmax_cross_entropy(logits, y)
+    loss_big, dlogits_big = softmax_cross_entropy(logits + 1e4, y)
+    assert loss_big == pytest.approx(loss, rel=1e-9)
+    np.testing.assert_allclose(dlogits_big, dlogits, atol=1e-12)
+    loss_huge, dlogits_huge = softmax_cross_entropy(np.array([[1e4, -1e4], [-1e4, 1e4]]), np.array([1, 1]))
+    assert np.isfinite(loss_huge) and loss_huge == pytest.approx(1e4)  # row 0: -log(e^-20000) / 2
+    assert np.all(np.isfinite(dlogits_huge))
+
+
+def test_numerical_gradient_of_known_functions():
+    x = np.array([[1.0, -2.0], [3.0, 0.5]])
+    before = x.copy()
+    np.testing.assert_allclose(numerical_gradient(lambda x: x**2, x, np.ones_like(x)), 2 * x, rtol=1e-9)
+    np.testing.assert_array_equal(x, before)  # every nudge was undone
+    dout = np.array([[2.0, 0.0], [-1.0, 3.0]])
+    np.testing.assert_allclose(numerical_gradient(np.sin, x, dout), np.cos(x) * dout, rtol=1e-9)
+
+
+def test_numerical_gradient_of_a_function_returning_a_view():
+    # f(x) = x.reshape(...) returns a view; the gradient of sum(f(x) * dout) is dout itself.
+    x = np.arange(6.0).reshape(2, 3)
+    dout = np.array([[1.0, 2.0, 3.0, 4.0, 5.0, 6.0]])
+    np.testing.assert_allclose(numerical_gradient(lambda x: x.reshape(1, 6), x, dout), dout.reshape(2, 3), rtol=1e-9)
+
+
+def test_numerical_gradient_rejects_bad_arguments():
+    with pytest.raises(TypeError, match="float ndarray"):
+        numerical_gradient(lambda x: x, np.arange(3), np.ones(3))
+    with pytest.raises(ValueError, match=r"\(3,\).*\(4,\)"):
+        numerical_gradient(lambda x: x, np.zeros(3), np.ones(4))
+
+
+def test_rel_error():
+    assert rel_error(np.array([1.0, 2.0]), np.array([1.0, 2.0])) == 0.0
+    assert rel_error(np.array([1.0, 3.0]), np.array([1.0, 1.0])) == pytest.approx(0.5)
+    assert rel_error(np.zeros(2), np.zeros(2)) == 0.0  # the 1e-8 floor avoids 0/0
+    with pytest.raises(ValueError, match=r"\(2,\) and \(3,\)"):
+        rel_error(np.zeros(2), np.zeros(3))
