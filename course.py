@@ -117,7 +117,10 @@ def setup():
 def lab():
     python = setup()
     say("Opening JupyterLab on notebooks/ (press Ctrl+C in this window to stop it) ...")
-    return run([python, "-m", "jupyter", "lab", "notebooks"])
+    command = [python, "-m", "jupyter", "lab", "notebooks"]
+    if hasattr(os, "geteuid") and os.geteuid() == 0:
+        command.append("--allow-root")  # e.g. inside a Docker container; Jupyter refuses root otherwise
+    return run(command)
 
 
 def test(pytest_args):

@@ -82,11 +82,13 @@ def test_binder_environment_is_a_copy_of_environment_yml():
 
 def test_environment_yml_uses_conda_forge_and_the_course_name():
     text = (ROOT / "environment.yml").read_text()
-    assert re.search(r"^name: cnn-from-scratch$", text, re.M)
+    assert re.search(r"^name: cnn-from-scratch$", text, re.M), "environment.yml must be named cnn-from-scratch"
     channels = re.search(r"^channels:\n((?:\s+-.*\n)+)", text, re.M)
     assert channels, "environment.yml has no channels list"
     names = re.findall(r"-\s+(\S+)", channels.group(1))
-    assert names and names[0] == "conda-forge" and set(names) <= {"conda-forge", "nodefaults"}
+    assert names and names[0] == "conda-forge" and set(names) <= {"conda-forge", "nodefaults"}, (
+        f"environment.yml must use conda-forge only, not {names}"
+    )
 
 
 def test_environment_yml_pins_the_same_minor_versions_as_pyproject():
@@ -129,8 +131,12 @@ def commands(text):
 
 def test_readme_shows_the_two_quick_start_commands():
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    section = re.search(r"^## Quick start\n(.*?)(?=^## |\Z)", readme, re.M | re.S)
+    assert section, "README.md has no '## Quick start' section"
     for command in ("python3 course.py lab", "python3 course.py test"):
-        assert command in readme, f"README.md does not show `{command}`"
+        # the command on a line of its own (a comment may follow), not e.g. `... tests`
+        pattern = "^" + re.escape(command) + r"(\s|$)"
+        assert re.search(pattern, section.group(1), re.M), f"Quick start does not show `{command}`"
 
 
 def test_ci_runs_the_readme_test_command():
