@@ -24,3 +24,10 @@ from .pool import (
 )
 
 __version__ = "0.1.0"
+
+# Layer classes, the Sequential model, initialisers, optimizers and the training loop.
+from .init import glorot_uniform, he_normal
+from .layers import AvgPool2D, Conv2D, Dense, Flatten, Layer, MaxPool2D, ReLU
+from .model import Sequential, reference_cnn
+from .optim import SGD, Adam
+from .train import evaluate, fit

@@ -1,0 +1,244 @@
+"""Layer classes: the pure functions plus the bookkeeping a network needs.
+
+A layer object does three things the functions leave to the caller: it owns its parameters
+(`params`, a dict of arrays: "w" and "b", empty for layers without any), it remembers the
+cache of its last forward pass so `backward(dout)` needs nothing else, and it stores the
+parameter gradients of its last backward pass in `grads` (same keys as `params`).
+
+    out = layer.forward(x)      # keeps the cache
+    dx = layer.backward(dout)   # fills layer.grads, returns dL/dx
+
+The arithmetic is entirely the vectorized functions'; nothing here computes a gradient.
+`grads` arrays are overwritten in place, like `params`, so a reference taken once (by an
+optimizer, for example) stays valid for the whole of training.
+"""
+
+import numbers
+
+import numpy as np
+
+from ._checks import as_pair
+from .activations import relu_backward, relu_forward
+from .conv import conv2d_backward, conv2d_forward
+from .dense import dense_backward, dense_forward
+from .flatten import flatten_backward, flatten_forward
+from .init import init_weights
+from .pool import avgpool2d_backward, avgpool2d_forward, maxpool2d_backward, maxpool2d_forward
+
+
+class Layer:
+    """Base class. Subclasses implement `_forward(x) -> (out, cache)` and
+    `_backward(dout, cache) -> dx`, calling the pure functions."""
+
+    def __init__(self):
+        self.params = {}
+        self.grads = {}
+        self._cache = None
+
+    def forward(self, x):
+        """Run the layer on a batch and keep what backward needs.
+
+        Parameters
+        ----------
+        x : (N, ...) ndarray, e.g. (N, C, H, W) images or (N, D) features.
+
+        Returns
+        -------
+        out : (N, ...) ndarray, the layer's output.
+        """
+        out, self._cache = self._forward(x)
+        return out
+
+    def backward(self, dout):
+        """Backpropagate through the last forward pass; fills `grads`.
+
+        Parameters
+        ----------
+        dout : ndarray shaped like the last output, dL/dout.
+
+        Returns
+        -------
+        dx : ndarray shaped like the last input x, dL/dx.
+        """
+        if self._cache is None:
+            raise RuntimeError(
+                f"{type(self).__name__}.backward was called before forward: backward needs the "
+                "values the forward pass saw, so call forward(x) first"
+            )
+        return self._backward(dout, self._cache)
+
+    def output_shape(self, input_shape):
+        """Shape of one sample's output, without the batch axis, e.g. (1, 8, 8) -> (8, 8, 8).
+
+        Parameters
+        ----------
+        input_shape : tuple of int, one sample's input shape, e.g. (C, H, W).
+
+        Returns
+        -------
+        tuple of int. Raises ValueError if the layer cannot take that input.
+
+        The forward function itself is run on an empty batch (N = 0): it costs nothing, and
+        the shape formula and the ValueError for a bad shape are exactly the function's own.
+        """
+        shape = tuple(input_shape)
+        if not all(isinstance(d, numbers.Integral) and not isinstance(d, bool) and d >= 1 for d in shape):
+            raise ValueError(
+                f"input_shape must be a tuple of positive ints (no batch axis), got {input_shape!r}"
+            )
+        out, _ = self._forward(np.zeros((0, *shape)))  # (0, ...)
+        return out.shape[1:]
+
+    def _set_params(self, **params):
+        self.params = params
+        # Zeros until the first backward; from then on always the last backward's gradients.
+        self.grads = {name: np.zeros_like(p) for name, p in params.items()}
+
+    def _store_grads(self, **grads):
+        for name, g in grads.items():
+            self.grads[name][...] = g
+
+    def __repr__(self):
+        return f"{type(self).__name__}()"
+
+
+class Conv2D(Layer):
+    """2-D convolution layer, weights w : (F, C, KH, KW), biases b : (F,).
+
+    Parameters
+    ----------
+    in_channels, out_channels : int, C and F.
+    kernel_size, stride, pad : int or (int, int)
+    init : {"he", "glorot"}, how w is drawn; He suits a conv followed by ReLU.
+    rng : int or np.random.Generator; share one Generator between layers for distinct weights.
+    dtype : np.float32 or np.float64
+    """
+
+    def __init__(self, in_channels, out_channels, kernel_size, *, stride=1, pad=0, init="he", rng=0,
+                 dtype=np.float64):
+        super().__init__()
+        C, F = _positive_int(in_channels, "in_channels"), _positive_int(out_channels, "out_channels")
+        KH, KW = as_pair(kernel_size, "kernel_size", minimum=1)
+        self.stride = as_pair(stride, "stride", minimum=1)
+        self.pad = as_pair(pad, "pad", minimum=0)
+        w = init_weights(init, (F, C, KH, KW), C * KH * KW, F * KH * KW, rng, dtype)
+        self._set_params(w=w, b=np.zeros(F, dtype=w.dtype))
+
+    def _forward(self, x):
+        return conv2d_forward(x, self.params["w"], self.params["b"], stride=self.stride, pad=self.pad)
+
+    def _backward(self, dout, cache):
+        dx, dw, db = conv2d_backward(dout, cache)
+        self._store_grads(w=dw, b=db)
+        return dx
+
+    def __repr__(self):
+        F, C, KH, KW = self.params["w"].shape
+        return f"Conv2D({C}, {F}, {(KH, KW)}, stride={self.stride}, pad={self.pad})"
+
+
+class Dense(Layer):
+    """Fully connected layer, out = x @ w + b, weights w : (D, M), biases b : (M,).
+
+    Parameters
+    ----------
+    in_features, out_features : int, D and M.
+    init : {"he", "glorot"}; Glorot suits the last layer, whose outputs are the logits.
+    rng : int or np.random.Generator
+    dtype : np.float32 or np.float64
+    """
+
+    def __init__(self, in_features, out_features, *, init="glorot", rng=0, dtype=np.float64):
+        super().__init__()
+        D, M = _positive_int(in_features, "in_features"), _positive_int(out_features, "out_features")
+        w = init_weights(init, (D, M), D, M, rng, dtype)
+        self._set_params(w=w, b=np.zeros(M, dtype=w.dtype))
+
+    def _forward(self, x):
+        return dense_forward(x, self.params["w"], self.params["b"])
+
+    def _backward(self, dout, cache):
+        dx, dw, db = dense_backward(dout, cache)
+        self._store_grads(w=dw, b=db)
+        return dx
+
+    def __repr__(self):
+        return f"Dense({self.params['w'].shape[0]}, {self.params['w'].shape[1]})"
+
+
+class MaxPool2D(Layer):
+    """Max pooling layer (no parameters).
+
+    Parameters
+    ----------
+    size : int or (int, int), the window KH x KW.
+    stride : int or (int, int), default `size` (windows side by side).
+    pad : int or (int, int), at most half the window; padding never wins the max.
+    """
+
+    def __init__(self, size=2, *, stride=None, pad=0):
+        super().__init__()
+        self.size = as_pair(size, "size", minimum=1)
+        self.stride = self.size if stride is None else as_pair(stride, "stride", minimum=1)
+        self.pad = as_pair(pad, "pad", minimum=0)
+
+    def _forward(self, x):
+        return maxpool2d_forward(x, size=self.size, stride=self.stride, pad=self.pad)
+
+    def _backward(self, dout, cache):
+        return maxpool2d_backward(dout, cache)
+
+    def __repr__(self):
+        return f"MaxPool2D({self.size}, stride={self.stride}, pad={self.pad})"
+
+
+class AvgPool2D(Layer):
+    """Average pooling layer (no parameters, no padding).
+
+    Parameters
+    ----------
+    size : int or (int, int), the window KH x KW.
+    stride : int or (int, int), default `size`.
+    """
+
+    def __init__(self, size=2, *, stride=None):
+        super().__init__()
+        self.size = as_pair(size, "size", minimum=1)
+        self.stride = self.size if stride is None else as_pair(stride, "stride", minimum=1)
+
+    def _forward(self, x):
+        return avgpool2d_forward(x, size=self.size, stride=self.stride)
+
+    def _backward(self, dout, cache):
+        return avgpool2d_backward(dout, cache)
+
+    def __repr__(self):
+        return f"AvgPool2D({self.size}, stride={self.stride})"
+
+
+class Flatten(Layer):
+    """Flatten layer: (N, C, H, W) -> (N, C*H*W), and the reverse reshape for the gradient."""
+
+    def _forward(self, x):
+        return flatten_forward(x)
+
+    def _backward(self, dout, cache):
+        return flatten_backward(dout, cache)
+
+
+class ReLU(Layer):
+    """ReLU layer: out = max(x, 0), elementwise, any shape."""
+
+    def _forward(self, x):
+        return relu_forward(x)
+
+    def _backward(self, dout, cache):
+        return relu_backward(dout, cache)
+
+
+def _positive_int(value, name):
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be an int, got {value!r}")
+    if value < 1:
+        raise ValueError(f"{name} must be >= 1, got {value}")
+    return int(value)

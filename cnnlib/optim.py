@@ -1,0 +1,116 @@
+"""Optimizers: turn gradients into parameter updates.
+
+    opt.step(model.params(), model.grads())   # updates every parameter array in place
+
+Both take dicts name -> array with the same names; any state (velocity, moment estimates)
+is kept per name, so one optimizer object serves one model for the whole of its training.
+The update rules are PyTorch's (torch.optim.SGD with dampening 0, torch.optim.Adam), and
+the tests check them against it.
+"""
+
+import numbers
+
+import numpy as np
+
+
+class Optimizer:
+    """Base class: checks the arguments of step() and hands each (name, param, grad) on."""
+
+    def step(self, params, grads):
+        """Update every array of `params` in place using `grads` (dicts with the same names).
+
+        Parameters
+        ----------
+        params : dict[str, ndarray], the live parameter arrays, e.g. model.params().
+        grads : dict[str, ndarray], their gradients, e.g. model.grads().
+        """
+        if params.keys() != grads.keys():
+            missing, extra = sorted(params.keys() - grads.keys()), sorted(grads.keys() - params.keys())
+            raise ValueError(f"params and grads must have the same names; no gradient for {missing}, "
+                             f"gradients of unknown parameters {extra}")
+        for name, p in params.items():
+            if not isinstance(p, np.ndarray) or not np.issubdtype(p.dtype, np.floating):
+                raise TypeError(f"parameter {name} must be a float ndarray (it is updated in place), "
+                                f"got {type(p).__name__}")
+            g = np.asarray(grads[name])
+            if g.shape != p.shape:
+                raise ValueError(f"gradient of {name} has shape {g.shape}, the parameter has shape {p.shape}")
+        self._step(params, grads)
+
+
+class SGD(Optimizer):
+    """Stochastic gradient descent, with optional momentum.
+
+    Without momentum: p -= lr * g. With momentum mu, a velocity accumulates past gradients,
+    v = mu * v + g, and p -= lr * v: steps grow along directions the gradient keeps
+    pointing in and cancel out along directions where it flips sign.
+
+    Parameters
+    ----------
+    lr : float > 0, the learning rate.
+    momentum : float in [0, 1).
+    """
+
+    def __init__(self, lr=0.01, momentum=0.0):
+        self.lr = _check_number(lr, "lr", low=0.0, low_open=True)
+        self.momentum = _check_number(momentum, "momentum", low=0.0, high=1.0)
+        self.velocity = {}
+
+    def _step(self, params, grads):
+        for name, p in params.items():
+            g = grads[name]
+            if self.momentum:
+                v = self.velocity.setdefault(name, np.zeros_like(p))
+                v *= self.momentum
+                v += g
+                g = v
+            p -= self.lr * g
+
+
+class Adam(Optimizer):
+    """Adam: SGD with a per-element step size.
+
+    It keeps running means of the gradient (m, the direction) and of its square (v, the
+    scale), corrects both for starting at zero, and steps by lr * m_hat / (sqrt(v_hat) + eps),
+    so each parameter moves by roughly lr whatever the size of its gradient.
+
+    Parameters
+    ----------
+    lr : float > 0
+    beta1, beta2 : float in [0, 1), decay rates of the two running means.
+    eps : float > 0, keeps the division finite where v is 0.
+    """
+
+    def __init__(self, lr=1e-3, beta1=0.9, beta2=0.999, eps=1e-8):
+        self.lr = _check_number(lr, "lr", low=0.0, low_open=True)
+        self.beta1 = _check_number(beta1, "beta1", low=0.0, high=1.0)
+        self.beta2 = _check_number(beta2, "beta2", low=0.0, high=1.0)
+        self.eps = _check_number(eps, "eps", low=0.0, low_open=True)
+        self.m, self.v, self.t = {}, {}, 0
+
+    def _step(self, params, grads):
+        self.t += 1
+        for name, p in params.items():
+            g = grads[name]
+            m = self.m.setdefault(name, np.zeros_like(p))
+            v = self.v.setdefault(name, np.zeros_like(p))
+            m *= self.beta1
+            m += (1 - self.beta1) * g
+            v *= self.beta2
+            v += (1 - self.beta2) * g * g
+            # m and v start at 0, so early on they underestimate; dividing by 1 - beta**t fixes that.
+            m_hat = m / (1 - self.beta1 ** self.t)
+            v_hat = v / (1 - self.beta2 ** self.t)
+            p -= self.lr * m_hat / (np.sqrt(v_hat) + self.eps)
+
+
+def _check_number(value, name, *, low, high=None, low_open=False):
+    """Return `value` as a float after checking low <= value < high (low < value if low_open)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a number, got {value!r}")
+    value = float(value)
+    too_low = value <= low if low_open else value < low
+    if not np.isfinite(value) or too_low or (high is not None and value >= high):
+        interval = ("(" if low_open else "[") + f"{low:g}, " + (f"{high:g})" if high is not None else "inf)")
+        raise ValueError(f"{name} must be in {interval}, got {value!r}")
+    return value

@@ -1,0 +1,125 @@
+"""Training loop: fit a classifier in mini-batches, and evaluate it.
+
+One training step is the whole story of the course in four lines:
+
+    logits = model.forward(x_batch)                           # (B, K)
+    loss, dlogits = softmax_cross_entropy(logits, y_batch)    # dL/dlogits, (B, K)
+    model.backward(dlogits)                                   # every layer's grads
+    optimizer.step(model.params(), model.grads())             # move the weights downhill
+
+An epoch runs it once on every batch of a fresh shuffle of the training set.
+"""
+
+import numbers
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from .losses import softmax_cross_entropy
+
+
+def fit(model, x, y, *, optimizer, epochs=1, batch_size=32, validation_data=None, shuffle=True, seed=0,
+        progress=True):
+    """Train `model` on (x, y) with softmax cross-entropy.
+
+    Parameters
+    ----------
+    model : Sequential (anything with forward, backward, params and grads).
+    x : (N, ...) ndarray, the inputs, e.g. (N, 1, 8, 8) images.
+    y : (N,) ndarray of integer labels.
+    optimizer : SGD, Adam, or anything with step(params, grads).
+    epochs, batch_size : int >= 1; the last batch of an epoch may be smaller.
+    validation_data : (x_val, y_val), optional, evaluated after every epoch.
+    shuffle : bool, visit the samples in a new random order every epoch.
+    seed : int, seeds that order, so a run is reproducible.
+    progress : bool, show a tqdm progress bar per epoch.
+
+    Returns
+    -------
+    history : dict of lists with one entry per epoch: "loss" and "accuracy" (training batches,
+        averaged weighted by batch size), and "val_loss" and "val_accuracy" with validation_data.
+    """
+    x, y = _check_data(x, y)
+    epochs, batch_size = _check_count(epochs, "epochs"), _check_count(batch_size, "batch_size")
+    if not callable(getattr(optimizer, "step", None)):
+        raise TypeError(f"optimizer must have a step(params, grads) method (SGD, Adam), got {optimizer!r}")
+    if validation_data is not None:
+        if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
+            raise ValueError("validation_data must be a pair (x_val, y_val)")
+        x_val, y_val = _check_data(*validation_data, name="validation_data")
+    rng = np.random.default_rng(seed)
+    history = {"loss": [], "accuracy": []}
+    if validation_data is not None:
+        history.update(val_loss=[], val_accuracy=[])
+    n = len(x)
+    for epoch in range(epochs):
+        order = rng.permutation(n) if shuffle else np.arange(n)
+        loss_sum, correct = 0.0, 0
+        batches = range(0, n, batch_size)
+        with tqdm(batches, desc=f"epoch {epoch + 1}/{epochs}", unit="batch", disable=not progress) as bar:
+            for start in bar:
+                idx = order[start:start + batch_size]
+                logits = model.forward(x[idx])  # (B, K)
+                loss, dlogits = softmax_cross_entropy(logits, y[idx])
+                model.backward(dlogits)
+                optimizer.step(model.params(), model.grads())
+                # Weighting by the batch size makes the epoch average exact when the last batch is short.
+                loss_sum += loss * len(idx)
+                correct += int(np.sum(logits.argmax(axis=1) == y[idx]))
+                bar.set_postfix(loss=f"{loss_sum / min(start + batch_size, n):.4f}", refresh=False)
+            history["loss"].append(loss_sum / n)
+            history["accuracy"].append(correct / n)
+            if validation_data is not None:
+                val_loss, val_acc = evaluate(model, x_val, y_val)
+                history["val_loss"].append(val_loss)
+                history["val_accuracy"].append(val_acc)
+                bar.set_postfix(loss=f"{loss_sum / n:.4f}", val_acc=f"{val_acc:.4f}", refresh=False)
+    return history
+
+
+def evaluate(model, x, y, *, batch_size=256):
+    """Mean softmax cross-entropy and accuracy of `model` on (x, y); no gradients, no updates.
+
+    Parameters
+    ----------
+    model : Sequential
+    x : (N, ...) ndarray
+    y : (N,) ndarray of integer labels.
+    batch_size : int >= 1, how many samples go through at once (bounds the memory used).
+
+    Returns
+    -------
+    loss : float
+    accuracy : float in [0, 1], the fraction of samples whose largest logit is the label's.
+    """
+    x, y = _check_data(x, y)
+    batch_size = _check_count(batch_size, "batch_size")
+    loss_sum, correct = 0.0, 0
+    for start in range(0, len(x), batch_size):
+        logits = model.forward(x[start:start + batch_size])  # (B, K)
+        yb = y[start:start + batch_size]
+        loss, _ = softmax_cross_entropy(logits, yb)
+        loss_sum += loss * len(yb)
+        correct += int(np.sum(logits.argmax(axis=1) == yb))
+    return loss_sum / len(x), correct / len(x)
+
+
+def _check_data(x, y, name="x, y"):
+    x, y = np.asarray(x), np.asarray(y)
+    if x.ndim < 1 or y.ndim != 1:
+        raise ValueError(f"{name}: x must be (N, ...) and y must be (N,), got shapes {x.shape} and {y.shape}")
+    if len(x) != len(y):
+        raise ValueError(f"{name}: x has {len(x)} samples but y has {len(y)} labels")
+    if len(x) == 0:
+        raise ValueError(f"{name}: no samples (x has shape {x.shape})")
+    if y.dtype == np.bool_ or not np.issubdtype(y.dtype, np.integer):
+        raise TypeError(f"{name}: y must hold integer class labels, got dtype {y.dtype}")
+    return x, y
+
+
+def _check_count(value, name):
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be an int, got {value!r}")
+    if value < 1:
+        raise ValueError(f"{name} must be >= 1, got {value}")
+    return int(value)
