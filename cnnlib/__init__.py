@@ -31,3 +31,13 @@ from .layers import AvgPool2D, Conv2D, Dense, Flatten, Layer, MaxPool2D, ReLU
 from .model import Sequential, reference_cnn
 from .optim import SGD, Adam
 from .train import evaluate, fit
+
+
+def __getattr__(name):
+    # `cnnlib.datasets` loads on first use: it imports scikit-learn and pooch, which take a
+    # second or two that lessons without data should not pay.
+    if name == "datasets":
+        import importlib
+
+        return importlib.import_module(".datasets", __name__)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
