@@ -1,0 +1,228 @@
+#!/usr/bin/env python3
+"""Time cnnlib's fast and naive layers, and PyTorch on the CPU where installed, on the same work.
+
+    python benchmarks/bench.py [--repeats 5] [--no-naive] [--no-torch] [--dtype float32,float64]
+
+Every workload is one forward plus one backward pass:
+
+    lenet    a LeNet-sized training step: batch 64 of 1x28x28 -> conv 8@3x3 pad 1 -> relu
+             -> maxpool 2 -> conv 16@3x3 pad 1 -> relu -> maxpool 2 -> flatten -> dense 10
+             -> softmax cross-entropy on random labels
+    conv     one conv layer: batch 32 of 16x32x32, 32 filters 3x3, pad 1
+    maxpool  one max-pool layer: batch 64 of 8x28x28, window 2
+
+Prints the median time of each in milliseconds and the ratios fast/torch and naive/fast.
+See benchmarks/README.md.
+"""
+
+import argparse
+import importlib.util
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+# Time the cnnlib of this checkout, whether or not (and wherever) the course is installed.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import cnnlib as L  # noqa: E402
+
+WORKLOADS = {
+    "lenet": "LeNet step 64x1x28x28",
+    "conv": "conv 16->32 3x3 32x16x32x32",
+    "maxpool": "maxpool 2 64x8x28x28",
+}
+BATCH_KEYS = ("x", "y", "dout")  # the arrays whose first axis is the batch
+
+
+def make_data(workload, dtype):
+    """The arrays of one workload, from a fixed seed so every process draws the same ones."""
+    rng = np.random.default_rng(0)
+
+    def r(*shape, scale=1.0):
+        return (scale * rng.standard_normal(shape)).astype(dtype)
+
+    if workload == "lenet":
+        return dict(x=r(64, 1, 28, 28), w1=r(8, 1, 3, 3, scale=0.3), b1=r(8, scale=0.1),
+                    w2=r(16, 8, 3, 3, scale=0.1), b2=r(16, scale=0.1),
+                    w3=r(16 * 7 * 7, 10, scale=0.05), b3=r(10, scale=0.1), y=rng.integers(0, 10, 64))
+    if workload == "conv":
+        return dict(x=r(32, 16, 32, 32), w=r(32, 16, 3, 3, scale=0.1), b=r(32), dout=r(32, 32, 32, 32))
+    return dict(x=r(64, 8, 28, 28), dout=r(64, 8, 14, 14))
+
+
+def numpy_step(workload, d, naive):
+    """A function that runs one forward + backward pass of `workload` with cnnlib."""
+    sfx = "_naive" if naive else ""
+    conv_f, conv_b = getattr(L, "conv2d_forward" + sfx), getattr(L, "conv2d_backward" + sfx)
+    pool_f, pool_b = getattr(L, "maxpool2d_forward" + sfx), getattr(L, "maxpool2d_backward" + sfx)
+    if workload == "conv":
+        def step():
+            conv_b(d["dout"], conv_f(d["x"], d["w"], d["b"], pad=1)[1])
+    elif workload == "maxpool":
+        def step():
+            pool_b(d["dout"], pool_f(d["x"], size=2)[1])
+    else:
+        def step():
+            h, c1 = conv_f(d["x"], d["w1"], d["b1"], pad=1)
+            h, r1 = L.relu_forward(h)
+            h, p1 = pool_f(h, size=2)
+            h, c2 = conv_f(h, d["w2"], d["b2"], pad=1)
+            h, r2 = L.relu_forward(h)
+            h, p2 = pool_f(h, size=2)
+            h, f = L.flatten_forward(h)
+            logits, fc = L.dense_forward(h, d["w3"], d["b3"])
+            _, dh = L.softmax_cross_entropy(logits, d["y"])
+            dh, _, _ = L.dense_backward(dh, fc)
+            dh = L.relu_backward(pool_b(L.flatten_backward(dh, f), p2), r2)
+            dh, _, _ = conv_b(dh, c2)
+            dh = L.relu_backward(pool_b(dh, p1), r1)
+            conv_b(dh, c1)
+    return step
+
+
+def torch_step(workload, d):
+    """The same work as numpy_step, in PyTorch; x requires grad too, as cnnlib always computes dx."""
+    import torch
+    F = torch.nn.functional
+    t = {k: torch.from_numpy(v) for k, v in d.items()}
+    leaves = [k for k in t if k not in ("y", "dout")]
+    for k in leaves:
+        t[k].requires_grad_(True)
+
+    def step():
+        for k in leaves:
+            t[k].grad = None  # autograd would otherwise add into last run's gradients
+        if workload == "conv":
+            F.conv2d(t["x"], t["w"], t["b"], padding=1).backward(t["dout"])
+        elif workload == "maxpool":
+            F.max_pool2d(t["x"], 2).backward(t["dout"])
+        else:
+            h = F.max_pool2d(F.relu(F.conv2d(t["x"], t["w1"], t["b1"], padding=1)), 2)
+            h = F.max_pool2d(F.relu(F.conv2d(h, t["w2"], t["b2"], padding=1)), 2)
+            logits = F.linear(h.flatten(1), t["w3"].T, t["b3"])  # cnnlib's w is (D, M)
+            F.cross_entropy(logits, t["y"]).backward()
+    return step
+
+
+def median_ms(step, repeats, warmup):
+    """Median wall time of `repeats` calls of step(), in ms, after `warmup` untimed calls."""
+    for _ in range(warmup):
+        step()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        step()
+        times.append(time.perf_counter() - start)
+    return 1e3 * statistics.median(times)
+
+
+def torch_worker(spec):
+    """Entry point of the child process: time torch, print the results as one JSON line."""
+    import torch
+    times = {f"{w} {dt}": median_ms(torch_step(w, make_data(w, dt)), spec["repeats"], warmup=2)
+             for w in WORKLOADS for dt in spec["dtypes"]}
+    print(json.dumps(dict(version=torch.__version__, threads=torch.get_num_threads(), times=times)))
+
+
+def time_torch(dtypes, repeats):
+    """Run torch_worker in a child process; its thread pool and NumPy's BLAS threads would
+    otherwise compete for the same cores. Returns its result dict, or None with a reason."""
+    if importlib.util.find_spec("torch") is None:
+        return None, "not installed"
+    spec = json.dumps(dict(dtypes=dtypes, repeats=repeats))
+    proc = subprocess.run([sys.executable, __file__, "--torch-worker", spec], capture_output=True, text=True)
+    if proc.returncode != 0:
+        return None, "worker failed:\n" + proc.stderr.strip()
+    return json.loads(proc.stdout.strip().splitlines()[-1]), None
+
+
+def blas_info():
+    """The BLAS NumPy was built with and, if threadpoolctl is importable, what it runs with."""
+    try:
+        blas = np.show_config(mode="dicts")["Build Dependencies"]["blas"]
+        text = f"{blas.get('name', '?')} {blas.get('version', '')}".strip()
+    except Exception:  # the layout of show_config's dict is not a stable API
+        text = "unknown"
+    if importlib.util.find_spec("threadpoolctl"):
+        from threadpoolctl import threadpool_info
+        pools = [f"{p['internal_api']} {p['num_threads']} threads" for p in threadpool_info() if p["user_api"] == "blas"]
+        text += f" ({', '.join(pools)})" if pools else ""
+    return text
+
+
+def fmt(value, digits=1):
+    return "-" if value is None else f"{value:.{digits}f}"
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--repeats", type=int, default=5, help="timed runs of fast and torch (median)")
+    ap.add_argument("--naive-repeats", type=int, default=1, help="timed runs of naive (median)")
+    ap.add_argument("--naive-batch", type=int, default=16,
+                    help="time naive on the first N samples and scale to the full batch; 0: full batch")
+    ap.add_argument("--no-naive", action="store_true", help="skip the naive loops")
+    ap.add_argument("--no-torch", action="store_true", help="skip PyTorch")
+    ap.add_argument("--dtype", default="float32,float64", help="comma-separated: float32,float64")
+    ap.add_argument("--torch-worker", metavar="JSON", help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.torch_worker:
+        return torch_worker(json.loads(args.torch_worker))
+    dtypes = [s.strip() for s in args.dtype.split(",") if s.strip()]
+    if not dtypes or set(dtypes) - {"float32", "float64"}:
+        ap.error(f"--dtype must list float32 and/or float64, got {args.dtype!r}")
+    if args.repeats < 1 or args.naive_repeats < 1:
+        ap.error("--repeats and --naive-repeats must be at least 1")
+    started = time.perf_counter()
+
+    affinity = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else "?"
+    print(f"python {platform.python_version()} on {platform.machine()}, {os.cpu_count()} cores "
+          f"({affinity} usable by this process)")
+    if hasattr(os, "getloadavg"):
+        # Other programs on the machine slow every column; a load above 0.5 means the numbers are noisy.
+        print(f"load average before starting: {os.getloadavg()[0]:.2f}")
+    print(f"numpy {np.__version__}, BLAS: {blas_info()}")
+    torch_res, why = (None, "skipped (--no-torch)") if args.no_torch else time_torch(dtypes, args.repeats)
+    if torch_res:
+        print(f"torch {torch_res['version']}, {torch_res['threads']} threads, timed in a child process")
+    else:
+        print(f"torch: {why}")
+    print(f"median of {args.repeats} run(s) after 2 warm-ups (fast, torch); ", end="")
+    print("naive skipped" if args.no_naive else f"median of {args.naive_repeats} run(s), no warm-up (naive)")
+    print(flush=True)  # the table takes a minute; show the header now even through a pipe
+
+    rows, scaled = [], False
+    for w in WORKLOADS:
+        for dt in dtypes:
+            data = make_data(w, dt)
+            fast = median_ms(numpy_step(w, data, naive=False), args.repeats, warmup=2)
+            naive, note = None, ""
+            if not args.no_naive:
+                n_full = data["x"].shape[0]
+                n = n_full if args.naive_batch <= 0 else min(args.naive_batch, n_full)
+                part = {k: (v[:n] if k in BATCH_KEYS else v) for k, v in data.items()}
+                # The loops do the same work for every sample, so time grows linearly with it.
+                naive = median_ms(numpy_step(w, part, naive=True), args.naive_repeats, warmup=0) * n_full / n
+                if n < n_full:
+                    note, scaled = f"*{n_full / n:g}", True
+            tor = torch_res["times"][f"{w} {dt}"] if torch_res else None
+            rows.append((WORKLOADS[w], dt, fmt(fast), fmt(naive) + note, fmt(tor),
+                         fmt(fast / tor, 2) if tor else "-", fmt(naive / fast, 0) if naive else "-"))
+
+    head = ("workload", "dtype", "fast ms", "naive ms", "torch ms", "fast/torch", "naive/fast")
+    widths = [max(len(str(r[i])) for r in rows + [head]) for i in range(len(head))]
+    for r in [head, tuple("-" * n for n in widths)] + rows:
+        print("  ".join(str(c).ljust(n) if i < 2 else str(c).rjust(n) for i, (c, n) in enumerate(zip(r, widths))))
+    if scaled:
+        print(f"\n*k: naive timed on the first {args.naive_batch} samples of the batch, then multiplied by "
+              f"k = batch size / {args.naive_batch}; --naive-batch 0 times the full batch.")
+    print(f"\ntotal {time.perf_counter() - started:.0f} s")
+
+
+if __name__ == "__main__":
+    main()
