@@ -56,5 +56,6 @@ def add_windows_back(dwin, stride, padded_shape):
     dxp = np.zeros(padded_shape, dtype=dwin.dtype)  # (N, C, Hp, Wp)
     for i in range(KH):
         for j in range(KW):
-            dxp[:, :, i:i + sh * Ho:sh, j:j + sw * Wo:sw] += dwin[:, :, :, :, i, j]
+            # Kernel offset (i, j) of output pixel (r, s) is input pixel (i + r*sh, j + s*sw).
+            dxp[:, :, i:i + sh * Ho:sh, j:j + sw * Wo:sw] += dwin[:, :, :, :, i, j]  # (N, C, H', W')
     return dxp

@@ -1,7 +1,9 @@
 """2-D convolution, forward and backward, as a readable loop version and a vectorized one.
 
 Like every deep-learning library, "convolution" here is cross-correlation: the kernel is not
-flipped in the forward pass (the flip shows up in the backward pass for dx instead).
+flipped. The flip appears in the backward pass instead: dx is a full convolution of dout
+with the flipped kernel. The code computes that same sum by sending dout * w back onto each
+window, which needs no flip and reads straight off the forward formula.
 
 Shapes: N batch, C input channels, H x W input, F filters, KH x KW kernel, H' x W' output,
     H' = (H + 2*pad - KH) // stride + 1   (W' likewise with the horizontal stride and pad).
@@ -58,9 +60,10 @@ def conv2d_forward(x, w, b, *, stride=1, pad=0):
     """
     x, w, b, stride, pad, _ = _check_args(x, w, b, stride, pad)
     cols = windows(pad_hw(x, pad), w.shape[2:], stride)  # (N, C, H', W', KH, KW), a view
+    # out[n, i, j, f] = sum over c, p, q of cols[n, c, i, j, p, q] * w[f, c, p, q]
     out = np.tensordot(cols, w, axes=([1, 4, 5], [1, 2, 3]))  # (N, H', W', F)
     out = np.ascontiguousarray(out.transpose(0, 3, 1, 2))  # (N, F, H', W')
-    out += b[:, None, None].astype(out.dtype, copy=False)
+    out += b[:, None, None].astype(out.dtype, copy=False)  # b as (F, 1, 1): one bias per map
     return out, (x, w, b, stride, pad)
 
 
@@ -81,10 +84,13 @@ def conv2d_backward(dout, cache):
     dout = _check_backward(dout, cache)
     x, w, b, stride, pad = cache
     xp = pad_hw(x, pad)
+    # b[f] was added to every pixel of every map f, so all their gradients flow into it.
     db = dout.sum(axis=(0, 2, 3))  # (F,)
     cols = windows(xp, w.shape[2:], stride)  # (N, C, H', W', KH, KW)
+    # dw[f, c, p, q] = sum over n, i, j of dout[n, f, i, j] * cols[n, c, i, j, p, q]
     dw = np.tensordot(dout, cols, axes=([0, 2, 3], [0, 2, 3]))  # (F, C, KH, KW)
-    # Every output pixel sends dout * w back onto the window it was computed from.
+    # Every output pixel sends dout * w back onto the window it was computed from:
+    # dcols[n, i, j, c, p, q] = sum over f of dout[n, f, i, j] * w[f, c, p, q]
     dcols = np.tensordot(dout, w, axes=([1], [0]))  # (N, H', W', C, KH, KW)
     dcols = dcols.transpose(0, 3, 1, 2, 4, 5)  # (N, C, H', W', KH, KW)
     dxp = add_windows_back(dcols, stride, xp.shape)  # (N, C, H+2ph, W+2pw)
@@ -122,11 +128,11 @@ def conv2d_backward_naive(dout, cache):
         for f in range(F):
             for i in range(Ho):
                 for j in range(Wo):
-                    rows, cols = slice(i * sh, i * sh + KH), slice(j * sw, j * sw + KW)
+                    rows, columns = slice(i * sh, i * sh + KH), slice(j * sw, j * sw + KW)
                     # out[n, f, i, j] = sum(window * w[f]) + b[f]; differentiate each term.
                     db[f] += dout[n, f, i, j]
-                    dw[f] += dout[n, f, i, j] * xp[n, :, rows, cols]
-                    dxp[n, :, rows, cols] += dout[n, f, i, j] * w[f]
+                    dw[f] += dout[n, f, i, j] * xp[n, :, rows, columns]
+                    dxp[n, :, rows, columns] += dout[n, f, i, j] * w[f]
     # [ph:ph+H], not [ph:-ph]: with pad 0 the latter is an empty array.
     dx = dxp[:, :, ph:ph + H, pw:pw + W]  # (N, C, H, W)
     return dx, dw, db

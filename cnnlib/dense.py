@@ -31,7 +31,8 @@ def dense_forward(x, w, b):
         raise ValueError(f"x has {x.shape[1]} features (shape {x.shape}) but w expects {w.shape[0]} (shape {w.shape})")
     if b.shape[0] != w.shape[1]:
         raise ValueError(f"b must have one entry per output: w has shape {w.shape}, b has shape {b.shape}")
-    out = x @ w + b  # (N, M)
+    out = x @ w  # (N, M)
+    out += b.astype(out.dtype, copy=False)  # broadcast over the batch; a float64 b keeps float32 x float32
     return out, (x, w, b)
 
 
@@ -53,5 +54,6 @@ def dense_backward(dout, cache):
     dout = check_dout(dout, (x.shape[0], w.shape[1]))
     dx = dout @ w.T  # (N, D)
     dw = x.T @ dout  # (D, M)
+    # b was added to every row, so each row's gradient flows into it: sum over the batch.
     db = dout.sum(axis=0)  # (M,)
     return dx.astype(x.dtype, copy=False), dw.astype(w.dtype, copy=False), db.astype(b.dtype, copy=False)

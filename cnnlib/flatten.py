@@ -66,6 +66,7 @@ def flatten_backward(dout, cache):
 
     Returns
     -------
-    dx : (N, d1, ..., dk) ndarray, the same numbers in the shape of x.
+    dx : (N, d1, ..., dk) ndarray, the same numbers (and dtype) as dout in the shape of x.
+        Flatten does no arithmetic, so there is nothing to differentiate: only to re-index.
     """
     return unflatten(dout, cache)

@@ -21,15 +21,16 @@ INITS = ("he", "glorot")
 
 
 def as_generator(rng):
-    """Return a np.random.Generator: `rng` itself, or a new one seeded with the int `rng`.
+    """Return a np.random.Generator: `rng` itself, a new one seeded with the int `rng`, or,
+    for None, a new one seeded from the operating system (different weights every run).
 
     Passing one Generator to several layers makes them draw one after the other from the same
     stream, so each gets different weights; passing the same int to each would give copies.
     """
-    if isinstance(rng, np.random.Generator):
-        return rng
+    if rng is None or isinstance(rng, np.random.Generator):
+        return np.random.default_rng(rng)
     if isinstance(rng, bool) or not isinstance(rng, numbers.Integral):
-        raise TypeError(f"rng must be an int seed or a np.random.Generator, got {rng!r}")
+        raise TypeError(f"rng must be an int seed, a np.random.Generator or None, got {rng!r}")
     return np.random.default_rng(int(rng))
 
 

@@ -45,6 +45,9 @@ class Layer:
         Returns
         -------
         out : (N, ...) ndarray, the layer's output.
+
+        The cache refers to x rather than copying it (copies would double the memory of
+        training), so change x in place only after the matching backward.
         """
         out, self._cache = self._forward(x)
         return out
@@ -89,6 +92,12 @@ class Layer:
         out, _ = self._forward(np.zeros((0, *shape)))  # (0, ...)
         return out.shape[1:]
 
+    def _forward(self, x):
+        raise NotImplementedError(f"{type(self).__name__} must define _forward(x) -> (out, cache)")
+
+    def _backward(self, dout, cache):
+        raise NotImplementedError(f"{type(self).__name__} must define _backward(dout, cache) -> dx")
+
     def _set_params(self, **params):
         self.params = params
         # Zeros until the first backward; from then on always the last backward's gradients.
@@ -110,11 +119,13 @@ class Conv2D(Layer):
     in_channels, out_channels : int, C and F.
     kernel_size, stride, pad : int or (int, int)
     init : {"he", "glorot"}, how w is drawn; He suits a conv followed by ReLU.
-    rng : int or np.random.Generator; share one Generator between layers for distinct weights.
+    rng : int, np.random.Generator or None; an int seed makes the weights reproducible,
+        one Generator shared by several layers gives each different weights, None (the
+        default) draws fresh weights every time.
     dtype : np.float32 or np.float64
     """
 
-    def __init__(self, in_channels, out_channels, kernel_size, *, stride=1, pad=0, init="he", rng=0,
+    def __init__(self, in_channels, out_channels, kernel_size, *, stride=1, pad=0, init="he", rng=None,
                  dtype=np.float64):
         super().__init__()
         C, F = _positive_int(in_channels, "in_channels"), _positive_int(out_channels, "out_channels")
@@ -144,11 +155,11 @@ class Dense(Layer):
     ----------
     in_features, out_features : int, D and M.
     init : {"he", "glorot"}; Glorot suits the last layer, whose outputs are the logits.
-    rng : int or np.random.Generator
+    rng : int, np.random.Generator or None, as for Conv2D.
     dtype : np.float32 or np.float64
     """
 
-    def __init__(self, in_features, out_features, *, init="glorot", rng=0, dtype=np.float64):
+    def __init__(self, in_features, out_features, *, init="glorot", rng=None, dtype=np.float64):
         super().__init__()
         D, M = _positive_int(in_features, "in_features"), _positive_int(out_features, "out_features")
         w = init_weights(init, (D, M), D, M, rng, dtype)

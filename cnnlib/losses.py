@@ -34,7 +34,9 @@ def softmax_cross_entropy(logits, y):
     N, K = logits.shape
     if y.shape != (N,):
         raise ValueError(f"y must have shape ({N},), one label per row of logits {logits.shape}, got {y.shape}")
-    if N and (y.min() < 0 or y.max() >= K):
+    if N == 0:
+        raise ValueError(f"logits hold no samples (shape {logits.shape}): the mean loss of an empty batch is undefined")
+    if y.min() < 0 or y.max() >= K:
         raise ValueError(f"labels must be in 0..{K - 1} for {K} classes, got values from {y.min()} to {y.max()}")
     # Subtracting the row maximum changes nothing mathematically and keeps exp() from
     # overflowing: the largest exponent becomes exp(0) = 1.

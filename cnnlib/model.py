@@ -33,6 +33,11 @@ class Sequential:
         for i, layer in enumerate(layers):
             if not isinstance(layer, Layer):
                 raise TypeError(f"layer {i} must be a cnnlib layer (Conv2D, Dense, ...), got {layer!r}")
+        if len({id(layer) for layer in layers}) != len(layers):
+            # A layer keeps the cache of its last forward pass; used twice, its second forward
+            # would overwrite the cache the first backward needs, and its weights would be
+            # updated twice per step. Make a new layer object for each position.
+            raise ValueError("the same layer object appears more than once; give each position its own layer")
         self.layers = list(layers)
         self.names = [f"{i}_{type(layer).__name__.lower()}" for i, layer in enumerate(self.layers)]
 
@@ -124,19 +129,19 @@ class Sequential:
 
         numpy appends ".npz" to `path` if it does not end with it already.
         """
-        path = Path(path)
-        if path.suffix != ".npz":
-            path = path.with_name(path.name + ".npz")
+        path = _npz_path(path)
         np.savez(path, **self.params())
         return path
 
     def load_weights(self, path):
         """Copy the parameters saved by save_weights into this model, in place.
 
+        `path` is taken as save_weights takes it (".npz" is added when missing).
         The file must hold exactly this model's parameter names and shapes; anything else
         raises ValueError before a single value is copied. Copying in place (rather than
         replacing the arrays) keeps every reference to them, an optimizer's for example, valid.
         """
+        path = _npz_path(path)
         with np.load(path, allow_pickle=False) as data:
             stored = {name: data[name] for name in data.files}
         params = self.params()
@@ -156,6 +161,12 @@ class Sequential:
 
     def __repr__(self):
         return "Sequential(\n" + "".join(f"  {layer!r},\n" for layer in self.layers) + ")"
+
+
+def _npz_path(path):
+    """`path` as a Path ending in .npz, the way np.savez names the file it writes."""
+    path = Path(path)
+    return path if path.suffix == ".npz" else path.with_name(path.name + ".npz")
 
 
 def _with_batch(shape):

@@ -28,14 +28,25 @@ class Optimizer:
             missing, extra = sorted(params.keys() - grads.keys()), sorted(grads.keys() - params.keys())
             raise ValueError(f"params and grads must have the same names; no gradient for {missing}, "
                              f"gradients of unknown parameters {extra}")
+        checked = {}
         for name, p in params.items():
             if not isinstance(p, np.ndarray) or not np.issubdtype(p.dtype, np.floating):
                 raise TypeError(f"parameter {name} must be a float ndarray (it is updated in place), "
                                 f"got {type(p).__name__}")
-            g = np.asarray(grads[name])
-            if g.shape != p.shape:
-                raise ValueError(f"gradient of {name} has shape {g.shape}, the parameter has shape {p.shape}")
-        self._step(params, grads)
+            checked[name] = np.asarray(grads[name])
+            if checked[name].shape != p.shape:
+                raise ValueError(f"gradient of {name} has shape {checked[name].shape}, the parameter has shape {p.shape}")
+        self._step(params, checked)
+
+    @staticmethod
+    def _state(store, name, p):
+        """The state array kept for parameter `name` in `store`, zeros on first use."""
+        if name not in store:
+            store[name] = np.zeros_like(p)
+        elif store[name].shape != p.shape:
+            raise ValueError(f"this optimizer holds state of shape {store[name].shape} for {name}, which now "
+                             f"has shape {p.shape}: use a new optimizer for a new model")
+        return store[name]
 
 
 class SGD(Optimizer):
@@ -60,7 +71,7 @@ class SGD(Optimizer):
         for name, p in params.items():
             g = grads[name]
             if self.momentum:
-                v = self.velocity.setdefault(name, np.zeros_like(p))
+                v = self._state(self.velocity, name, p)
                 v *= self.momentum
                 v += g
                 g = v
@@ -86,21 +97,22 @@ class Adam(Optimizer):
         self.beta1 = _check_number(beta1, "beta1", low=0.0, high=1.0)
         self.beta2 = _check_number(beta2, "beta2", low=0.0, high=1.0)
         self.eps = _check_number(eps, "eps", low=0.0, low_open=True)
-        self.m, self.v, self.t = {}, {}, 0
+        self.m, self.v, self.t = {}, {}, {}
 
     def _step(self, params, grads):
-        self.t += 1
         for name, p in params.items():
             g = grads[name]
-            m = self.m.setdefault(name, np.zeros_like(p))
-            v = self.v.setdefault(name, np.zeros_like(p))
+            m, v = self._state(self.m, name, p), self._state(self.v, name, p)
+            # Steps are counted per parameter (as PyTorch does), so one that joins later
+            # still gets the bias correction of its own first step.
+            t = self.t[name] = self.t.get(name, 0) + 1
             m *= self.beta1
             m += (1 - self.beta1) * g
             v *= self.beta2
             v += (1 - self.beta2) * g * g
             # m and v start at 0, so early on they underestimate; dividing by 1 - beta**t fixes that.
-            m_hat = m / (1 - self.beta1 ** self.t)
-            v_hat = v / (1 - self.beta2 ** self.t)
+            m_hat = m / (1 - self.beta1 ** t)
+            v_hat = v / (1 - self.beta2 ** t)
             p -= self.lr * m_hat / (np.sqrt(v_hat) + self.eps)
 
 

@@ -68,6 +68,7 @@ def maxpool2d_backward(dout, cache):
     x, argmax, size, stride, pad = cache
     dout = check_dout(dout, argmax.shape)
     dwin = np.zeros((*argmax.shape, size[0] * size[1]), dtype=x.dtype)  # (N, C, H', W', KH*KW)
+    # Each window's gradient is all zeros but for dout at the winner: dwin[..., argmax] = dout.
     np.put_along_axis(dwin, argmax[..., None], dout[..., None], axis=-1)
     dwin = dwin.reshape(*argmax.shape, *size)  # (N, C, H', W', KH, KW)
     padded = (*x.shape[:2], x.shape[2] + 2 * pad[0], x.shape[3] + 2 * pad[1])
@@ -112,6 +113,9 @@ def maxpool2d_backward_naive(dout, cache):
 def avgpool2d_forward(x, *, size=2, stride=None):
     """Average pooling over KH x KW windows (vectorized), no padding.
 
+    (Padding would raise a question with no single answer: do the zeros count towards a
+    border window's average? Modern networks rarely pad average pooling, so we don't.)
+
     Parameters
     ----------
     x : (N, C, H, W) ndarray
@@ -134,7 +138,17 @@ def _check_avg_backward(dout, cache):
 
 
 def avgpool2d_backward(dout, cache):
-    """Gradient of the loss with respect to x (vectorized): dx : (N, C, H, W) ndarray."""
+    """Gradient of the loss with respect to x (vectorized).
+
+    Parameters
+    ----------
+    dout : (N, C, H', W') ndarray
+    cache : the tuple avgpool2d_forward returned.
+
+    Returns
+    -------
+    dx : (N, C, H, W) ndarray; each pixel gets 1/(KH*KW) of dout from every window it is in.
+    """
     dout = _check_avg_backward(dout, cache)
     x, size, stride = cache
     # Every pixel of a window contributed 1/(KH*KW) of the output.

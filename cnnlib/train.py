@@ -38,6 +38,8 @@ def fit(model, x, y, *, optimizer, epochs=1, batch_size=32, validation_data=None
     -------
     history : dict of lists with one entry per epoch: "loss" and "accuracy" (training batches,
         averaged weighted by batch size), and "val_loss" and "val_accuracy" with validation_data.
+        The training figures are measured batch by batch while the weights still change, so
+        they lag behind what evaluate() on the training set would give at the epoch's end.
     """
     x, y = _check_data(x, y)
     epochs, batch_size = _check_count(epochs, "epochs"), _check_count(batch_size, "batch_size")
@@ -47,6 +49,14 @@ def fit(model, x, y, *, optimizer, epochs=1, batch_size=32, validation_data=None
         if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
             raise ValueError("validation_data must be a pair (x_val, y_val)")
         x_val, y_val = _check_data(*validation_data, name="validation_data")
+    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0:
+        raise TypeError(f"seed must be a non-negative int, got {seed!r}")
+    # A label the network has no output for would stop training halfway, after some
+    # updates; one small forward pass tells how many classes there are, so check first.
+    n_classes = model.forward(x[:1]).shape[-1]
+    _check_labels(y, n_classes, "y")
+    if validation_data is not None:
+        _check_labels(y_val, n_classes, "validation_data y")
     rng = np.random.default_rng(seed)
     history = {"loss": [], "accuracy": []}
     if validation_data is not None:
@@ -115,6 +125,12 @@ def _check_data(x, y, name="x, y"):
     if y.dtype == np.bool_ or not np.issubdtype(y.dtype, np.integer):
         raise TypeError(f"{name}: y must hold integer class labels, got dtype {y.dtype}")
     return x, y
+
+
+def _check_labels(y, n_classes, name):
+    if y.min() < 0 or y.max() >= n_classes:
+        raise ValueError(f"{name}: labels must be in 0..{n_classes - 1}, the model's {n_classes} outputs; "
+                         f"got values from {y.min()} to {y.max()}")
 
 
 def _check_count(value, name):

@@ -112,3 +112,14 @@ def test_rel_error():
     assert rel_error(np.zeros(2), np.zeros(2)) == 0.0  # the 1e-8 floor avoids 0/0
     with pytest.raises(ValueError, match=r"\(2,\) and \(3,\)"):
         rel_error(np.zeros(2), np.zeros(3))
+
+
+def test_dense_float64_bias_keeps_float32_input_float32(rng):
+    x, w = rng.standard_normal((4, 3)).astype(np.float32), rng.standard_normal((3, 2)).astype(np.float32)
+    out, _ = dense_forward(x, w, rng.standard_normal(2))
+    assert out.dtype == np.float32
+
+
+def test_softmax_cross_entropy_rejects_an_empty_batch():
+    with pytest.raises(ValueError, match=r"no samples \(shape \(0, 3\)\)"):
+        softmax_cross_entropy(np.zeros((0, 3)), np.zeros(0, dtype=int))

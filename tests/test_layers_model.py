@@ -15,6 +15,7 @@ from cnnlib import (
     Conv2D,
     Dense,
     Flatten,
+    Layer,
     MaxPool2D,
     ReLU,
     Sequential,
@@ -215,7 +216,7 @@ def test_reference_cnn_draws_all_layers_from_one_generator():
         (lambda: Conv2D(1, 8, 0), ValueError, "kernel_size must be >= 1"),
         (lambda: Conv2D(1, 8, 3, stride=(1, 2, 3)), ValueError, "stride must be an int or a pair"),
         (lambda: Conv2D(1, 8, 3, pad=-1), ValueError, "pad must be >= 0"),
-        (lambda: Dense(4, 2, rng="seed"), TypeError, "rng must be an int seed or a np.random.Generator"),
+        (lambda: Dense(4, 2, rng="seed"), TypeError, "rng must be an int seed, a np.random.Generator or None"),
         (lambda: Dense(4, 2, rng=True), TypeError, "rng must be an int seed"),
         (lambda: Dense(4, 2, dtype=np.int32), TypeError, "dtype must be np.float32 or np.float64"),
         (lambda: Conv2D(1, 2, 3, dtype=np.float16), TypeError, "dtype must be np.float32 or np.float64"),
@@ -556,7 +557,7 @@ def test_optimizer_step_checks_names_and_shapes():
         opt.step({"w": np.zeros(2)}, {"w": np.zeros(3)})
     with pytest.raises(TypeError, match="parameter w must be a float ndarray"):
         SGD().step({"w": [0.0, 1.0]}, {"w": np.zeros(2)})
-    assert opt.t == 0  # a refused step leaves the optimizer untouched
+    assert opt.t == {} and opt.m == {}  # a refused step leaves the optimizer untouched
 
 
 def test_backward_refills_the_same_grad_arrays():
@@ -570,3 +571,52 @@ def test_backward_refills_the_same_grad_arrays():
         for name, g in model.grads().items():
             assert g is grads[name], name
     np.testing.assert_allclose(grads["4_dense.b"], -3 * np.ones(10))  # the last backward's, not a sum
+
+
+def test_a_layer_object_cannot_appear_twice():
+    # Reusing a layer would let its second forward overwrite the cache its first backward needs.
+    relu = ReLU()
+    with pytest.raises(ValueError, match="the same layer object appears more than once"):
+        Sequential(Conv2D(1, 2, 3, rng=0), relu, Conv2D(2, 2, 3, rng=1), relu)
+
+
+def test_save_and_load_take_the_same_path(tmp_path):
+    model = reference_cnn(seed=0)
+    model.save_weights(tmp_path / "weights")  # written as weights.npz
+    other = reference_cnn(seed=1)
+    other.load_weights(tmp_path / "weights")
+    for name, value in model.params().items():
+        np.testing.assert_array_equal(other.params()[name], value)
+
+
+def test_unseeded_layers_differ_and_seeded_ones_repeat():
+    assert not np.array_equal(Conv2D(2, 3, 3).params["w"], Conv2D(2, 3, 3).params["w"])
+    np.testing.assert_array_equal(Conv2D(2, 3, 3, rng=7).params["w"], Conv2D(2, 3, 3, rng=7).params["w"])
+
+
+def test_adam_counts_steps_per_parameter():
+    # Adam's first step for a parameter moves it by about lr against its gradient's sign,
+    # whatever step the optimizer as a whole is on (PyTorch keeps the count per parameter).
+    opt = Adam(lr=0.1)
+    a, b = np.zeros(3), np.zeros(3)
+    for _ in range(10):
+        opt.step({"a": a}, {"a": np.ones(3)})
+    opt.step({"a": a, "b": b}, {"a": np.ones(3), "b": np.array([2.0, -3.0, 0.5])})
+    np.testing.assert_allclose(b, [-0.1, 0.1, -0.1], rtol=1e-6)
+
+
+def test_optimizer_state_must_fit_the_parameters():
+    opt = SGD(lr=0.1, momentum=0.9)
+    opt.step({"w": np.zeros(2)}, {"w": np.ones(2)})
+    with pytest.raises(ValueError, match=r"state of shape \(2,\) for w, which now has shape \(3,\)"):
+        opt.step({"w": np.zeros(3)}, {"w": np.ones(3)})
+    w = np.zeros(2)
+    SGD(lr=0.5).step({"w": w}, {"w": [1.0, -2.0]})  # a list is taken as an array
+    np.testing.assert_array_equal(w, [-0.5, 1.0])
+
+
+def test_a_layer_without_forward_says_so():
+    class Half(Layer):
+        pass
+    with pytest.raises(NotImplementedError, match="Half must define _forward"):
+        Half().forward(np.zeros((1, 2)))

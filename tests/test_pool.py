@@ -26,6 +26,8 @@ MAX_CASES = [
     pytest.param((2, 1, 5, 6), 2, 1, 1, id="stride 1, pad 1"),
     pytest.param((1, 2, 7, 6), (3, 2), (2, 1), (1, 0), id="non-square window, pairs"),
     pytest.param((2, 2, 5, 5), 2, None, 0, id="odd input, last row dropped"),
+    pytest.param((1, 2, 7, 8), 2, 3, 0, id="stride larger than the window"),
+    pytest.param((2, 1, 7, 6), (3, 2), (2, 1), 0, id="non-square window, pairs, no pad"),
 ]
 AVG_CASES = [p for p in MAX_CASES if p.values[3] == 0]
 

@@ -145,4 +145,28 @@ def test_float32_model_stays_float32(digits, make_optimizer):
     x = x_train[:128].astype(np.float32)
     history = fit(model, x, y_train[:128], optimizer=make_optimizer(), epochs=2, progress=False)
     assert all(p.dtype == np.float32 for p in model.params().values())
+    assert all(g.dtype == np.float32 for g in model.grads().values())
+    assert model.forward(x[:4]).dtype == np.float32  # the whole forward pass ran in float32
     assert history["loss"][1] < history["loss"][0]
+
+
+def test_bad_labels_are_refused_before_any_update(digits):
+    (x_train, y_train), _ = digits
+    model = reference_cnn(seed=0)
+    before = {k: v.copy() for k, v in model.params().items()}
+    y = y_train[:64].copy()
+    y[-1] = 10  # the last batch holds a class the 10-output model does not have
+    with pytest.raises(ValueError, match=r"labels must be in 0..9, the model's 10 outputs; got values from 0 to 10"):
+        fit(model, x_train[:64], y, optimizer=SGD(lr=0.1), batch_size=16, progress=False)
+    with pytest.raises(ValueError, match=r"validation_data y: labels must be in 0..9"):
+        fit(model, x_train[:64], y_train[:64], optimizer=SGD(lr=0.1), progress=False,
+            validation_data=(x_train[:8], np.full(8, -1)))
+    for name, value in model.params().items():
+        np.testing.assert_array_equal(value, before[name])
+
+
+@pytest.mark.parametrize("seed", [1.5, -1, True])
+def test_fit_rejects_a_bad_seed(digits, seed):
+    (x_train, y_train), _ = digits
+    with pytest.raises(TypeError, match="seed must be a non-negative int"):
+        fit(reference_cnn(), x_train[:8], y_train[:8], optimizer=SGD(), seed=seed, progress=False)
