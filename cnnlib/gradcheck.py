@@ -15,6 +15,8 @@ def numerical_gradient(f, x, dout, h=1e-5):
     ----------
     f : callable taking x and returning an ndarray (or a scalar).
     x : ndarray of floats, modified in place during the check and restored afterwards.
+        Use float64: float32 keeps about 7 digits, so a change of size h = 1e-5 is mostly
+        rounding and the check can neither pass nor fail cleanly.
     dout : ndarray shaped like f(x) (or a scalar for a scalar f).
     h : float, the step; 1e-5 balances truncation error (h**2) and rounding error (eps/h)
         in float64.
