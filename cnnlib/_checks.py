@@ -41,6 +41,16 @@ def check_shape(arr, shape, name):
         raise ValueError(f"{name} must have shape {tuple(shape)}, got {tuple(arr.shape)}")
 
 
+def positive_int(value, name):
+    """Return `value` as an int after checking it is an int >= 1 (a count: channels, epochs)."""
+    # bool is an int subclass; epochs=True is always a mistake.
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be an int, got {value!r}")
+    if value < 1:
+        raise ValueError(f"{name} must be >= 1, got {value}")
+    return int(value)
+
+
 def as_pair(value, name, *, minimum):
     """Turn an int or an (int, int) pair into a (vertical, horizontal) tuple of ints >= minimum."""
     if isinstance(value, (tuple, list)):

@@ -17,7 +17,7 @@ import numbers
 
 import numpy as np
 
-from ._checks import as_pair
+from ._checks import as_pair, positive_int
 from .activations import relu_backward, relu_forward
 from .conv import conv2d_backward, conv2d_forward
 from .dense import dense_backward, dense_forward
@@ -128,7 +128,7 @@ class Conv2D(Layer):
     def __init__(self, in_channels, out_channels, kernel_size, *, stride=1, pad=0, init="he", rng=None,
                  dtype=np.float64):
         super().__init__()
-        C, F = _positive_int(in_channels, "in_channels"), _positive_int(out_channels, "out_channels")
+        C, F = positive_int(in_channels, "in_channels"), positive_int(out_channels, "out_channels")
         KH, KW = as_pair(kernel_size, "kernel_size", minimum=1)
         self.stride = as_pair(stride, "stride", minimum=1)
         self.pad = as_pair(pad, "pad", minimum=0)
@@ -161,7 +161,7 @@ class Dense(Layer):
 
     def __init__(self, in_features, out_features, *, init="glorot", rng=None, dtype=np.float64):
         super().__init__()
-        D, M = _positive_int(in_features, "in_features"), _positive_int(out_features, "out_features")
+        D, M = positive_int(in_features, "in_features"), positive_int(out_features, "out_features")
         w = init_weights(init, (D, M), D, M, rng, dtype)
         self._set_params(w=w, b=np.zeros(M, dtype=w.dtype))
 
@@ -245,11 +245,3 @@ class ReLU(Layer):
 
     def _backward(self, dout, cache):
         return relu_backward(dout, cache)
-
-
-def _positive_int(value, name):
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"{name} must be an int, got {value!r}")
-    if value < 1:
-        raise ValueError(f"{name} must be >= 1, got {value}")
-    return int(value)

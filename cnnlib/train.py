@@ -15,6 +15,7 @@ import numbers
 import numpy as np
 from tqdm.auto import tqdm
 
+from ._checks import positive_int
 from .losses import softmax_cross_entropy
 
 
@@ -42,7 +43,7 @@ def fit(model, x, y, *, optimizer, epochs=1, batch_size=32, validation_data=None
         they lag behind what evaluate() on the training set would give at the epoch's end.
     """
     x, y = _check_data(x, y)
-    epochs, batch_size = _check_count(epochs, "epochs"), _check_count(batch_size, "batch_size")
+    epochs, batch_size = positive_int(epochs, "epochs"), positive_int(batch_size, "batch_size")
     if not callable(getattr(optimizer, "step", None)):
         raise TypeError(f"optimizer must have a step(params, grads) method (SGD, Adam), got {optimizer!r}")
     if validation_data is not None:
@@ -103,7 +104,7 @@ def evaluate(model, x, y, *, batch_size=256):
     accuracy : float in [0, 1], the fraction of samples whose largest logit is the label's.
     """
     x, y = _check_data(x, y)
-    batch_size = _check_count(batch_size, "batch_size")
+    batch_size = positive_int(batch_size, "batch_size")
     loss_sum, correct = 0.0, 0
     for start in range(0, len(x), batch_size):
         logits = model.forward(x[start:start + batch_size])  # (B, K)
@@ -131,11 +132,3 @@ def _check_labels(y, n_classes, name):
     if y.min() < 0 or y.max() >= n_classes:
         raise ValueError(f"{name}: labels must be in 0..{n_classes - 1}, the model's {n_classes} outputs; "
                          f"got values from {y.min()} to {y.max()}")
-
-
-def _check_count(value, name):
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"{name} must be an int, got {value!r}")
-    if value < 1:
-        raise ValueError(f"{name} must be >= 1, got {value}")
-    return int(value)
