@@ -4,6 +4,7 @@
     python3 course.py lab      set everything up, then open JupyterLab on notebooks/
     python3 course.py test     set everything up, then run every test (extra args go to pytest)
     python3 course.py setup    only set everything up
+    python3 course.py execute  re-run notebooks in place and store their outputs (for authors)
 
 On Windows, write `py course.py ...` instead of `python3 course.py ...`.
 
@@ -34,11 +35,13 @@ VENV = os.path.join(ROOT, ".venv")
 PYPROJECT = os.path.join(ROOT, "pyproject.toml")
 STAMP = os.path.join(VENV, "course-installed.txt")
 
-USAGE = """usage: python3 course.py {lab,test,setup} [pytest args...]
+USAGE = """usage: python3 course.py {lab,test,setup,execute} [args...]
 
   lab     set everything up, then open JupyterLab on notebooks/
   test    set everything up, then run the unit tests and every notebook (nbval)
   setup   only set everything up (.venv + pip install -e ".[dev]")
+  execute re-run the given notebooks (default: all) top to bottom in a fresh kernel and
+          save them with their outputs, as nbval expects them to be committed
 """
 
 
@@ -131,6 +134,22 @@ def test(pytest_args):
     return run(command)
 
 
+def execute(paths):
+    """Run each notebook in a fresh kernel from notebooks/ and save it with its outputs."""
+    python = setup()
+    if not paths:
+        folder = os.path.join(ROOT, "notebooks")
+        paths = sorted(os.path.join(folder, n) for n in os.listdir(folder) if n.endswith(".ipynb"))
+    for path in paths:
+        say("Executing %s ..." % os.path.relpath(path, ROOT))
+        code = run([python, "-m", "jupyter", "nbconvert", "--to", "notebook", "--execute", "--inplace",
+                    "--ExecutePreprocessor.kernel_name=python3", "--ExecutePreprocessor.timeout=600",
+                    os.path.abspath(path)])
+        if code != 0:
+            return code
+    return 0
+
+
 def main(argv):
     if not argv or argv[0] in ("-h", "--help", "help"):
         print(USAGE)
@@ -138,6 +157,8 @@ def main(argv):
     command, rest = argv[0], argv[1:]
     if command == "test":
         return test(rest)
+    if command == "execute":
+        return execute(rest)
     if rest:
         sys.exit("`%s` takes no extra arguments.\n\n%s" % (command, USAGE))
     if command == "lab":
