@@ -1,10 +1,23 @@
-"""Padding and sliding windows shared by the vectorized convolution and pooling layers.
+"""Padding and window taps shared by the vectorized convolution and pooling layers.
 
 Shapes: N batch, C channels, H x W input, KH x KW window, H' x W' output.
+
+Why the fast layers are shaped this way (each choice was measured, see benchmarks/):
+- Work goes tap by tap, not window by window. A "tap" is one offset (p, q) inside the
+  window; the pixels under tap (p, q) of every window form one strided slice of the input,
+  xp[..., p::sh, q::sw] cut to H' x W'. So every layer is a loop over the KH*KW taps,
+  each step a whole-array NumPy operation, never a loop over images or pixels.
+- Convolution copies its windows into an im2col matrix laid out (C*KH*KW, N*H'*W'): one
+  row per (channel, tap). With the padded input stored channel-first (C, N, Hp, Wp), each
+  tap fills C rows with one same-order strided copy, several times faster than writing
+  pixel rows (N*H'*W', C*KH*KW), where every element lands KH*KW apart from its neighbour.
+  Then the layer is one matrix multiply for the forward and two for the backward.
+- The backward sends gradients back tap by tap too (`col2im`): overlapping windows share
+  pixels, and `+=` on a strided slice adds each tap's contribution in one pass, much faster
+  than `np.add.at`.
 """
 
 import numpy as np
-from numpy.lib.stride_tricks import sliding_window_view
 
 
 def pad_hw(x, pad, value=0.0):
@@ -22,40 +35,61 @@ def pad_hw(x, pad, value=0.0):
     return xp
 
 
-def windows(xp, window, stride):
-    """A read-only view of every window of xp: no data is copied.
-
-    xp : (N, C, Hp, Wp) ndarray, already padded.
-    Returns (N, C, H', W', KH, KW): element [n, c, i, j] is the window whose top-left corner
-    sits at row i*stride[0], column j*stride[1].
-    """
-    view = sliding_window_view(xp, window, axis=(2, 3))  # (N, C, Hp-KH+1, Wp-KW+1, KH, KW)
-    return view[:, :, ::stride[0], ::stride[1]]  # (N, C, H', W', KH, KW)
-
-
 def unpad_hw(xp, pad, hw):
-    """The (H, W) interior of a padded array, as a contiguous copy when padding was added.
+    """The (H, W) interior of a padded array (xp itself when nothing was padded).
 
     Slicing [ph:ph+H] rather than [ph:-ph] matters: with ph = 0, [0:-0] is empty.
     """
     ph, pw = pad
     if ph == 0 and pw == 0:
         return xp
-    return np.ascontiguousarray(xp[:, :, ph:ph + hw[0], pw:pw + hw[1]])  # (N, C, H, W)
+    return xp[:, :, ph:ph + hw[0], pw:pw + hw[1]]  # (..., H, W), a view
 
 
-def add_windows_back(dwin, stride, padded_shape):
-    """Sum window-shaped gradients back onto the (padded) input they were cut from.
+def taps(xp, window, stride, out_hw):
+    """Yield one strided view per window offset (p, q), in row-major order.
 
-    dwin : (N, C, H', W', KH, KW) ndarray, the gradient of every window.
-    Overlapping windows (stride < window) share input pixels, so their contributions add.
-    One strided slice per kernel offset (KH*KW of them) replaces a loop over output pixels.
+    xp : (A, B, Hp, Wp) ndarray, already padded (A, B are N, C or C, N).
+    The view for (p, q) has shape (A, B, H', W'); its element [a, b, i, j] is the pixel at
+    offset (p, q) of window (i, j), i.e. xp[a, b, p + i*sh, q + j*sw]. Writing into a view
+    writes into xp.
     """
-    N, C, Ho, Wo, KH, KW = dwin.shape
-    sh, sw = stride
-    dxp = np.zeros(padded_shape, dtype=dwin.dtype)  # (N, C, Hp, Wp)
-    for i in range(KH):
-        for j in range(KW):
-            # Kernel offset (i, j) of output pixel (r, s) is input pixel (i + r*sh, j + s*sw).
-            dxp[:, :, i:i + sh * Ho:sh, j:j + sw * Wo:sw] += dwin[:, :, :, :, i, j]  # (N, C, H', W')
-    return dxp
+    (KH, KW), (sh, sw), (Ho, Wo) = window, stride, out_hw
+    for p in range(KH):
+        for q in range(KW):
+            yield xp[:, :, p:p + sh * Ho:sh, q:q + sw * Wo:sw]  # (A, B, H', W')
+
+
+def im2col(x, kernel, stride, pad, out_hw):
+    """Copy every window of x into the columns of one matrix.
+
+    x : (N, C, H, W) ndarray
+    Returns cols : (C*KH*KW, N*H'*W') ndarray; cols[(c, p, q), (n, i, j)] is pixel (p, q) of
+    channel c in window (i, j) of image n (zero where the window overhangs the padding).
+    """
+    N, C, H, W = x.shape
+    (KH, KW), (ph, pw), (Ho, Wo) = kernel, pad, out_hw
+    # Channel-first, so each tap below is a same-order copy.
+    xp = np.zeros((C, N, H + 2 * ph, W + 2 * pw), dtype=x.dtype)  # (C, N, Hp, Wp)
+    xp[:, :, ph:ph + H, pw:pw + W] = x.transpose(1, 0, 2, 3)
+    cols = np.empty((C, KH * KW, N, Ho, Wo), dtype=x.dtype)
+    for k, tap in enumerate(taps(xp, kernel, stride, out_hw)):
+        cols[:, k] = tap  # (C, N, H', W')
+    return cols.reshape(C * KH * KW, N * Ho * Wo)  # (C*KH*KW, N*H'*W'), no copy
+
+
+def col2im(dcols, x_shape, kernel, stride, pad, out_hw):
+    """The adjoint of im2col: add every column back onto the pixel it was copied from.
+
+    dcols : (C*KH*KW, N*H'*W') ndarray
+    Returns dx : (N, C, H, W) ndarray, contiguous. A pixel shared by overlapping windows
+    receives the sum of their contributions; padding's share is dropped.
+    """
+    N, C, H, W = x_shape
+    (KH, KW), (ph, pw), (Ho, Wo) = kernel, pad, out_hw
+    dcols = dcols.reshape(C, KH * KW, N, Ho, Wo)
+    dxp = np.zeros((C, N, H + 2 * ph, W + 2 * pw), dtype=dcols.dtype)  # (C, N, Hp, Wp)
+    for k, tap in enumerate(taps(dxp, kernel, stride, out_hw)):
+        tap += dcols[:, k]  # (C, N, H', W')
+    dx = unpad_hw(dxp, pad, (H, W)).transpose(1, 0, 2, 3)  # (N, C, H, W), a view
+    return np.ascontiguousarray(dx)

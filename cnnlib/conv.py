@@ -16,7 +16,7 @@ backward of either can be checked against the other on exactly the same forward 
 import numpy as np
 
 from ._checks import as_float_array, as_pair, check_dout, check_ndim, output_hw
-from ._windows import add_windows_back, pad_hw, unpad_hw, windows
+from ._windows import col2im, im2col
 
 
 def _check_args(x, w, b, stride, pad):
@@ -58,12 +58,15 @@ def conv2d_forward(x, w, b, *, stride=1, pad=0):
     out : (N, F, H', W') ndarray
     cache : tuple (x, w, b, stride, pad), what conv2d_backward needs.
     """
-    x, w, b, stride, pad, _ = _check_args(x, w, b, stride, pad)
-    cols = windows(pad_hw(x, pad), w.shape[2:], stride)  # (N, C, H', W', KH, KW), a view
-    # out[n, i, j, f] = sum over c, p, q of cols[n, c, i, j, p, q] * w[f, c, p, q]
-    out = np.tensordot(cols, w, axes=([1, 4, 5], [1, 2, 3]))  # (N, H', W', F)
-    out = np.ascontiguousarray(out.transpose(0, 3, 1, 2))  # (N, F, H', W')
-    out += b[:, None, None].astype(out.dtype, copy=False)  # b as (F, 1, 1): one bias per map
+    x, w, b, stride, pad, (Ho, Wo) = _check_args(x, w, b, stride, pad)
+    N, F = x.shape[0], w.shape[0]
+    cols = im2col(x, w.shape[2:], stride, pad, (Ho, Wo))  # (C*KH*KW, N*H'*W')
+    # Row f of w times column (n, i, j) of cols is out[n, f, i, j] before the bias.
+    prod = w.reshape(F, -1) @ cols  # (F, N*H'*W')
+    prod = prod.reshape(F, N, Ho, Wo).transpose(1, 0, 2, 3)  # (N, F, H', W'), a view
+    out = np.empty(prod.shape, dtype=prod.dtype)
+    # One pass adds the bias and makes out contiguous: b as (F, 1, 1), one bias per map.
+    np.add(prod, b[:, None, None].astype(out.dtype, copy=False), out=out)
     return out, (x, w, b, stride, pad)
 
 
@@ -83,18 +86,17 @@ def conv2d_backward(dout, cache):
     """
     dout = _check_backward(dout, cache)
     x, w, b, stride, pad = cache
-    xp = pad_hw(x, pad)
+    N, F, Ho, Wo = dout.shape
+    # The forward was prod = w2 @ cols with w2 = w as (F, C*KH*KW); the backward is the two
+    # products of the matrix chain rule, in the same column order as cols.
+    dprod = dout.transpose(1, 0, 2, 3).reshape(F, N * Ho * Wo)  # (F, N*H'*W'), a copy
     # b[f] was added to every pixel of every map f, so all their gradients flow into it.
-    db = dout.sum(axis=(0, 2, 3))  # (F,)
-    cols = windows(xp, w.shape[2:], stride)  # (N, C, H', W', KH, KW)
-    # dw[f, c, p, q] = sum over n, i, j of dout[n, f, i, j] * cols[n, c, i, j, p, q]
-    dw = np.tensordot(dout, cols, axes=([0, 2, 3], [0, 2, 3]))  # (F, C, KH, KW)
-    # Every output pixel sends dout * w back onto the window it was computed from:
-    # dcols[n, i, j, c, p, q] = sum over f of dout[n, f, i, j] * w[f, c, p, q]
-    dcols = np.tensordot(dout, w, axes=([1], [0]))  # (N, H', W', C, KH, KW)
-    dcols = dcols.transpose(0, 3, 1, 2, 4, 5)  # (N, C, H', W', KH, KW)
-    dxp = add_windows_back(dcols, stride, xp.shape)  # (N, C, H+2ph, W+2pw)
-    dx = unpad_hw(dxp, pad, x.shape[2:])  # (N, C, H, W)
+    db = dprod.sum(axis=1)  # (F,)
+    cols = im2col(x, w.shape[2:], stride, pad, (Ho, Wo))  # (C*KH*KW, N*H'*W')
+    dw = (dprod @ cols.T).reshape(w.shape)  # (F, C, KH, KW)
+    # Every output pixel sends dout * w back onto the window it was computed from.
+    dcols = w.reshape(F, -1).T @ dprod  # (C*KH*KW, N*H'*W')
+    dx = col2im(dcols, x.shape, w.shape[2:], stride, pad, (Ho, Wo))  # (N, C, H, W)
     return dx.astype(x.dtype, copy=False), dw.astype(w.dtype, copy=False), db.astype(b.dtype, copy=False)
 
 

@@ -13,7 +13,7 @@ Both max-pool versions share the cache (x, argmax, size, stride, pad), where arg
 import numpy as np
 
 from ._checks import as_float_array, as_pair, check_dout, check_ndim, output_hw
-from ._windows import add_windows_back, pad_hw, unpad_hw, windows
+from ._windows import pad_hw, taps, unpad_hw
 
 
 def _check_args(x, size, stride, pad):
@@ -45,11 +45,15 @@ def maxpool2d_forward(x, *, size=2, stride=None, pad=0):
     cache : tuple (x, argmax, size, stride, pad), see the module docstring.
     """
     x, size, stride, pad, (Ho, Wo) = _check_args(x, size, stride, pad)
-    N, C = x.shape[:2]
-    cols = windows(pad_hw(x, pad, value=-np.inf), size, stride)  # (N, C, H', W', KH, KW)
-    cols = cols.reshape(N, C, Ho, Wo, size[0] * size[1])  # (N, C, H', W', KH*KW), a copy
-    argmax = cols.argmax(axis=-1)  # (N, C, H', W'); argmax returns the first maximum
-    out = np.take_along_axis(cols, argmax[..., None], axis=-1)[..., 0]  # (N, C, H', W')
+    # A running maximum over the KH*KW taps (see _windows): no window is ever copied out.
+    window_taps = taps(pad_hw(x, pad, value=-np.inf), size, stride, (Ho, Wo))
+    out = next(window_taps).copy()  # (N, C, H', W'), tap (0, 0) of every window
+    argmax = np.zeros(out.shape, dtype=np.intp)
+    for k, tap in enumerate(window_taps, start=1):
+        # Strictly greater: on a tie the earlier tap keeps the max, so argmax is the first one.
+        better = tap > out
+        np.maximum(out, tap, out=out)
+        argmax[better] = k
     return out, (x, argmax, size, stride, pad)
 
 
@@ -67,12 +71,13 @@ def maxpool2d_backward(dout, cache):
     """
     x, argmax, size, stride, pad = cache
     dout = check_dout(dout, argmax.shape)
-    dwin = np.zeros((*argmax.shape, size[0] * size[1]), dtype=x.dtype)  # (N, C, H', W', KH*KW)
-    # Each window's gradient is all zeros but for dout at the winner: dwin[..., argmax] = dout.
-    np.put_along_axis(dwin, argmax[..., None], dout[..., None], axis=-1)
-    dwin = dwin.reshape(*argmax.shape, *size)  # (N, C, H', W', KH, KW)
     padded = (*x.shape[:2], x.shape[2] + 2 * pad[0], x.shape[3] + 2 * pad[1])
-    return unpad_hw(add_windows_back(dwin, stride, padded), pad, x.shape[2:])  # (N, C, H, W)
+    dxp = np.zeros(padded, dtype=x.dtype)  # (N, C, H+2ph, W+2pw)
+    for k, tap in enumerate(taps(dxp, size, stride, argmax.shape[2:])):
+        # Only each window's winner influenced its output, so only it gets the gradient;
+        # += because overlapping windows can share a winner.
+        tap += dout * (argmax == k)  # (N, C, H', W')
+    return np.ascontiguousarray(unpad_hw(dxp, pad, x.shape[2:]))  # (N, C, H, W)
 
 
 def maxpool2d_forward_naive(x, *, size=2, stride=None, pad=0):
@@ -126,8 +131,12 @@ def avgpool2d_forward(x, *, size=2, stride=None):
     out : (N, C, H', W') ndarray
     cache : tuple (x, size, stride).
     """
-    x, size, stride, _, _ = _check_args(x, size, stride, 0)
-    out = windows(x, size, stride).mean(axis=(4, 5))  # (N, C, H', W')
+    x, size, stride, _, out_hw = _check_args(x, size, stride, 0)
+    window_taps = taps(x, size, stride, out_hw)
+    out = next(window_taps).copy()  # (N, C, H', W')
+    for tap in window_taps:
+        out += tap
+    out /= size[0] * size[1]
     return out, (x, size, stride)
 
 
@@ -153,8 +162,10 @@ def avgpool2d_backward(dout, cache):
     x, size, stride = cache
     # Every pixel of a window contributed 1/(KH*KW) of the output.
     share = (dout / (size[0] * size[1])).astype(x.dtype, copy=False)  # (N, C, H', W')
-    dwin = np.broadcast_to(share[..., None, None], (*share.shape, *size))  # (N, C, H', W', KH, KW)
-    return add_windows_back(dwin, stride, x.shape)  # (N, C, H, W)
+    dx = np.zeros_like(x)
+    for tap in taps(dx, size, stride, dout.shape[2:]):
+        tap += share  # overlapping windows add up
+    return dx
 
 
 def avgpool2d_forward_naive(x, *, size=2, stride=None):
