@@ -9,8 +9,10 @@ Shapes: N batch, C input channels, H x W input, F filters, KH x KW kernel, H' x 
     H' = (H + 2*pad - KH) // stride + 1   (W' likewise with the horizontal stride and pad).
 `stride` and `pad` are ints or (vertical, horizontal) pairs.
 
-Both versions share one cache, (x, w, b, stride, pad) with stride and pad as pairs, so the
-backward of either can be checked against the other on exactly the same forward pass.
+Both versions share one cache, (x, w, b, stride, pad, cols) with stride and pad as pairs, so
+the backward of either can be checked against the other on exactly the same forward pass.
+cols is the fast forward's im2col matrix (see _windows), kept so the backward need not copy
+every window again; the naive forward stores None there, and the fast backward then builds it.
 """
 
 import numpy as np
@@ -38,7 +40,7 @@ def _check_args(x, w, b, stride, pad):
 
 
 def _check_backward(dout, cache):
-    x, w, b, stride, pad = cache
+    x, w, b, stride, pad, _ = cache
     out_hw = output_hw(x.shape[2:], w.shape[2:], stride, pad, "kernel")
     return check_dout(dout, (x.shape[0], w.shape[0], *out_hw))
 
@@ -56,7 +58,7 @@ def conv2d_forward(x, w, b, *, stride=1, pad=0):
     Returns
     -------
     out : (N, F, H', W') ndarray
-    cache : tuple (x, w, b, stride, pad), what conv2d_backward needs.
+    cache : tuple (x, w, b, stride, pad, cols), what conv2d_backward needs.
     """
     x, w, b, stride, pad, (Ho, Wo) = _check_args(x, w, b, stride, pad)
     N, F = x.shape[0], w.shape[0]
@@ -67,7 +69,7 @@ def conv2d_forward(x, w, b, *, stride=1, pad=0):
     out = np.empty(prod.shape, dtype=prod.dtype)
     # One pass adds the bias and makes out contiguous: b as (F, 1, 1), one bias per map.
     np.add(prod, b[:, None, None].astype(out.dtype, copy=False), out=out)
-    return out, (x, w, b, stride, pad)
+    return out, (x, w, b, stride, pad, cols)
 
 
 def conv2d_backward(dout, cache):
@@ -85,14 +87,15 @@ def conv2d_backward(dout, cache):
     db : (F,) ndarray
     """
     dout = _check_backward(dout, cache)
-    x, w, b, stride, pad = cache
+    x, w, b, stride, pad, cols = cache
     N, F, Ho, Wo = dout.shape
     # The forward was prod = w2 @ cols with w2 = w as (F, C*KH*KW); the backward is the two
     # products of the matrix chain rule, in the same column order as cols.
     dprod = dout.transpose(1, 0, 2, 3).reshape(F, N * Ho * Wo)  # (F, N*H'*W'), a copy
     # b[f] was added to every pixel of every map f, so all their gradients flow into it.
     db = dprod.sum(axis=1)  # (F,)
-    cols = im2col(x, w.shape[2:], stride, pad, (Ho, Wo))  # (C*KH*KW, N*H'*W')
+    if cols is None:  # the naive forward's cache
+        cols = im2col(x, w.shape[2:], stride, pad, (Ho, Wo))  # (C*KH*KW, N*H'*W')
     dw = (dprod @ cols.T).reshape(w.shape)  # (F, C, KH, KW)
     # Every output pixel sends dout * w back onto the window it was computed from.
     dcols = w.reshape(F, -1).T @ dprod  # (C*KH*KW, N*H'*W')
@@ -113,13 +116,13 @@ def conv2d_forward_naive(x, w, b, *, stride=1, pad=0):
                 for j in range(Wo):
                     window = xp[n, :, i * sh:i * sh + KH, j * sw:j * sw + KW]  # (C, KH, KW)
                     out[n, f, i, j] = np.sum(window * w[f]) + b[f]
-    return out, (x, w, b, stride, pad)
+    return out, (x, w, b, stride, pad, None)
 
 
 def conv2d_backward_naive(dout, cache):
     """Same as conv2d_backward, with one loop per output element: the reference version."""
     dout = _check_backward(dout, cache)
-    x, w, b, (sh, sw), (ph, pw) = cache
+    x, w, b, (sh, sw), (ph, pw), _ = cache
     N, F, Ho, Wo = dout.shape
     H, W, KH, KW = x.shape[2], x.shape[3], w.shape[2], w.shape[3]
     xp = np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)))  # (N, C, H+2ph, W+2pw)

@@ -7,7 +7,8 @@ Shapes: N batch, C channels, H x W input, KH x KW pool window (`size`), H' x W' 
 Max pooling pads with -inf, so padding never wins the max, and routes each output's
 gradient to the first maximum of its window in row-major order (PyTorch's rule for ties).
 Both max-pool versions share the cache (x, argmax, size, stride, pad), where argmax
-(N, C, H', W') holds the flat index, in 0..KH*KW-1, of the winner inside each window.
+(N, C, H', W') holds the flat index, in 0..KH*KW-1, of the winner inside each window
+(the fast forward stores it as uint8 for any window up to 16x16, to save memory and time).
 """
 
 import numpy as np
@@ -48,12 +49,14 @@ def maxpool2d_forward(x, *, size=2, stride=None, pad=0):
     # A running maximum over the KH*KW taps (see _windows): no window is ever copied out.
     window_taps = taps(pad_hw(x, pad, value=-np.inf), size, stride, (Ho, Wo))
     out = next(window_taps).copy()  # (N, C, H', W'), tap (0, 0) of every window
-    argmax = np.zeros(out.shape, dtype=np.intp)
+    argmax = np.zeros(out.shape, dtype=np.min_scalar_type(size[0] * size[1] - 1))  # uint8 mostly
     for k, tap in enumerate(window_taps, start=1):
         # Strictly greater: on a tie the earlier tap keeps the max, so argmax is the first one.
         better = tap > out
         np.maximum(out, tap, out=out)
-        argmax[better] = k
+        # Taps come in increasing k, so max(argmax, k * better) is k exactly where this tap
+        # won: the same as argmax[better] = k, without a boolean mask's slow scattered writes.
+        np.maximum(argmax, np.multiply(better, k, dtype=argmax.dtype), out=argmax)
     return out, (x, argmax, size, stride, pad)
 
 
@@ -73,10 +76,13 @@ def maxpool2d_backward(dout, cache):
     dout = check_dout(dout, argmax.shape)
     padded = (*x.shape[:2], x.shape[2] + 2 * pad[0], x.shape[3] + 2 * pad[1])
     dxp = np.zeros(padded, dtype=x.dtype)  # (N, C, H+2ph, W+2pw)
+    overlap = stride[0] < size[0] or stride[1] < size[1]
     for k, tap in enumerate(taps(dxp, size, stride, argmax.shape[2:])):
-        # Only each window's winner influenced its output, so only it gets the gradient;
-        # += because overlapping windows can share a winner.
-        tap += dout * (argmax == k)  # (N, C, H', W')
+        # Only each window's winner influenced its output, so only it gets the gradient.
+        if overlap:  # windows share pixels, and a shared winner collects from each of them
+            tap += dout * (argmax == k)  # (N, C, H', W')
+        else:  # each pixel is in one window at most: write the gradient straight in
+            np.multiply(dout, argmax == k, out=tap)
     return np.ascontiguousarray(unpad_hw(dxp, pad, x.shape[2:]))  # (N, C, H, W)
 
 
