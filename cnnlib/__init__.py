@@ -25,6 +25,10 @@ from .pool import (
 
 __version__ = "0.1.0"
 
+from ._memory import keep_freed_memory
+
+keep_freed_memory()  # training steps reuse freed memory instead of page-faulting it back in
+
 # Layer classes, the Sequential model, initialisers, optimizers and the training loop.
 from .init import glorot_uniform, he_normal
 from .layers import AvgPool2D, Conv2D, Dense, Flatten, Layer, MaxPool2D, ReLU

@@ -15,4 +15,6 @@ def relu_backward(dout, cache):
     """dx = dout where x > 0, else 0 (at exactly 0 the slope is taken as 0, as PyTorch does)."""
     x = cache
     dout = check_dout(dout, x.shape)
-    return np.where(x > 0, dout, 0).astype(x.dtype, copy=False)
+    # Multiplying by the 0/1 mask is several times faster than np.where, whose branches
+    # mispredict on a mask that is as random as the signs of x.
+    return (dout * (x > 0)).astype(x.dtype, copy=False)
