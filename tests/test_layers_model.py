@@ -620,3 +620,15 @@ def test_a_layer_without_forward_says_so():
         pass
     with pytest.raises(NotImplementedError, match="Half must define _forward"):
         Half().forward(np.zeros((1, 2)))
+
+
+@pytest.mark.parametrize("size, flat", [(8, 16 * 4 * 4), (28, 16 * 14 * 14), (9, 16 * 4 * 4)])
+def test_reference_cnn_fits_its_image_size(size, flat):
+    model = reference_cnn(image_size=size)
+    assert model.layers[-1].params["w"].shape == (flat, 10)
+    assert model.forward(np.zeros((2, 1, size, size))).shape == (2, 10)
+
+
+def test_reference_cnn_rejects_images_smaller_than_the_pool():
+    with pytest.raises(ValueError, match="image_size must be at least 2"):
+        reference_cnn(image_size=1)
