@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Time cnnlib's fast and naive layers, and PyTorch on the CPU where installed, on the same work.
 
-    python benchmarks/bench.py [--repeats 5] [--no-naive] [--no-torch] [--dtype float32,float64]
+    python benchmarks/bench.py [--repeats 5] [--no-naive] [--no-torch] [--no-training]
+                               [--dtype float32,float64] [--epoch-images 60000]
 
 Every workload is one forward plus one backward pass:
 
@@ -11,8 +12,16 @@ Every workload is one forward plus one backward pass:
     conv     one conv layer: batch 32 of 16x32x32, 32 filters 3x3, pad 1
     maxpool  one max-pool layer: batch 64 of 8x28x28, window 2
 
-Prints the median time of each in milliseconds and the ratios fast/torch and naive/fast.
-See benchmarks/README.md.
+and two trainings with cnnlib.fit, each in a child process of its own so its memory is its own:
+
+    epoch    one epoch of 60,000 random 1x28x28 images at batch 64 (MNIST's size, no download)
+             through reference_cnn(image_size=28), float32, Adam: time and peak memory
+    digits   reference_cnn on the 8x8 digits, float32, Adam lr 1e-2, batch 32, epoch after
+             epoch until test accuracy reaches 97%: time (including each epoch's evaluation)
+
+Prints the median time of each in milliseconds, the ratios fast/torch and naive/fast, and
+then every speed target of the course (issue 4) with its measured value and whether it is
+met. See benchmarks/README.md.
 """
 
 import argparse
@@ -156,6 +165,87 @@ def blas_info():
     return text
 
 
+# (workload, dtype, most fast/torch allowed); and the training targets.
+RATIO_TARGETS = [("lenet", "float32", 1.5), ("lenet", "float64", 2.0), ("conv", "float32", 2.5),
+                 ("conv", "float64", 1.0), ("maxpool", "float32", 1.2), ("maxpool", "float64", 1.2)]
+EPOCH_SECONDS, EPOCH_PEAK_MB, DIGITS_SECONDS, DIGITS_ACCURACY = 12.0, 300.0, 5.0, 0.97
+
+
+def peak_rss_mb():
+    """This process's peak resident memory so far, in MB (Linux reports KiB, macOS bytes)."""
+    import resource
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / 2**20 if sys.platform == "darwin" else peak / 2**10
+
+
+def training_worker(spec):
+    """Entry point of a child process: run one training workload, print one JSON line."""
+    if spec["workload"] == "epoch":
+        rng = np.random.default_rng(0)
+        n = spec["images"]
+        x = rng.random((n, 1, 28, 28), dtype=np.float32)  # drawn as float32: no float64 copy
+        y = rng.integers(0, 10, n)
+        model = L.reference_cnn(image_size=28, dtype=np.float32, seed=0)
+        before = peak_rss_mb()
+        start = time.perf_counter()
+        L.fit(model, x, y, optimizer=L.Adam(lr=1e-3), epochs=1, batch_size=64, progress=False)
+        seconds = time.perf_counter() - start
+        print(json.dumps(dict(seconds=seconds, peak_mb=peak_rss_mb(), before_mb=before, data_mb=x.nbytes / 2**20)))
+        return
+    (x, y), (x_test, y_test) = L.datasets.load_digits(dtype=np.float32)
+    model = L.reference_cnn(seed=0, dtype=np.float32)
+    optimizer = L.Adam(lr=1e-2)
+    start = time.perf_counter()
+    for epoch in range(1, 31):
+        L.fit(model, x, y, optimizer=optimizer, epochs=1, batch_size=32, seed=epoch, progress=False)
+        accuracy = L.evaluate(model, x_test, y_test)[1]
+        if accuracy >= DIGITS_ACCURACY:
+            break
+    seconds = time.perf_counter() - start
+    print(json.dumps(dict(seconds=seconds, epochs=epoch, accuracy=accuracy)))
+
+
+def run_training(workload, images):
+    """Run training_worker in a child process; returns its result dict, or None with a reason."""
+    spec = json.dumps(dict(workload=workload, images=images))
+    proc = subprocess.run([sys.executable, __file__, "--training-worker", spec], capture_output=True, text=True)
+    if proc.returncode != 0:
+        return None, "worker failed:\n" + proc.stderr.strip()
+    return json.loads(proc.stdout.strip().splitlines()[-1]), None
+
+
+def target_rows(ratios, epoch, digits, images):
+    """One (target, measured, goal, verdict) row per target of issue 4."""
+    def verdict(ok):
+        return "-" if ok is None else ("met" if ok else "NOT MET")
+
+    rows = []
+    for w, dt, most in RATIO_TARGETS:
+        if dt in {d for (_, d) in ratios} or (w, dt) in ratios:
+            r = ratios.get((w, dt))
+            rows.append((f"{WORKLOADS[w]} {dt}, fast/torch", "-" if r is None else f"{r:.2f}x",
+                         f"<= {most}x", verdict(None if r is None else r <= most)))
+    if epoch is not None:
+        label = f"epoch of {images:,} 1x28x28 at batch 64, float32"
+        scaled = epoch["seconds"] * 60000 / images
+        rows.append((label + ("" if images == 60000 else ", scaled to 60,000"), f"{scaled:.1f} s",
+                     f"<= {EPOCH_SECONDS:g} s", verdict(scaled <= EPOCH_SECONDS)))
+        rows.append((f"peak memory of that epoch's process (data {epoch['data_mb']:.0f} MB)",
+                     f"{epoch['peak_mb']:.0f} MB", f"< {EPOCH_PEAK_MB:g} MB", verdict(epoch["peak_mb"] < EPOCH_PEAK_MB)))
+    if digits is not None:
+        reached = digits["accuracy"] >= DIGITS_ACCURACY
+        rows.append((f"digits to {DIGITS_ACCURACY:.0%} test accuracy ({digits['epochs']} epochs, "
+                     f"{digits['accuracy']:.1%})", f"{digits['seconds']:.1f} s", f"< {DIGITS_SECONDS:g} s",
+                     verdict(reached and digits["seconds"] < DIGITS_SECONDS)))
+    return rows
+
+
+def print_table(head, rows, left=2):
+    widths = [max(len(str(r[i])) for r in rows + [head]) for i in range(len(head))]
+    for r in [head, tuple("-" * n for n in widths)] + rows:
+        print("  ".join(str(c).ljust(n) if i < left else str(c).rjust(n) for i, (c, n) in enumerate(zip(r, widths))))
+
+
 def fmt(value, digits=1):
     return "-" if value is None else f"{value:.{digits}f}"
 
@@ -169,15 +259,23 @@ def main():
     ap.add_argument("--no-naive", action="store_true", help="skip the naive loops")
     ap.add_argument("--no-torch", action="store_true", help="skip PyTorch")
     ap.add_argument("--dtype", default="float32,float64", help="comma-separated: float32,float64")
+    ap.add_argument("--no-training", action="store_true", help="skip the epoch and digits trainings")
+    ap.add_argument("--epoch-images", type=int, default=60000,
+                    help="images in the timed epoch (default 60000; fewer is scaled up to 60,000)")
     ap.add_argument("--torch-worker", metavar="JSON", help=argparse.SUPPRESS)
+    ap.add_argument("--training-worker", metavar="JSON", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.torch_worker:
         return torch_worker(json.loads(args.torch_worker))
+    if args.training_worker:
+        return training_worker(json.loads(args.training_worker))
     dtypes = [s.strip() for s in args.dtype.split(",") if s.strip()]
     if not dtypes or set(dtypes) - {"float32", "float64"}:
         ap.error(f"--dtype must list float32 and/or float64, got {args.dtype!r}")
     if args.repeats < 1 or args.naive_repeats < 1:
         ap.error("--repeats and --naive-repeats must be at least 1")
+    if args.epoch_images < 64:
+        ap.error("--epoch-images must be at least 64 (one batch)")
     started = time.perf_counter()
 
     affinity = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else "?"
@@ -196,7 +294,7 @@ def main():
     print("naive skipped" if args.no_naive else f"median of {args.naive_repeats} run(s), no warm-up (naive)")
     print(flush=True)  # the table takes a minute; show the header now even through a pipe
 
-    rows, scaled = [], False
+    rows, scaled, ratios = [], False, {}
     for w in WORKLOADS:
         for dt in dtypes:
             data = make_data(w, dt)
@@ -211,16 +309,26 @@ def main():
                 if n < n_full:
                     note, scaled = f"*{n_full / n:g}", True
             tor = torch_res["times"][f"{w} {dt}"] if torch_res else None
+            ratios[(w, dt)] = fast / tor if tor else None
             rows.append((WORKLOADS[w], dt, fmt(fast), fmt(naive) + note, fmt(tor),
                          fmt(fast / tor, 2) if tor else "-", fmt(naive / fast, 0) if naive else "-"))
 
-    head = ("workload", "dtype", "fast ms", "naive ms", "torch ms", "fast/torch", "naive/fast")
-    widths = [max(len(str(r[i])) for r in rows + [head]) for i in range(len(head))]
-    for r in [head, tuple("-" * n for n in widths)] + rows:
-        print("  ".join(str(c).ljust(n) if i < 2 else str(c).rjust(n) for i, (c, n) in enumerate(zip(r, widths))))
+    print_table(("workload", "dtype", "fast ms", "naive ms", "torch ms", "fast/torch", "naive/fast"), rows)
     if scaled:
         print(f"\n*k: naive timed on the first {args.naive_batch} samples of the batch, then multiplied by "
               f"k = batch size / {args.naive_batch}; --naive-batch 0 times the full batch.")
+
+    epoch = digits = None
+    if not args.no_training:
+        print("\ntraining (each in a child process of its own) ...", flush=True)
+        epoch, why = run_training("epoch", args.epoch_images)
+        if epoch is None:
+            print(f"epoch: {why}")
+        digits, why = run_training("digits", 0)
+        if digits is None:
+            print(f"digits: {why}")
+    print("\ntargets (fast/torch: - without torch)")
+    print_table(("target", "measured", "goal", "verdict"), target_rows(ratios, epoch, digits, args.epoch_images), left=1)
     print(f"\ntotal {time.perf_counter() - started:.0f} s")
 
 
