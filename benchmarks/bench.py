@@ -327,7 +327,7 @@ def main():
         digits, why = run_training("digits", 0)
         if digits is None:
             print(f"digits: {why}")
-    print("\ntargets (fast/torch: - without torch)")
+    print("\ntargets (-: not measured)")
     print_table(("target", "measured", "goal", "verdict"), target_rows(ratios, epoch, digits, args.epoch_images), left=1)
     print(f"\ntotal {time.perf_counter() - started:.0f} s")
 
