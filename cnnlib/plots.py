@@ -71,3 +71,177 @@ def image_grid(images, *, titles=None, suptitle, ncols=8, cmap=GREYS, signed=Fal
     if colorbar:
         fig.colorbar(im, ax=axes.ravel().tolist(), shrink=0.8)
     return fig
+
+
+def confusion_matrix(y_true, y_pred, n_classes=10):
+    """Count how often each true class was predicted as each class.
+
+    Parameters
+    ----------
+    y_true, y_pred : (N,) ndarray of integer labels in 0..n_classes-1.
+    n_classes : int >= 1, K.
+
+    Returns
+    -------
+    counts : (K, K) int64 ndarray; ``counts[t, p]`` is the number of samples of true class t
+        predicted as p. Rows are true classes, so the diagonal holds the correct predictions,
+        ``counts.sum()`` is N and ``counts.trace()`` the number right.
+    """
+    if isinstance(n_classes, bool) or not isinstance(n_classes, (int, np.integer)) or n_classes < 1:
+        raise ValueError(f"n_classes must be an int >= 1, got {n_classes!r}")
+    n_classes = int(n_classes)
+    y_true, y_pred = np.asarray(y_true), np.asarray(y_pred)
+    for name, y in (("y_true", y_true), ("y_pred", y_pred)):
+        if y.ndim != 1:
+            raise ValueError(f"{name} must be (N,), one label per sample, got shape {y.shape}")
+        if y.dtype == np.bool_ or not np.issubdtype(y.dtype, np.integer):
+            raise TypeError(f"{name} must hold integer class labels, got dtype {y.dtype}")
+        if y.size and (y.min() < 0 or y.max() >= n_classes):
+            raise ValueError(f"{name} labels must be in 0..{n_classes - 1}, got values from {y.min()} to {y.max()}")
+    if len(y_true) != len(y_pred):
+        raise ValueError(f"y_true has {len(y_true)} labels but y_pred has {len(y_pred)}")
+    # Each (true, predicted) pair gets its own bin, t * K + p, which is the flat index of counts[t, p].
+    flat = np.bincount(y_true.astype(np.int64) * n_classes + y_pred, minlength=n_classes * n_classes)
+    return flat.reshape(n_classes, n_classes).astype(np.int64)
+
+
+def plot_confusion_matrix(y_true, y_pred, *, n_classes=10, class_name="digit", title="Confusion matrix",
+                          cmap="cividis"):
+    """Draw the confusion matrix as a heat map with every count written in its cell.
+
+    Parameters
+    ----------
+    y_true, y_pred : (N,) ndarray of integer labels in 0..n_classes-1.
+    n_classes : int >= 1, K.
+    class_name : str, names the axes: "predicted <class_name>" and "true <class_name>".
+    title : str; the number of correct predictions is appended to it.
+    cmap : str, a sequential colour map (cividis or viridis).
+
+    Returns
+    -------
+    fig : matplotlib.figure.Figure, with the (K, K) counts as its image (``fig.axes[0].images[0]``).
+    """
+    counts = confusion_matrix(y_true, y_pred, n_classes)
+    fig, ax = plt.subplots(figsize=(4.8, 4.2))
+    im = ax.imshow(counts, cmap=cmap, vmin=0)
+    # Light text on the dark end of the map, dark text on the light end, so every count reads.
+    dark = counts < counts.max() / 2
+    for (t, p), c in np.ndenumerate(counts):
+        ax.text(p, t, str(c), ha="center", va="center", fontsize=8, color="white" if dark[t, p] else "black")
+    ticks = np.arange(n_classes)
+    ax.set_xticks(ticks)
+    ax.set_yticks(ticks)
+    ax.set_xlabel(f"predicted {class_name}")
+    ax.set_ylabel(f"true {class_name}")
+    ax.set_title(f"{title} ({np.trace(counts)}/{counts.sum()} correct)")
+    fig.colorbar(im, ax=ax, shrink=0.8, label="count")
+    return fig
+
+
+def plot_history(history, *, val_label="validation", title="Training history"):
+    """Plot the loss and the accuracy per epoch, for training and (if present) validation.
+
+    Parameters
+    ----------
+    history : dict of lists, as returned by `cnnlib.fit`: "loss" and "accuracy", and
+        optionally "val_loss" and "val_accuracy", one entry per epoch.
+    val_label : str, the name of the held-out data in the legend (e.g. "validation", "test").
+    title : str, the figure's title.
+
+    Returns
+    -------
+    fig : matplotlib.figure.Figure with two axes: loss, then accuracy, against the epoch (1, 2, ...).
+    """
+    for key in ("loss", "accuracy"):
+        if key not in history:
+            raise ValueError(f"history must have the key {key!r} (as cnnlib.fit returns), got keys {sorted(history)}")
+    n = len(history["loss"])
+    if n == 0:
+        raise ValueError("history holds no epochs")
+    has_val = "val_loss" in history or "val_accuracy" in history
+    keys = ["loss", "accuracy"] + (["val_loss", "val_accuracy"] if has_val else [])
+    for key in keys:
+        if key not in history:
+            raise ValueError(f"history has validation entries but no {key!r}")
+        if len(history[key]) != n:
+            raise ValueError(f"history[{key!r}] has {len(history[key])} entries, history['loss'] has {n}")
+    epochs = np.arange(1, n + 1)
+    fig, axes = plt.subplots(1, 2, figsize=(8, 3))
+    panels = [("loss", "loss (mean cross-entropy)"), ("accuracy", "accuracy (fraction correct)")]
+    for ax, (key, ylabel) in zip(axes, panels):
+        # Colour and line style both differ, so the two curves stay apart in grey print too.
+        ax.plot(epochs, history[key], color=OKABE_ITO[4], marker="o", markersize=3, label="training")
+        if has_val:
+            ax.plot(epochs, history["val_" + key], color=OKABE_ITO[5], linestyle="--", marker="s",
+                    markersize=3, label=val_label)
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(ylabel)
+        ax.set_title(key.capitalize())
+        ax.grid(alpha=0.3)
+        ax.legend()
+    fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def image_and_maps(image, maps, *, suptitle, image_title="input", signed=False, ncols=8,
+                   cbar_label="value", size=0.8):
+    """Show one input image beside a stack of feature maps computed from it.
+
+    The image (a digit, in grey) fills the left column; the maps fill a grid to its right,
+    all with one colour scale: PuOr centred on zero when `signed` (gradients), viridis from
+    the smallest to the largest value otherwise (activations).
+
+    Parameters
+    ----------
+    image : (H, W) ndarray, e.g. ``x[n, 0]``.
+    maps : (C, H', W') ndarray, e.g. the C feature maps of that sample, or their gradients.
+    suptitle : str, the figure's title.
+    image_title : str, the title above the image.
+    signed : bool, use the diverging map with limits symmetric about zero.
+    ncols : int, maps per row.
+    cbar_label : str, what the colour bar measures.
+
+    Returns
+    -------
+    fig : matplotlib.figure.Figure; ``fig.axes[0]`` is the image, then one axes per map,
+        then the colour bar.
+    """
+    image, maps = np.asarray(image), np.asarray(maps)
+    if image.ndim != 2:
+        raise ValueError(f"image must be (H, W), got shape {image.shape}")
+    if maps.ndim != 3:
+        raise ValueError(f"maps must be (C, H, W), got shape {maps.shape}")
+    c = maps.shape[0]
+    ncols = max(1, min(ncols, c))
+    nrows = -(-c // ncols)
+    span = nrows  # the image is as tall as the grid of maps, and square
+    # Each map cell is `size` wide and a little taller (room for its title); the extra inches
+    # hold the colour bar and the figure's title.
+    fig = plt.figure(figsize=(size * (ncols + span) + 1.3, size * 1.3 * span + 0.6))
+    grid = fig.add_gridspec(nrows, ncols + 1, width_ratios=[span] + [1] * ncols,
+                            wspace=0.2, hspace=0.45, left=0.04, right=0.88, top=0.8, bottom=0.08)
+    ax_img = fig.add_subplot(grid[:, 0])
+    ax_img.imshow(image, cmap=GREYS)
+    ax_img.set_title(image_title, fontsize=9)
+    ax_img.set_xlabel("w")
+    ax_img.set_ylabel("h")
+    ax_img.set_xticks([])
+    ax_img.set_yticks([])
+    if signed:
+        cmap, (vmin, vmax) = DIVERGING, symmetric_limits(maps)
+    else:
+        cmap, vmin, vmax = SEQUENTIAL, float(maps.min()), float(maps.max())
+    map_axes = []
+    for i in range(c):
+        ax = fig.add_subplot(grid[i // ncols, 1 + i % ncols])
+        im = ax.imshow(maps[i], cmap=cmap, vmin=vmin, vmax=vmax)
+        ax.set_title(f"c={i}", fontsize=8)
+        ax.set_xticks([])
+        ax.set_yticks([])
+        map_axes.append(ax)
+    map_axes[(nrows - 1) * ncols].set_xlabel("w", fontsize=8)
+    map_axes[(nrows - 1) * ncols].set_ylabel("h", fontsize=8)
+    fig.colorbar(im, ax=map_axes, shrink=0.9, label=cbar_label)
+    fig.suptitle(suptitle)
+    return fig
