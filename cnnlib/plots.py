@@ -185,7 +185,7 @@ def plot_history(history, *, val_label="validation", title="Training history"):
 
 
 def image_and_maps(image, maps, *, suptitle, image_title="input", signed=False, ncols=8,
-                   cbar_label="value", size=0.8):
+                   cbar_label="value", limit=None, size=0.8):
     """Show one input image beside a stack of feature maps computed from it.
 
     The image (a digit, in grey) fills the left column; the maps fill a grid to its right,
@@ -201,6 +201,9 @@ def image_and_maps(image, maps, *, suptitle, image_title="input", signed=False, 
     signed : bool, use the diverging map with limits symmetric about zero.
     ncols : int, maps per row.
     cbar_label : str, what the colour bar measures.
+    limit : float > 0, optional
+        With `signed`, draw the maps from -limit to +limit instead of +-max|maps|, so that
+        several figures share one scale and their colours can be compared.
 
     Returns
     -------
@@ -228,8 +231,12 @@ def image_and_maps(image, maps, *, suptitle, image_title="input", signed=False, 
     ax_img.set_ylabel("h")
     ax_img.set_xticks([])
     ax_img.set_yticks([])
+    if limit is not None and not (signed and np.isfinite(limit) and limit > 0):
+        raise ValueError(f"limit must be a positive number and needs signed=True, got limit={limit!r}, "
+                         f"signed={signed!r}")
     if signed:
-        cmap, (vmin, vmax) = DIVERGING, symmetric_limits(maps)
+        vmin, vmax = symmetric_limits(maps) if limit is None else (-float(limit), float(limit))
+        cmap = DIVERGING
     else:
         cmap, vmin, vmax = SEQUENTIAL, float(maps.min()), float(maps.max())
     map_axes = []

@@ -180,3 +180,14 @@ def test_image_and_maps_bad_shapes():
         plots.image_and_maps(np.zeros((1, 8, 8)), np.zeros((2, 4, 4)), suptitle="x")
     with pytest.raises(ValueError, match=r"maps must be \(C, H, W\)"):
         plots.image_and_maps(np.zeros((8, 8)), np.zeros((1, 2, 4, 4)), suptitle="x")
+
+
+def test_image_and_maps_shared_limit(rng):
+    # Two figures drawn with one limit use one colour scale, whatever their own maxima.
+    small, large = 0.01 * rng.standard_normal((4, 4, 4)), 3 * rng.standard_normal((4, 4, 4))
+    for maps in (small, large):
+        fig = plots.image_and_maps(np.zeros((8, 8)), maps, suptitle="shared", signed=True, limit=5.0)
+        assert all(ax.images[0].get_clim() == (-5.0, 5.0) for ax in fig.axes[1:-1])
+    for bad in ({"limit": 0.0, "signed": True}, {"limit": np.nan, "signed": True}, {"limit": 1.0}):
+        with pytest.raises(ValueError, match="limit must be a positive number and needs signed=True"):
+            plots.image_and_maps(np.zeros((8, 8)), small, suptitle="bad", **bad)
