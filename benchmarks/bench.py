@@ -119,36 +119,69 @@ def torch_step(workload, d):
     return step
 
 
-def median_ms(step, repeats, warmup):
-    """Median wall time of `repeats` calls of step(), in ms, after `warmup` untimed calls."""
+ROUNDS = 3  # fast and torch take turns this many times, so that both see the same load
+
+
+def run_ms(step, runs, warmup=0):
+    """Wall times of `runs` calls of step() in ms, after `warmup` untimed calls."""
     for _ in range(warmup):
         step()
     times = []
-    for _ in range(repeats):
+    for _ in range(runs):
         start = time.perf_counter()
         step()
-        times.append(time.perf_counter() - start)
-    return 1e3 * statistics.median(times)
+        times.append(1e3 * (time.perf_counter() - start))
+    return times
 
 
-def torch_worker(spec):
-    """Entry point of the child process: time torch, print the results as one JSON line."""
+def torch_worker():
+    """Entry point of the child process that times torch: one JSON request per stdin line,
+    {"workload", "dtype", "runs", "warmup"}, answered by one JSON line of times in ms."""
     import torch
-    times = {f"{w} {dt}": median_ms(torch_step(w, make_data(w, dt)), spec["repeats"], warmup=2)
-             for w in WORKLOADS for dt in spec["dtypes"]}
-    print(json.dumps(dict(version=torch.__version__, threads=torch.get_num_threads(), times=times)))
+    print(json.dumps(dict(version=torch.__version__, threads=torch.get_num_threads())), flush=True)
+    steps = {}
+    for line in sys.stdin:
+        req = json.loads(line)
+        key = (req["workload"], req["dtype"])
+        if key not in steps:
+            steps[key] = torch_step(*key[:1], make_data(*key))
+        print(json.dumps(run_ms(steps[key], req["runs"], req["warmup"])), flush=True)
 
 
-def time_torch(dtypes, repeats):
-    """Run torch_worker in a child process; its thread pool and NumPy's BLAS threads would
-    otherwise compete for the same cores. Returns its result dict, or None with a reason."""
+class TorchTimer:
+    """PyTorch timed in a child process, one run at a time on request, so that its runs and
+    NumPy's alternate and see the same machine. In one process, PyTorch's thread pool and
+    NumPy's BLAS threads would compete for the same cores."""
+
+    def __init__(self):
+        self.proc = subprocess.Popen([sys.executable, __file__, "--torch-worker"], stdin=subprocess.PIPE,
+                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        self.info = self._read()
+
+    def _read(self):
+        line = self.proc.stdout.readline()
+        if not line:
+            raise RuntimeError("torch worker failed:\n" + self.proc.stderr.read().strip())
+        return json.loads(line)
+
+    def times(self, workload, dtype, runs, warmup=0):
+        self.proc.stdin.write(json.dumps(dict(workload=workload, dtype=dtype, runs=runs, warmup=warmup)) + "\n")
+        self.proc.stdin.flush()
+        return self._read()
+
+    def close(self):
+        self.proc.stdin.close()
+        self.proc.wait()
+
+
+def start_torch():
+    """A TorchTimer, or None with the reason there is none."""
     if importlib.util.find_spec("torch") is None:
         return None, "not installed"
-    spec = json.dumps(dict(dtypes=dtypes, repeats=repeats))
-    proc = subprocess.run([sys.executable, __file__, "--torch-worker", spec], capture_output=True, text=True)
-    if proc.returncode != 0:
-        return None, "worker failed:\n" + proc.stderr.strip()
-    return json.loads(proc.stdout.strip().splitlines()[-1]), None
+    try:
+        return TorchTimer(), None
+    except RuntimeError as error:
+        return None, str(error)
 
 
 def blas_info():
@@ -252,7 +285,7 @@ def fmt(value, digits=1):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--repeats", type=int, default=5, help="timed runs of fast and torch (median)")
+    ap.add_argument("--repeats", type=int, default=9, help="timed runs of fast and torch (median)")
     ap.add_argument("--naive-repeats", type=int, default=1, help="timed runs of naive (median)")
     ap.add_argument("--naive-batch", type=int, default=16,
                     help="time naive on the first N samples and scale to the full batch; 0: full batch")
@@ -262,11 +295,11 @@ def main():
     ap.add_argument("--no-training", action="store_true", help="skip the epoch and digits trainings")
     ap.add_argument("--epoch-images", type=int, default=60000,
                     help="images in the timed epoch (default 60000; fewer is scaled up to 60,000)")
-    ap.add_argument("--torch-worker", metavar="JSON", help=argparse.SUPPRESS)
+    ap.add_argument("--torch-worker", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--training-worker", metavar="JSON", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.torch_worker:
-        return torch_worker(json.loads(args.torch_worker))
+        return torch_worker()
     if args.training_worker:
         return training_worker(json.loads(args.training_worker))
     dtypes = [s.strip() for s in args.dtype.split(",") if s.strip()]
@@ -285,12 +318,12 @@ def main():
         # Other programs on the machine slow every column; a load above 0.5 means the numbers are noisy.
         print(f"load average before starting: {os.getloadavg()[0]:.2f}")
     print(f"numpy {np.__version__}, BLAS: {blas_info()}")
-    torch_res, why = (None, "skipped (--no-torch)") if args.no_torch else time_torch(dtypes, args.repeats)
-    if torch_res:
-        print(f"torch {torch_res['version']}, {torch_res['threads']} threads, timed in a child process")
+    timer, why = (None, "skipped (--no-torch)") if args.no_torch else start_torch()
+    if timer:
+        print(f"torch {timer.info['version']}, {timer.info['threads']} threads, timed in a child process")
     else:
         print(f"torch: {why}")
-    print(f"median of {args.repeats} run(s) after 2 warm-ups (fast, torch); ", end="")
+    print(f"median of {args.repeats} run(s) (fast and torch take {ROUNDS} turns, each after a warm-up run); ", end="")
     print("naive skipped" if args.no_naive else f"median of {args.naive_repeats} run(s), no warm-up (naive)")
     print(flush=True)  # the table takes a minute; show the header now even through a pipe
 
@@ -298,21 +331,32 @@ def main():
     for w in WORKLOADS:
         for dt in dtypes:
             data = make_data(w, dt)
-            fast = median_ms(numpy_step(w, data, naive=False), args.repeats, warmup=2)
+            step = numpy_step(w, data, naive=False)
+            fast_times, torch_times = [], []
+            for r in range(ROUNDS):
+                # Each turn starts with an untimed run: it also waits out the other side's
+                # threads, which spin for a while after their last call before they sleep.
+                runs = args.repeats // ROUNDS + (r < args.repeats % ROUNDS)
+                fast_times += run_ms(step, runs, warmup=2 if r == 0 else 1)
+                if timer:
+                    torch_times += timer.times(w, dt, runs, warmup=2 if r == 0 else 1)
+            fast = statistics.median(fast_times)
+            tor = statistics.median(torch_times) if timer else None
             naive, note = None, ""
             if not args.no_naive:
                 n_full = data["x"].shape[0]
                 n = n_full if args.naive_batch <= 0 else min(args.naive_batch, n_full)
                 part = {k: (v[:n] if k in BATCH_KEYS else v) for k, v in data.items()}
                 # The loops do the same work for every sample, so time grows linearly with it.
-                naive = median_ms(numpy_step(w, part, naive=True), args.naive_repeats, warmup=0) * n_full / n
+                naive = statistics.median(run_ms(numpy_step(w, part, naive=True), args.naive_repeats)) * n_full / n
                 if n < n_full:
                     note, scaled = f"*{n_full / n:g}", True
-            tor = torch_res["times"][f"{w} {dt}"] if torch_res else None
             ratios[(w, dt)] = fast / tor if tor else None
             rows.append((WORKLOADS[w], dt, fmt(fast), fmt(naive) + note, fmt(tor),
                          fmt(fast / tor, 2) if tor else "-", fmt(naive / fast, 0) if naive else "-"))
 
+    if timer:
+        timer.close()
     print_table(("workload", "dtype", "fast ms", "naive ms", "torch ms", "fast/torch", "naive/fast"), rows)
     if scaled:
         print(f"\n*k: naive timed on the first {args.naive_batch} samples of the batch, then multiplied by "
