@@ -200,7 +200,7 @@ def plot_receptive_field(image, kernel_size=3, stride=1, pad=1, out_row=0, out_c
 
     fig, (ax_in, ax_k, ax_out) = plt.subplots(1, 3, figsize=figsize, width_ratios=[1.2, 0.8, 1.0])
 
-    ax_in.imshow(xp, cmap=GREYS, vmin=0.0, vmax=max(1.0, float(image.max())))
+    ax_in.imshow(xp, cmap=GREYS, vmin=min(0.0, float(image.min())), vmax=max(1.0, float(image.max())))
     if ph or pw:
         # Tint the padding ring so the zeros it adds are not mistaken for blank paper.
         ring = np.ones_like(xp)
