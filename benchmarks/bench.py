@@ -120,10 +120,14 @@ def torch_step(workload, d):
 
 
 ROUNDS = 3  # fast and torch take turns this many times, so that both see the same load
+# Seconds to wait at each change of turn: OpenBLAS's and OpenMP's threads keep spinning on
+# the cores for up to a tenth of a second after their last call before they sleep.
+SETTLE = 0.3
 
 
 def run_ms(step, runs, warmup=0):
     """Wall times of `runs` calls of step() in ms, after `warmup` untimed calls."""
+    time.sleep(SETTLE)
     for _ in range(warmup):
         step()
     times = []
@@ -334,8 +338,7 @@ def main():
             step = numpy_step(w, data, naive=False)
             fast_times, torch_times = [], []
             for r in range(ROUNDS):
-                # Each turn starts with an untimed run: it also waits out the other side's
-                # threads, which spin for a while after their last call before they sleep.
+                # Each turn waits for the other side's threads to go idle, then warms up.
                 runs = args.repeats // ROUNDS + (r < args.repeats % ROUNDS)
                 fast_times += run_ms(step, runs, warmup=2 if r == 0 else 1)
                 if timer:
