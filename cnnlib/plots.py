@@ -49,7 +49,9 @@ def image_grid(images, *, titles=None, suptitle, ncols=8, cmap=GREYS, signed=Fal
     k = images.shape[0]
     ncols = max(1, min(ncols, k))
     nrows = -(-k // ncols)
-    fig, axes = plt.subplots(nrows, ncols, figsize=(size * ncols, size * nrows + 0.5), squeeze=False)
+    # Constrained layout makes room for multi-line panel titles under the figure title.
+    fig, axes = plt.subplots(nrows, ncols, figsize=(size * ncols, size * nrows + 0.5), squeeze=False,
+                             layout="constrained")
     if signed:
         cmap = DIVERGING if cmap == GREYS else cmap
         vmin, vmax = symmetric_limits(images)
