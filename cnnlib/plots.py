@@ -7,6 +7,7 @@ the Okabe-Ito palette; all three read correctly under the common colour-vision d
 """
 
 import matplotlib.pyplot as plt
+from matplotlib.ticker import MaxNLocator
 import numpy as np
 
 SEQUENTIAL = "viridis"
@@ -23,7 +24,7 @@ def symmetric_limits(a):
 
 
 def image_grid(images, *, titles=None, suptitle, ncols=8, cmap=GREYS, signed=False, colorbar=False,
-               size=1.4):
+               colorbar_label=None, size=1.4):
     """Show a stack of 2-D images in a grid, one panel each.
 
     Parameters
@@ -38,6 +39,8 @@ def image_grid(images, *, titles=None, suptitle, ncols=8, cmap=GREYS, signed=Fal
         Use the diverging map with limits symmetric about zero (for weights and gradients).
     colorbar : bool
         Add one colour bar shared by all panels (shared limits are used either way).
+    colorbar_label : str, optional
+        What the colours measure, e.g. "weight"; written along the colour bar.
 
     Returns
     -------
@@ -71,7 +74,7 @@ def image_grid(images, *, titles=None, suptitle, ncols=8, cmap=GREYS, signed=Fal
     axes[-1, 0].set_ylabel("h")
     fig.suptitle(suptitle)
     if colorbar:
-        fig.colorbar(im, ax=axes.ravel().tolist(), shrink=0.8)
+        fig.colorbar(im, ax=axes.ravel().tolist(), shrink=0.8, label=colorbar_label)
     return fig
 
 
@@ -177,6 +180,7 @@ def plot_history(history, *, val_label="validation", title="Training history"):
             ax.plot(epochs, history["val_" + key], color=OKABE_ITO[5], linestyle="--", marker="s",
                     markersize=3, label=val_label)
         ax.set_xlabel("epoch")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # epochs are whole numbers
         ax.set_ylabel(ylabel)
         ax.set_title(key.capitalize())
         ax.grid(alpha=0.3)

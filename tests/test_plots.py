@@ -191,3 +191,19 @@ def test_image_and_maps_shared_limit(rng):
     for bad in ({"limit": 0.0, "signed": True}, {"limit": np.nan, "signed": True}, {"limit": 1.0}):
         with pytest.raises(ValueError, match="limit must be a positive number and needs signed=True"):
             plots.image_and_maps(np.zeros((8, 8)), small, suptitle="bad", **bad)
+
+
+def test_history_epochs_are_whole_numbers():
+    history = {"loss": [1 - 0.05 * i for i in range(15)], "accuracy": [0.5 + 0.03 * i for i in range(15)]}
+    fig = plots.plot_history(history)
+    fig.canvas.draw()
+    ticks = [t for t in fig.axes[0].get_xticks() if 1 <= t <= 15]
+    assert ticks and all(float(t).is_integer() for t in ticks), ticks
+    plt.close(fig)
+
+
+def test_image_grid_labels_its_colour_bar():
+    fig = plots.image_grid(np.arange(8.0).reshape(2, 2, 2) - 4, suptitle="weights", signed=True, colorbar=True,
+                     colorbar_label="weight")
+    assert fig.axes[-1].get_ylabel() == "weight"
+    plt.close(fig)
