@@ -96,7 +96,9 @@ def conv2d_backward(dout, cache):
     db = dprod.sum(axis=1)  # (F,)
     if cols is None:  # the naive forward's cache
         cols = im2col(x, w.shape[2:], stride, pad, (Ho, Wo))  # (C*KH*KW, N*H'*W')
-    dw = (dprod @ cols.T).reshape(w.shape)  # (F, C, KH, KW)
+    # dw = dprod @ cols.T, written transposed: OpenBLAS runs this product up to twice as fast
+    # with the long N*H'*W' axis on the outside (measured in benchmarks/).
+    dw = (cols @ dprod.T).T.reshape(w.shape)  # (F, C, KH, KW)
     # Every output pixel sends dout * w back onto the window it was computed from.
     dcols = w.reshape(F, -1).T @ dprod  # (C*KH*KW, N*H'*W')
     dx = col2im(dcols, x.shape, w.shape[2:], stride, pad, (Ho, Wo))  # (N, C, H, W)
