@@ -77,9 +77,10 @@ def maxpool2d_backward(dout, cache):
     padded = (*x.shape[:2], x.shape[2] + 2 * pad[0], x.shape[3] + 2 * pad[1])
     overlap = stride[0] < size[0] or stride[1] < size[1]
     # When the windows tile x exactly, the loop below writes every pixel: no need to zero it.
-    tiled = stride == size and pad == (0, 0) and x.shape[2:] == tuple(np.multiply(size, argmax.shape[2:]))
+    Ho, Wo = argmax.shape[2:]
+    tiled = stride == size and pad == (0, 0) and x.shape[2:] == (size[0] * Ho, size[1] * Wo)
     dxp = (np.empty if tiled else np.zeros)(padded, dtype=x.dtype)  # (N, C, H+2ph, W+2pw)
-    for k, tap in enumerate(taps(dxp, size, stride, argmax.shape[2:])):
+    for k, tap in enumerate(taps(dxp, size, stride, (Ho, Wo))):
         # Only each window's winner influenced its output, so only it gets the gradient.
         if overlap:  # windows share pixels, and a shared winner collects from each of them
             tap += dout * (argmax == k)  # (N, C, H', W')
