@@ -9,7 +9,7 @@
 On Windows, write `py course.py ...` instead of `python3 course.py ...`.
 
 "Set up" means: create a virtual environment in .venv (if there is none yet) and
-install the course into it with `pip install -e ".[dev]"`. The pip step is skipped
+install the course into it with `pip install -e ".[dev,browser]"`. The pip step is skipped
 when it already ran for the current pyproject.toml (a stamp file in .venv holds
 pyproject.toml's hash). This script uses the standard library only.
 """
@@ -34,12 +34,14 @@ ROOT = os.path.dirname(os.path.abspath(__file__))
 VENV = os.path.join(ROOT, ".venv")
 PYPROJECT = os.path.join(ROOT, "pyproject.toml")
 STAMP = os.path.join(VENV, "course-installed.txt")
+TARGET = ".[dev,browser]"  # the course, its lesson tools and tests, and Playwright for the browser test
 
 USAGE = """usage: python3 course.py {lab,test,setup,execute} [args...]
 
   lab     set everything up, then open JupyterLab on notebooks/
-  test    set everything up, then run the unit tests and every notebook (nbval)
-  setup   only set everything up (.venv + pip install -e ".[dev]")
+  test    set everything up, then run the unit tests, each lesson in a browser
+          (JupyterLab + Chromium) and every notebook (nbval)
+  setup   only set everything up (.venv + pip install -e ".[dev,browser]")
   execute re-run the given notebooks (default: all) top to bottom in a fresh kernel and
           save them with their outputs, as nbval expects them to be committed
 """
@@ -106,9 +108,9 @@ def setup():
                 say("Course already installed in .venv (pyproject.toml unchanged).")
                 return python
 
-    say('Installing the course and its dependencies into .venv (pip install -e ".[dev]") ...')
+    say("Installing the course and its dependencies into .venv (pip install -e \"%s\") ..." % TARGET)
     say("The first time this downloads a few hundred MB and takes a few minutes.")
-    code = run([python, "-m", "pip", "install", "--disable-pip-version-check", "-e", ".[dev]"])
+    code = run([python, "-m", "pip", "install", "--disable-pip-version-check", "-e", TARGET])
     if code != 0:
         sys.exit("pip install failed (exit code %d); see the messages above." % code)
     with open(STAMP, "w") as f:
@@ -129,7 +131,7 @@ def lab():
 def test(pytest_args):
     python = setup()
     command = [python, "-m", "pytest", "tests", "notebooks", "--nbval"] + pytest_args
-    say("Running the tests: unit tests, then every notebook with nbval ...")
+    say("Running the tests: unit tests, each lesson in a browser, then every notebook with nbval ...")
     say(" ".join(["python"] + command[1:]))
     return run(command)
 

@@ -11,3 +11,11 @@ def rng(request):
     (crc32, not hash(): Python salts string hashes per process.)
     """
     return np.random.default_rng(zlib.crc32(request.node.nodeid.encode()))
+
+
+def pytest_terminal_summary(terminalreporter, config):
+    import labdriver
+
+    folder = config.stash.get(labdriver.SCREENSHOTS_KEY, None)
+    if folder is not None:
+        terminalreporter.write_line(f"browser screenshots: {folder} ({len(list(folder.glob('*.png')))} PNG files)")

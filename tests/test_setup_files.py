@@ -29,12 +29,15 @@ def pyproject():
         return tomllib.load(f)
 
 
-def pip_pins():
-    """{name: "X.Y"} from pyproject's runtime and dev dependencies, each `name==X.Y.*`."""
+CONDA_EXTRAS = ("dev",)  # "browser" (Playwright) is pip-only: Binder never runs the browser test
+
+
+def pip_pins(extras=CONDA_EXTRAS):
+    """{name: "X.Y"} from pyproject's runtime dependencies and `extras`, each `name==X.Y.*`."""
     project = pyproject()["project"]
     requirements = list(project["dependencies"])
-    for extra in project.get("optional-dependencies", {}).values():
-        requirements += extra
+    for extra in extras:
+        requirements += project["optional-dependencies"][extra]
     pins = {}
     for requirement in requirements:
         match = re.fullmatch(r"\s*([A-Za-z0-9._-]+)\s*==\s*(\d+\.\d+)\.\*\s*", requirement)
@@ -72,6 +75,18 @@ def conda_pins():
         assert name not in pins, f"{name} is listed twice in environment.yml"
         pins[name] = version
     return pins
+
+
+def test_every_extra_is_pinned_to_a_minor_version():
+    pip_pins(extras=pyproject()["project"]["optional-dependencies"])
+
+
+def test_course_py_installs_every_extra_and_conda_leaves_out_only_the_browser_one():
+    extras = set(pyproject()["project"]["optional-dependencies"])
+    target = re.search(r'^TARGET = "\.\[([a-z,]+)\]"', (ROOT / "course.py").read_text(), re.M)
+    assert target and set(target.group(1).split(",")) == extras, "course.py must install every extra"
+    assert extras - set(CONDA_EXTRAS) == {"browser"}
+    assert "playwright" not in conda_pins()
 
 
 def test_binder_environment_is_a_copy_of_environment_yml():
