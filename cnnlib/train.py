@@ -67,7 +67,9 @@ def fit(model, x, y, *, optimizer, epochs=1, batch_size=32, validation_data=None
         order = rng.permutation(n) if shuffle else np.arange(n)
         loss_sum, correct = 0.0, 0
         batches = range(0, n, batch_size)
-        with tqdm(batches, desc=f"epoch {epoch + 1}/{epochs}", unit="batch", disable=not progress) as bar:
+        # Right-aligned epoch numbers keep the bars of "epoch  9/15" and "epoch 10/15" in line.
+        desc = f"epoch {epoch + 1:>{len(str(epochs))}}/{epochs}"
+        with tqdm(batches, desc=desc, unit="batch", disable=not progress) as bar:
             for start in bar:
                 idx = order[start:start + batch_size]
                 logits = model.forward(x[idx])  # (B, K)

@@ -99,6 +99,9 @@ def test_progress_bar_can_be_switched_off(digits, capsys):
     out, err = capsys.readouterr()
     assert "epoch 1/2" in err and "epoch 2/2" in err
     assert "4/4" in err and "batch/s" in err and "loss=" in err
+    fit(reference_cnn(), x, y, optimizer=Adam(), epochs=10, batch_size=64, progress=True)
+    out, err = capsys.readouterr()
+    assert "epoch  1/10" in err and "epoch 10/10" in err  # numbers right-aligned, bars in line
     fit(reference_cnn(), x, y, optimizer=Adam(), epochs=2, batch_size=16, progress=False)
     assert capsys.readouterr() == ("", "")
 
