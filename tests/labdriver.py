@@ -50,6 +50,8 @@ WIDGET_SELECTORS = {
     "HTMLModel": ".widget-html",
     "OutputModel": ".widget-output",
 }
+# Models that draw no control of their own: layout, style and the boxes that hold controls.
+WIDGET_HOLDERS = {"LayoutModel", "BoxModel", "HBoxModel", "VBoxModel", "GridBoxModel"}
 WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
 
 
@@ -71,17 +73,21 @@ def strip_outputs(nb):
 
 
 def expected_outputs(nb):
-    """{cell index: {"images": int, "widgets": {selector: count}}} for each code cell of `nb`.
+    """{cell index: {"images": int, "widgets": {selector: count}, "stderr": bool}} per code cell.
 
     Widget counts come from the saved widget state: the models reachable from each view
-    shown in the cell (a box's children, a tqdm bar's parts).
+    shown in the cell (a box's children, a tqdm bar's parts). A widget view without saved
+    state, or a model this file cannot find in the DOM, is an error here rather than a cell
+    that silently expects nothing.
     """
     state = nb["metadata"].get("widgets", {}).get("application/vnd.jupyter.widget-state+json", {})
     models = state.get("state", {})
 
     def reachable(model_id, seen):
-        if model_id in seen or model_id not in models:
+        if model_id in seen:
             return
+        if model_id not in models:
+            raise ValueError(f"widget model {model_id} has no saved state: save the notebook with its widget state")
         seen.add(model_id)
         for value in models[model_id]["state"].values():
             for item in value if isinstance(value, list) else [value]:
@@ -101,10 +107,16 @@ def expected_outputs(nb):
                 images += 1
         widgets = {}
         for model_id in seen:
-            selector = WIDGET_SELECTORS.get(models[model_id]["model_name"])
-            if selector:
+            name = models[model_id]["model_name"]
+            if name in WIDGET_SELECTORS:
+                selector = WIDGET_SELECTORS[name]
                 widgets[selector] = widgets.get(selector, 0) + 1
-        expected[index] = {"images": images, "widgets": widgets}
+            elif name not in WIDGET_HOLDERS and not name.endswith("StyleModel"):
+                raise ValueError(f"cell {index} shows a {name}: add its DOM selector to WIDGET_SELECTORS")
+        if seen and not widgets:
+            raise ValueError(f"cell {index} shows a widget with no control in it")
+        stderr = any(out.get("name") == "stderr" for out in cell.get("outputs", []))
+        expected[index] = {"images": images, "widgets": widgets, "stderr": stderr}
     return expected
 
 
@@ -187,7 +199,12 @@ class LabServer:
             self.api("DELETE", f"sessions/{session['id']}")
 
     def stop(self):
-        """Stop the server and its kernels: SIGTERM (it shuts kernels down), then SIGKILL."""
+        """Stop the server and its kernels.
+
+        Kernels are shut down through the API, then the server gets SIGTERM (it shuts down any
+        kernel left) and, if it hangs, SIGKILL. Kernels run in sessions of their own, so after
+        a SIGKILL they exit on their own, when ipykernel sees that its parent is gone.
+        """
         if self.process is None or self.process.poll() is not None:
             return
         try:
@@ -248,6 +265,9 @@ INSPECT_JS = """async (cell, selectors) => {
 # What JupyterLab and ipywidgets show instead of a widget that cannot render.
 WIDGET_PROBLEMS = ("Error displaying widget", "Click to show javascript error", "Loading widget",
                    "Widget model not found", "Failed to load model class")
+# A widget's text/plain form, what a front end without the widget manager shows instead:
+# "VBox(children=(IntSlider(value=17, ...", "FlattenExplorer(children=...", "HBox(children=...".
+WIDGET_AS_TEXT = re.compile(r"^\w+\((children|value|layout|description|options)=")
 
 
 def open_notebook(page, server, name, timeout=60_000):
@@ -273,6 +293,26 @@ def wait_for_idle_kernel(page, name, timeout=60_000):
 def run_all(page):
     page.get_by_role("menuitem", name="Run", exact=True).click()
     page.get_by_role("menuitem", name="Run All Cells", exact=True).click()
+
+
+def toggle_log_console(page):
+    page.get_by_role("menuitem", name="View", exact=True).click()
+    # By command, not by name and role: once open, the item is a checked "menuitemcheckbox".
+    page.locator('.lm-Menu-item[data-command="logconsole:open"]').click()
+
+
+def log_console_entries(page):
+    """The messages in the Log Console of the open notebook (it is opened, read and closed).
+
+    A traceback from a widget callback, e.g. one that runs when a slider moves, goes there
+    and not into the cell.
+    """
+    toggle_log_console(page)
+    console = page.locator(".jp-LogConsole").first
+    console.wait_for()
+    entries = console.locator(".jp-OutputArea-output").all_inner_texts()
+    toggle_log_console(page)
+    return entries
 
 
 def prompts(page):
@@ -335,12 +375,16 @@ def problems_in(index, seen, expected, execution_count):
         found.append(f"{where}: prompt {seen['prompt']!r}, expected '[{execution_count}]:' (not run, or out of order)")
     for out in seen["outputs"]:
         text = out["text"].strip()
+        # JupyterLab draws errors as stderr. The lessons' committed runs print nothing there, so
+        # any stderr is news; where a committed cell does (a library's notice), only errors are.
         if out["mime"] == "application/vnd.jupyter.stderr" and (
-                "Error" in text or "Traceback" in text or "Warning" in text):
+                not expected["stderr"] or "Error" in text or "Traceback" in text or "Warning" in text):
             found.append(f"{where}: error output: {text[:400]}")
         for marker in WIDGET_PROBLEMS:
             if marker in text:
                 found.append(f"{where}: a widget did not render: {text[:200]!r}")
+        if expected["widgets"] and WIDGET_AS_TEXT.match(text):
+            found.append(f"{where}: a widget is shown as text: {text[:200]!r}")
     if seen["brokenImages"]:
         found.append(f"{where}: {seen['brokenImages']} image(s) failed to load")
     if seen["images"] != expected["images"]:
