@@ -358,7 +358,8 @@ def inspect_cell(page, index, expected):
     from playwright.sync_api import Error
 
     cell = reveal(page, index)
-    failed = cell.get_by_text(re.compile("|".join(m for m in WIDGET_PROBLEMS if m != "Loading widget")))
+    final = [re.escape(m) for m in WIDGET_PROBLEMS if m != "Loading widget"] + [WIDGET_AS_TEXT.pattern]
+    failed = cell.get_by_text(re.compile("|".join(final)))
     for selector, count in expected["widgets"].items():
         try:
             cell.locator(".jp-OutputArea-output " + selector).nth(count - 1).or_(failed).first.wait_for(timeout=15_000)
