@@ -11,13 +11,16 @@ Shapes: N batch, C input channels, H x W input, F filters, KH x KW kernel, H' x 
 
 Both versions share one cache, (x, w, b, stride, pad, cols) with stride and pad as pairs, so
 the backward of either can be checked against the other on exactly the same forward pass.
-cols is the fast forward's im2col matrix (see _windows), kept so the backward need not copy
-every window again; the naive forward stores None there, and the fast backward then builds it.
+cols is the fast forward's im2col matrices (see _windows), kept so the backward need not copy
+every window again: a list of (batch slice, matrix of those images' windows) pairs, one per
+slice the batch was split into to use every core (see _parallel). The naive forward stores
+None there, and the fast backward then builds them.
 """
 
 import numpy as np
 
 from ._checks import as_float_array, as_pair, check_dout, check_ndim, output_hw
+from ._parallel import batch_slices, map_slices
 from ._windows import col2im, im2col
 
 
@@ -62,13 +65,21 @@ def conv2d_forward(x, w, b, *, stride=1, pad=0):
     """
     x, w, b, stride, pad, (Ho, Wo) = _check_args(x, w, b, stride, pad)
     N, F = x.shape[0], w.shape[0]
-    cols = im2col(x, w.shape[2:], stride, pad, (Ho, Wo))  # (C*KH*KW, N*H'*W')
-    # Row f of w times column (n, i, j) of cols is out[n, f, i, j] before the bias.
-    prod = w.reshape(F, -1) @ cols  # (F, N*H'*W')
-    prod = prod.reshape(F, N, Ho, Wo).transpose(1, 0, 2, 3)  # (N, F, H', W'), a view
-    out = np.empty(prod.shape, dtype=prod.dtype)
-    # One pass adds the bias and makes out contiguous: b as (F, 1, 1), one bias per map.
-    np.add(prod, b[:, None, None].astype(out.dtype, copy=False), out=out)
+    w2 = w.reshape(F, -1)  # (F, C*KH*KW)
+    out = np.empty((N, F, Ho, Wo), dtype=np.result_type(x, w))
+    bias = b[:, None, None].astype(out.dtype, copy=False)  # (F, 1, 1), one bias per map
+
+    def forward(part):
+        cols = im2col(x[part], w.shape[2:], stride, pad, (Ho, Wo))  # (C*KH*KW, n*H'*W')
+        # Row f of w2 times column (n, i, j) of cols is out[n, f, i, j] before the bias.
+        prod = w2 @ cols  # (F, n*H'*W')
+        prod = prod.reshape(F, -1, Ho, Wo).transpose(1, 0, 2, 3)  # (n, F, H', W'), a view
+        # One pass adds the bias and lays the maps out contiguously in out.
+        np.add(prod, bias, out=out[part])
+        return cols
+
+    parts = batch_slices(N, work=w2.shape[1] * N * Ho * Wo)
+    cols = list(zip(parts, map_slices(forward, parts)))
     return out, (x, w, b, stride, pad, cols)
 
 
@@ -89,19 +100,30 @@ def conv2d_backward(dout, cache):
     dout = _check_backward(dout, cache)
     x, w, b, stride, pad, cols = cache
     N, F, Ho, Wo = dout.shape
-    # The forward was prod = w2 @ cols with w2 = w as (F, C*KH*KW); the backward is the two
-    # products of the matrix chain rule, in the same column order as cols.
-    dprod = dout.transpose(1, 0, 2, 3).reshape(F, N * Ho * Wo)  # (F, N*H'*W'), a copy
+    w2 = w.reshape(F, -1)  # (F, C*KH*KW)
+    if cols is None:  # the naive forward's cache: build each slice's im2col matrix below
+        cols = [(part, None) for part in batch_slices(N, work=w2.shape[1] * N * Ho * Wo)]
+    parts, cols = zip(*cols)
+    dx = np.empty(x.shape, dtype=np.result_type(x, w))
+
+    def backward(part, cols):
+        if cols is None:
+            cols = im2col(x[part], w.shape[2:], stride, pad, (Ho, Wo))  # (C*KH*KW, n*H'*W')
+        # The forward was prod = w2 @ cols; the backward is the two products of the matrix
+        # chain rule, in the same column order as cols.
+        dprod = dout[part].transpose(1, 0, 2, 3).reshape(F, -1)  # (F, n*H'*W'), a copy
+        # dw = dprod @ cols.T, written transposed: OpenBLAS runs this product up to twice as
+        # fast with the long n*H'*W' axis on the outside (measured in benchmarks/).
+        dw_t = cols @ dprod.T  # (C*KH*KW, F)
+        # Every output pixel sends dout * w back onto the window it was computed from.
+        dcols = w2.T @ dprod  # (C*KH*KW, n*H'*W')
+        col2im(dcols, x[part].shape, w.shape[2:], stride, pad, (Ho, Wo), out=dx[part])
+        return dw_t
+
+    # Each slice's dw covers its own images; the batch's dw is their sum.
+    dw = sum(map_slices(backward, parts, cols)).T.reshape(w.shape)  # (F, C, KH, KW)
     # b[f] was added to every pixel of every map f, so all their gradients flow into it.
-    db = dprod.sum(axis=1)  # (F,)
-    if cols is None:  # the naive forward's cache
-        cols = im2col(x, w.shape[2:], stride, pad, (Ho, Wo))  # (C*KH*KW, N*H'*W')
-    # dw = dprod @ cols.T, written transposed: OpenBLAS runs this product up to twice as fast
-    # with the long N*H'*W' axis on the outside (measured in benchmarks/).
-    dw = (cols @ dprod.T).T.reshape(w.shape)  # (F, C, KH, KW)
-    # Every output pixel sends dout * w back onto the window it was computed from.
-    dcols = w.reshape(F, -1).T @ dprod  # (C*KH*KW, N*H'*W')
-    dx = col2im(dcols, x.shape, w.shape[2:], stride, pad, (Ho, Wo))  # (N, C, H, W)
+    db = dout.sum(axis=(0, 2, 3))  # (F,)
     return dx.astype(x.dtype, copy=False), dw.astype(w.dtype, copy=False), db.astype(b.dtype, copy=False)
 
 

@@ -5,6 +5,7 @@ Shapes: N batch, D input features, M output features.
 
 import numpy as np
 
+from ._parallel import blas_one_thread
 from ._checks import as_float_array, check_dout, check_ndim
 
 
@@ -31,7 +32,8 @@ def dense_forward(x, w, b):
         raise ValueError(f"x has {x.shape[1]} features (shape {x.shape}) but w expects {w.shape[0]} (shape {w.shape})")
     if b.shape[0] != w.shape[1]:
         raise ValueError(f"b must have one entry per output: w has shape {w.shape}, b has shape {b.shape}")
-    out = x @ w  # (N, M)
+    with blas_one_thread():  # see _parallel: keeps OpenBLAS's threads from spinning
+        out = x @ w  # (N, M)
     out += b.astype(out.dtype, copy=False)  # broadcast over the batch; a float64 b keeps float32 x float32
     return out, (x, w, b)
 
@@ -52,8 +54,9 @@ def dense_backward(dout, cache):
     """
     x, w, b = cache
     dout = check_dout(dout, (x.shape[0], w.shape[1]))
-    dx = dout @ w.T  # (N, D)
-    dw = x.T @ dout  # (D, M)
+    with blas_one_thread():  # see dense_forward
+        dx = dout @ w.T  # (N, D)
+        dw = x.T @ dout  # (D, M)
     # b was added to every row, so each row's gradient flows into it: sum over the batch.
     db = dout.sum(axis=0)  # (M,)
     return dx.astype(x.dtype, copy=False), dw.astype(w.dtype, copy=False), db.astype(b.dtype, copy=False)

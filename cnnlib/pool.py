@@ -14,6 +14,7 @@ Both max-pool versions share the cache (x, argmax, size, stride, pad), where arg
 import numpy as np
 
 from ._checks import as_float_array, as_pair, check_dout, check_ndim, output_hw
+from ._parallel import batch_slices, map_slices
 from ._windows import pad_hw, taps, unpad_hw
 
 
@@ -46,17 +47,24 @@ def maxpool2d_forward(x, *, size=2, stride=None, pad=0):
     cache : tuple (x, argmax, size, stride, pad), see the module docstring.
     """
     x, size, stride, pad, (Ho, Wo) = _check_args(x, size, stride, pad)
-    # A running maximum over the KH*KW taps (see _windows): no window is ever copied out.
-    window_taps = taps(pad_hw(x, pad, value=-np.inf), size, stride, (Ho, Wo))
-    out = next(window_taps).copy()  # (N, C, H', W'), tap (0, 0) of every window
-    argmax = np.zeros(out.shape, dtype=np.min_scalar_type(size[0] * size[1] - 1))  # uint8 mostly
-    for k, tap in enumerate(window_taps, start=1):
-        # Strictly greater: on a tie the earlier tap keeps the max, so argmax is the first one.
-        better = tap > out
-        np.maximum(out, tap, out=out)
-        # Taps come in increasing k, so max(argmax, k * better) is k exactly where this tap
-        # won: the same as argmax[better] = k, without a boolean mask's slow scattered writes.
-        np.maximum(argmax, np.multiply(better, k, dtype=argmax.dtype), out=argmax)
+    out = np.empty((*x.shape[:2], Ho, Wo), dtype=x.dtype)  # (N, C, H', W')
+    argmax = np.empty(out.shape, dtype=np.min_scalar_type(size[0] * size[1] - 1))  # uint8 mostly
+
+    def forward(part):
+        out_, argmax_ = out[part], argmax[part]
+        # A running maximum over the KH*KW taps (see _windows): no window is ever copied out.
+        window_taps = taps(pad_hw(x[part], pad, value=-np.inf), size, stride, (Ho, Wo))
+        out_[...] = next(window_taps)  # tap (0, 0) of every window
+        argmax_[...] = 0
+        for k, tap in enumerate(window_taps, start=1):
+            # Strictly greater: on a tie the earlier tap keeps the max, so argmax is the first.
+            better = tap > out_
+            np.maximum(out_, tap, out=out_)
+            # Taps come in increasing k, so max(argmax, k * better) is k exactly where this tap
+            # won: the same as argmax[better] = k, without a boolean mask's slow scattered writes.
+            np.maximum(argmax_, np.multiply(better, k, dtype=argmax.dtype), out=argmax_)
+
+    map_slices(forward, batch_slices(x.shape[0], work=x.size))  # see _parallel
     return out, (x, argmax, size, stride, pad)
 
 
@@ -80,12 +88,17 @@ def maxpool2d_backward(dout, cache):
     Ho, Wo = argmax.shape[2:]
     tiled = stride == size and pad == (0, 0) and x.shape[2:] == (size[0] * Ho, size[1] * Wo)
     dxp = (np.empty if tiled else np.zeros)(padded, dtype=x.dtype)  # (N, C, H+2ph, W+2pw)
-    for k, tap in enumerate(taps(dxp, size, stride, (Ho, Wo))):
-        # Only each window's winner influenced its output, so only it gets the gradient.
-        if overlap:  # windows share pixels, and a shared winner collects from each of them
-            tap += dout * (argmax == k)  # (N, C, H', W')
-        else:  # each pixel is in one window at most: write the gradient straight in
-            np.multiply(dout, argmax == k, out=tap)
+
+    def backward(part):
+        dout_, argmax_ = dout[part], argmax[part]
+        for k, tap in enumerate(taps(dxp[part], size, stride, (Ho, Wo))):
+            # Only each window's winner influenced its output, so only it gets the gradient.
+            if overlap:  # windows share pixels, and a shared winner collects from each of them
+                tap += dout_ * (argmax_ == k)  # (n, C, H', W')
+            else:  # each pixel is in one window at most: write the gradient straight in
+                np.multiply(dout_, argmax_ == k, out=tap)
+
+    map_slices(backward, batch_slices(x.shape[0], work=x.size))
     return np.ascontiguousarray(unpad_hw(dxp, pad, x.shape[2:]))  # (N, C, H, W)
 
 

@@ -10,7 +10,31 @@ def rng(request):
 
     (crc32, not hash(): Python salts string hashes per process.)
     """
-    return np.random.default_rng(zlib.crc32(request.node.nodeid.encode()))
+    key = request.node.nodeid
+    callspec = getattr(request.node, "callspec", None)
+    if callspec is not None and "slicing" in callspec.params:
+        # Whole batch or sliced, a test sees the same numbers (and the ones it saw before the
+        # slicing fixture existed), so the two runs differ only in how the batch is split.
+        key = key.replace(f"{callspec.params['slicing']}-", "").replace(f"-{callspec.params['slicing']}", "")
+    return np.random.default_rng(zlib.crc32(key.encode()))
+
+
+@pytest.fixture(params=["whole batch", "3 slices"])
+def slicing(request, monkeypatch):
+    """Run a test twice: with the batch in one piece, and split into up to 3 slices at any size.
+
+    The fast layers split large batches across the CPU cores (cnnlib/_parallel.py); the tests'
+    small arrays would never be split, so "3 slices" lowers the threshold to force it (3, so a
+    batch of 5 splits unevenly: 1, 2 and 2 images). Returns the number of slices allowed.
+    """
+    import cnnlib._parallel
+
+    if request.param == "whole batch":
+        monkeypatch.setenv("CNNLIB_THREADS", "1")
+        return 1
+    monkeypatch.setenv("CNNLIB_THREADS", "3")
+    monkeypatch.setattr(cnnlib._parallel, "MIN_SLICE_WORK", 1)
+    return 3
 
 
 def pytest_terminal_summary(terminalreporter, config):

@@ -11,6 +11,12 @@ from cnnlib import (
 )
 from gradutil import check_grads
 
+
+@pytest.fixture(autouse=True)
+def _every_test_whole_and_sliced(slicing):
+    """Every test here runs with the batch in one piece and split across threads (conftest)."""
+
+
 # (x shape, w shape, stride, pad): every case the guide lists, and the ones peers got wrong.
 CASES = [
     pytest.param((2, 3, 7, 5), (4, 3, 3, 2), 1, 0, id="non-square, pad 0"),
@@ -21,6 +27,7 @@ CASES = [
     pytest.param((2, 1, 6, 6), (2, 1, 3, 3), 2, 0, id="stride skips the last row"),
     pytest.param((2, 3, 6, 4), (2, 3, 1, 1), 3, 0, id="1x1 kernel, stride 3"),
     pytest.param((1, 1, 5, 4), (2, 1, 5, 4), 1, 0, id="kernel as large as the input"),
+    pytest.param((5, 2, 6, 5), (3, 2, 3, 2), (2, 1), 1, id="batch 5, uneven slices"),
 ]
 
 

@@ -18,6 +18,12 @@ from gradutil import check_grads, distinct
 MAX = {"fast": (maxpool2d_forward, maxpool2d_backward), "naive": (maxpool2d_forward_naive, maxpool2d_backward_naive)}
 AVG = {"fast": (avgpool2d_forward, avgpool2d_backward), "naive": (avgpool2d_forward_naive, avgpool2d_backward_naive)}
 
+
+@pytest.fixture(autouse=True)
+def _every_test_whole_and_sliced(slicing):
+    """Every test here runs with the batch in one piece and split across threads (conftest)."""
+
+
 # (x shape, size, stride, pad)
 MAX_CASES = [
     pytest.param((2, 3, 6, 8), 2, None, 0, id="2x2, stride defaults to size"),
@@ -28,6 +34,7 @@ MAX_CASES = [
     pytest.param((2, 2, 5, 5), 2, None, 0, id="odd input, last row dropped"),
     pytest.param((1, 2, 7, 8), 2, 3, 0, id="stride larger than the window"),
     pytest.param((2, 1, 7, 6), (3, 2), (2, 1), 0, id="non-square window, pairs, no pad"),
+    pytest.param((5, 2, 6, 6), 3, 1, 1, id="batch 5, uneven slices, overlapping"),
 ]
 AVG_CASES = [p for p in MAX_CASES if p.values[3] == 0]
 
