@@ -7,6 +7,8 @@ on a 2-core machine that cost a LeNet step about a third of its time (benchmarks
 Raising the two thresholds below keeps that memory in the process for the next step. The
 process never holds more than its own peak, and nothing changes off glibc (macOS, Windows,
 musl). Set the environment variable CNNLIB_KEEP_FREED_MEMORY=0 to leave malloc alone.
+Each thread that splits a batch (see _parallel) allocates from its own malloc arena, which
+keeps its share too: after a large step the process may hold memory up to its peak again.
 """
 
 import ctypes

@@ -7,37 +7,51 @@ threads keep spinning between products, so threading the copies alone gained not
 held to one thread, keeps every core busy from start to end; PyTorch's CPU convolution works
 the same way. NumPy releases the GIL while it copies and multiplies, so plain threads suffice.
 
-Each slice's result is exactly what the whole batch would give for those images, apart from
-sums over the batch (dw), which adds the slices' partial sums in a fixed order.
+Each slice's result equals, up to rounding, what the whole batch gives for those images; how
+many slices there are can change the last bits (BLAS rounds differently for fewer columns),
+and dw adds the slices' partial sums in a fixed order.
 
 CNNLIB_THREADS=k in the environment sets the number of slices (1: never split).
 """
 
+import contextlib
 import os
 import threading
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, wait
 
 # Each slice gets at least this many elements of work (e.g. of its im2col matrix): handing a
 # slice to another thread costs 0.1-0.3 ms on a 2-core VM, more than a smaller slice saves
 # (measured in benchmarks/README.md).
 MIN_SLICE_WORK = 1 << 17
+CPU_MAX = "/sys/fs/cgroup/cpu.max"  # a container's CPU quota (cgroup v2), e.g. "200000 100000"
 
 _lock = threading.Lock()
 _pools = {}
-_blas = None  # the controller of NumPy's BLAS threads, made on first use
+_blas = None  # threadpoolctl's handle on NumPy's BLAS, made on first use
+_limiter = None  # the one-thread limit of the outermost blas_one_thread block
+_depth = 0  # how many blas_one_thread blocks the main thread is inside
 
 
 def n_threads():
     """How many slices a large batch is split into: CNNLIB_THREADS, else the usable cores."""
     setting = os.environ.get("CNNLIB_THREADS", "").strip()
     if setting:
-        if not setting.isdigit() or int(setting) < 1:
+        if not (setting.isascii() and setting.isdigit()) or int(setting) < 1:
             raise ValueError(f"CNNLIB_THREADS must be a whole number >= 1, got {setting!r}")
         return int(setting)
     try:
-        return len(os.sched_getaffinity(0))
+        cores = len(os.sched_getaffinity(0))
     except AttributeError:  # macOS, Windows
-        return os.cpu_count() or 1
+        cores = os.cpu_count() or 1
+    # Binder and Docker may show every core of the host but allow only a share of one or two.
+    try:
+        with open(CPU_MAX) as f:
+            quota, period = f.read().split()
+        if quota != "max":
+            cores = min(cores, max(1, int(quota) // int(period)))
+    except (OSError, ValueError):
+        pass
+    return cores
 
 
 def batch_slices(n, work):
@@ -51,14 +65,20 @@ def batch_slices(n, work):
 
 
 def map_slices(fn, slices, *args):
-    """[fn(s, *a) for s, *a in zip(slices, *args)], the slices run at once in threads."""
+    """[fn(s, *a) for s, *a in zip(slices, *args)], the slices run at once in threads.
+
+    Returns (or raises the first error) only once every slice has finished, so no thread is
+    still writing into the caller's arrays.
+    """
     calls = list(zip(slices, *args))
     with blas_one_thread():
         if len(calls) == 1:
             return [fn(*calls[0])]
-        # The calling thread takes the first slice itself: one thread hand-off fewer.
         rest = [_pool(len(calls) - 1).submit(fn, *call) for call in calls[1:]]
-        first = fn(*calls[0])
+        try:
+            first = fn(*calls[0])  # the calling thread takes a slice too: one hand-off fewer
+        finally:
+            wait(rest)
         return [first] + [future.result() for future in rest]
 
 
@@ -69,26 +89,48 @@ def _pool(k):
         return _pools[k]
 
 
+@contextlib.contextmanager
 def blas_one_thread():
-    """A context in which NumPy's BLAS uses one thread, so k slices use k cores, not k * cores.
+    """Inside this block NumPy's BLAS uses one thread, so k slices use k cores, not k * cores.
 
     Every product in cnnlib runs inside it, split or not: one multithreaded product would set
     OpenBLAS's threads spinning on the cores for a while, and the next split layer would have
-    to share its cores with them (measured: a LeNet step 1.5x slower).
+    to share its cores with them (measured: a LeNet step 1.5x slower). The limit holds for
+    every thread and is restored on leaving the outermost block.
+
+    Only the main thread sets it: OpenBLAS ignores a thread count set from any other thread
+    (measured with OpenBLAS 0.3.31), and a limit set by main but restored elsewhere would stay
+    for good. Called from another thread this block leaves BLAS as it is: slower, still right.
     """
-    global _blas
-    with _lock:
-        if _blas is None:  # finding the BLAS libraries takes about 0.1 s: do it once, when needed
-            from threadpoolctl import ThreadpoolController
+    global _blas, _limiter, _depth
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    if _blas is None:  # finding the BLAS libraries takes about 0.1 s: once, when first needed
+        from threadpoolctl import ThreadpoolController
 
-            _blas = ThreadpoolController().select(user_api="blas")
-    return _blas.limit(limits=1)
+        _blas = ThreadpoolController().select(user_api="blas")
+    if _depth == 0:
+        _limiter = _blas.limit(limits=1)
+    _depth += 1
+    try:
+        yield
+    finally:
+        _depth -= 1
+        if _depth == 0:
+            _limiter.restore_original_limits()
 
 
-def _forget_threads():
-    # A forked child has none of its parent's threads: build new pools on first use.
+def _after_fork_in_child():
+    # The child has only the thread that forked: none of the pool threads, and no other
+    # thread that could release the lock or leave a blas_one_thread block. Start afresh.
+    global _lock, _depth
+    _lock = threading.Lock()
     _pools.clear()
+    if _depth:
+        _limiter.restore_original_limits()
+        _depth = 0
 
 
 if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_forget_threads)
+    os.register_at_fork(after_in_child=_after_fork_in_child)

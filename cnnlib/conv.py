@@ -69,7 +69,7 @@ def conv2d_forward(x, w, b, *, stride=1, pad=0):
     out = np.empty((N, F, Ho, Wo), dtype=np.result_type(x, w))
     bias = b[:, None, None].astype(out.dtype, copy=False)  # (F, 1, 1), one bias per map
 
-    def forward(part):
+    def one_slice(part):  # images x[part], n of them
         cols = im2col(x[part], w.shape[2:], stride, pad, (Ho, Wo))  # (C*KH*KW, n*H'*W')
         # Row f of w2 times column (n, i, j) of cols is out[n, f, i, j] before the bias.
         prod = w2 @ cols  # (F, n*H'*W')
@@ -78,8 +78,8 @@ def conv2d_forward(x, w, b, *, stride=1, pad=0):
         np.add(prod, bias, out=out[part])
         return cols
 
-    parts = batch_slices(N, work=w2.shape[1] * N * Ho * Wo)
-    cols = list(zip(parts, map_slices(forward, parts)))
+    parts = batch_slices(N, work=w2.shape[1] * N * Ho * Wo)  # see _parallel
+    cols = list(zip(parts, map_slices(one_slice, parts)))  # [(slice, cols of those images)]
     return out, (x, w, b, stride, pad, cols)
 
 
@@ -103,10 +103,10 @@ def conv2d_backward(dout, cache):
     w2 = w.reshape(F, -1)  # (F, C*KH*KW)
     if cols is None:  # the naive forward's cache: build each slice's im2col matrix below
         cols = [(part, None) for part in batch_slices(N, work=w2.shape[1] * N * Ho * Wo)]
-    parts, cols = zip(*cols)
+    parts, cols_per_part = zip(*cols)  # the forward's slices, so each matrix meets its images
     dx = np.empty(x.shape, dtype=np.result_type(x, w))
 
-    def backward(part, cols):
+    def one_slice(part, cols):  # images x[part], n of them, and their im2col matrix
         if cols is None:
             cols = im2col(x[part], w.shape[2:], stride, pad, (Ho, Wo))  # (C*KH*KW, n*H'*W')
         # The forward was prod = w2 @ cols; the backward is the two products of the matrix
@@ -121,7 +121,8 @@ def conv2d_backward(dout, cache):
         return dw_t
 
     # Each slice's dw covers its own images; the batch's dw is their sum.
-    dw = sum(map_slices(backward, parts, cols)).T.reshape(w.shape)  # (F, C, KH, KW)
+    dw_t = np.sum(map_slices(one_slice, parts, cols_per_part), axis=0)  # (C*KH*KW, F)
+    dw = dw_t.T.reshape(w.shape)  # (F, C, KH, KW)
     # b[f] was added to every pixel of every map f, so all their gradients flow into it.
     db = dout.sum(axis=(0, 2, 3))  # (F,)
     return dx.astype(x.dtype, copy=False), dw.astype(w.dtype, copy=False), db.astype(b.dtype, copy=False)

@@ -50,21 +50,21 @@ def maxpool2d_forward(x, *, size=2, stride=None, pad=0):
     out = np.empty((*x.shape[:2], Ho, Wo), dtype=x.dtype)  # (N, C, H', W')
     argmax = np.empty(out.shape, dtype=np.min_scalar_type(size[0] * size[1] - 1))  # uint8 mostly
 
-    def forward(part):
-        out_, argmax_ = out[part], argmax[part]
+    def one_slice(part):  # images x[part], n of them; writes out[part] and argmax[part]
+        out_part, argmax_part = out[part], argmax[part]  # (n, C, H', W') views
         # A running maximum over the KH*KW taps (see _windows): no window is ever copied out.
         window_taps = taps(pad_hw(x[part], pad, value=-np.inf), size, stride, (Ho, Wo))
-        out_[...] = next(window_taps)  # tap (0, 0) of every window
-        argmax_[...] = 0
+        out_part[...] = next(window_taps)  # (n, C, H', W'), tap (0, 0) of every window
+        argmax_part[...] = 0
         for k, tap in enumerate(window_taps, start=1):
             # Strictly greater: on a tie the earlier tap keeps the max, so argmax is the first.
-            better = tap > out_
-            np.maximum(out_, tap, out=out_)
+            better = tap > out_part
+            np.maximum(out_part, tap, out=out_part)
             # Taps come in increasing k, so max(argmax, k * better) is k exactly where this tap
             # won: the same as argmax[better] = k, without a boolean mask's slow scattered writes.
-            np.maximum(argmax_, np.multiply(better, k, dtype=argmax.dtype), out=argmax_)
+            np.maximum(argmax_part, np.multiply(better, k, dtype=argmax.dtype), out=argmax_part)
 
-    map_slices(forward, batch_slices(x.shape[0], work=x.size))  # see _parallel
+    map_slices(one_slice, batch_slices(x.shape[0], work=x.size))  # see _parallel
     return out, (x, argmax, size, stride, pad)
 
 
@@ -89,16 +89,16 @@ def maxpool2d_backward(dout, cache):
     tiled = stride == size and pad == (0, 0) and x.shape[2:] == (size[0] * Ho, size[1] * Wo)
     dxp = (np.empty if tiled else np.zeros)(padded, dtype=x.dtype)  # (N, C, H+2ph, W+2pw)
 
-    def backward(part):
-        dout_, argmax_ = dout[part], argmax[part]
+    def one_slice(part):  # images x[part], n of them; writes dxp[part]
+        dout_part, argmax_part = dout[part], argmax[part]  # (n, C, H', W') views
         for k, tap in enumerate(taps(dxp[part], size, stride, (Ho, Wo))):
             # Only each window's winner influenced its output, so only it gets the gradient.
             if overlap:  # windows share pixels, and a shared winner collects from each of them
-                tap += dout_ * (argmax_ == k)  # (n, C, H', W')
+                tap += dout_part * (argmax_part == k)  # (n, C, H', W')
             else:  # each pixel is in one window at most: write the gradient straight in
-                np.multiply(dout_, argmax_ == k, out=tap)
+                np.multiply(dout_part, argmax_part == k, out=tap)
 
-    map_slices(backward, batch_slices(x.shape[0], work=x.size))
+    map_slices(one_slice, batch_slices(x.shape[0], work=x.size))  # see _parallel
     return np.ascontiguousarray(unpad_hw(dxp, pad, x.shape[2:]))  # (N, C, H, W)
 
 

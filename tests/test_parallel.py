@@ -4,6 +4,7 @@ import multiprocessing
 import os
 import sys
 import threading
+import time
 
 import numpy as np
 import pytest
@@ -55,18 +56,11 @@ def test_map_slices_runs_each_slice_once_in_its_own_thread_in_order(monkeypatch)
 
 
 def test_blas_runs_one_thread_inside_and_is_restored_after(monkeypatch):
-    threadpoolctl = pytest.importorskip("threadpoolctl")
-
-    def blas_threads():
-        return [p["num_threads"] for p in threadpoolctl.threadpool_info() if p["user_api"] == "blas"]
-
-    before = blas_threads()
-    if not before:
-        pytest.skip("threadpoolctl finds no BLAS library to limit")
+    before = _blas_threads()
     monkeypatch.setenv("CNNLIB_THREADS", "2")
-    inside = _parallel.map_slices(lambda part: blas_threads(), _parallel.batch_slices(4, 10**9))
+    inside = _parallel.map_slices(lambda part: _blas_threads(), _parallel.batch_slices(4, 10**9))
     assert inside == [[1] * len(before)] * 2
-    assert blas_threads() == before
+    assert _blas_threads() == before
 
 
 def test_an_error_in_a_slice_reaches_the_caller(monkeypatch):
@@ -79,6 +73,111 @@ def test_an_error_in_a_slice_reaches_the_caller(monkeypatch):
 
     with pytest.raises(RuntimeError, match="slice slice"):
         _parallel.map_slices(fn, _parallel.batch_slices(4, 10**9))
+
+
+def test_an_error_returns_only_after_every_slice_has_finished(monkeypatch):
+    # Otherwise a slice could still be writing into out or dx after the caller got the error.
+    monkeypatch.setenv("CNNLIB_THREADS", "3")
+    finished = []
+
+    def fn(part):
+        if part.start == 0:  # the caller's own slice fails at once
+            raise RuntimeError("first slice failed")
+        time.sleep(0.2)
+        finished.append(part.start)
+
+    with pytest.raises(RuntimeError, match="first slice failed"):
+        _parallel.map_slices(fn, _parallel.batch_slices(6, 10**9))
+    assert sorted(finished) == [2, 4]
+
+
+def _blas_threads():
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    threads = [p["num_threads"] for p in threadpoolctl.threadpool_info() if p["user_api"] == "blas"]
+    if not threads:
+        pytest.skip("threadpoolctl finds no BLAS library to limit")
+    return threads
+
+
+def test_other_threads_never_change_the_limit(monkeypatch):
+    # OpenBLAS ignores thread counts set outside the main thread, so only the main thread may
+    # set and restore the limit: a user thread leaving its own split layer while the main
+    # thread is inside one must not lift the main thread's limit, nor leave one behind.
+    monkeypatch.setenv("CNNLIB_THREADS", "2")
+    before = _blas_threads()
+    seen = {}
+
+    def user_thread():
+        _parallel.map_slices(lambda part: None, _parallel.batch_slices(4, 10**9))
+
+    def main_slice(part):
+        if part.start == 0:  # the main thread's own slice
+            t = threading.Thread(target=user_thread)
+            t.start()
+            t.join(20)
+            seen["main, after the user thread left"] = _blas_threads()
+
+    _parallel.map_slices(main_slice, _parallel.batch_slices(4, 10**9))
+    assert seen["main, after the user thread left"] == [1] * len(before)
+    assert _blas_threads() == before
+    user_thread()  # alone: the main thread's setting is unchanged
+    assert _blas_threads() == before
+
+
+def test_overlapping_user_threads_leave_the_setting_as_it_was(monkeypatch):
+    # Two user threads whose split layers overlap, the first leaving first: a limit saved and
+    # restored per call would put back the other's one-thread setting for good.
+    monkeypatch.setenv("CNNLIB_THREADS", "2")
+    before = _blas_threads()
+    first_inside, first_left = threading.Event(), threading.Event()
+
+    def first():
+        def fn(part):
+            first_inside.set()
+            time.sleep(0.05)
+        _parallel.map_slices(fn, _parallel.batch_slices(2, 10**9))
+        first_left.set()
+
+    def second():
+        first_inside.wait(10)
+        _parallel.map_slices(lambda part: first_left.wait(10), _parallel.batch_slices(2, 10**9))
+
+    threads = [threading.Thread(target=first), threading.Thread(target=second)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(20)
+    assert _blas_threads() == before
+
+
+def test_the_backward_uses_the_forwards_slices(rng, monkeypatch):
+    # The im2col matrices in the cache belong to the forward's slices, whatever the setting
+    # is by the time of the backward.
+    x, w, b = rng.standard_normal((5, 2, 6, 6)), rng.standard_normal((3, 2, 3, 3)), rng.standard_normal(3)
+    dout = rng.standard_normal((5, 3, 6, 6))
+    monkeypatch.setattr(_parallel, "MIN_SLICE_WORK", 1)
+    monkeypatch.setenv("CNNLIB_THREADS", "1")
+    whole = cnnlib.conv2d_backward(dout, cnnlib.conv2d_forward(x, w, b, pad=1)[1])
+    monkeypatch.setenv("CNNLIB_THREADS", "3")
+    _, cache = cnnlib.conv2d_forward(x, w, b, pad=1)
+    monkeypatch.setenv("CNNLIB_THREADS", "2")
+    for name, s, o in zip(["dx", "dw", "db"], cnnlib.conv2d_backward(dout, cache), whole):
+        np.testing.assert_allclose(s, o, rtol=1e-12, atol=1e-12, err_msg=name)
+
+
+@pytest.mark.parametrize("cpu_max, expected", [
+    ("100000 100000\n", 1),  # one CPU
+    ("250000 100000\n", 2),  # two and a half: whole CPUs only
+    ("50000 100000\n", 1),  # half a CPU still gets one slice
+    ("max 100000\n", None),  # no quota: the cores
+    ("garbage\n", None),
+])
+def test_a_container_cpu_quota_caps_the_threads(tmp_path, monkeypatch, cpu_max, expected):
+    monkeypatch.delenv("CNNLIB_THREADS", raising=False)
+    (tmp_path / "cpu.max").write_text(cpu_max)
+    monkeypatch.setattr(_parallel, "CPU_MAX", str(tmp_path / "cpu.max"))
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    assert _parallel.n_threads() == (cores if expected is None else min(cores, expected))
 
 
 def _conv_grads(x, w, b, dout):
@@ -112,14 +211,29 @@ def _split_conv_in_child(queue):
 
 @pytest.mark.skipif(sys.platform == "win32", reason="no fork on Windows")
 def test_a_forked_child_can_still_split(monkeypatch):
-    # The parent's pool threads do not exist in a forked child; cnnlib must start new ones
-    # instead of waiting forever on the old ones.
+    # The parent's pool threads, and whatever thread held the lock, do not exist in a forked
+    # child; cnnlib must start afresh instead of waiting forever on them.
     monkeypatch.setenv("CNNLIB_THREADS", "2")
     expected = cnnlib.conv2d_forward(*_child_inputs(), pad=1)[0].sum()  # the parent's pool is up
     ctx = multiprocessing.get_context("fork")
     queue = ctx.Queue()
     child = ctx.Process(target=_split_conv_in_child, args=(queue,))
-    child.start()
+    # Fork while another thread holds cnnlib's lock: the child must not wait for it forever.
+    holding, release = threading.Event(), threading.Event()
+
+    def hold_lock():
+        with _parallel._lock:
+            holding.set()
+            release.wait(10)
+
+    holder = threading.Thread(target=hold_lock)
+    holder.start()
+    holding.wait(10)
+    try:
+        child.start()
+    finally:
+        release.set()
+        holder.join()
     child.join(timeout=60)
     if child.is_alive():
         child.kill()
