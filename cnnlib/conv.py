@@ -11,7 +11,7 @@ Shapes: N batch, C input channels, H x W input, F filters, KH x KW kernel, H' x 
 
 Both versions share one cache, (x, w, b, stride, pad, cols) with stride and pad as pairs, so
 the backward of either can be checked against the other on exactly the same forward pass.
-cols is the fast forward's im2col matrices (see _windows), kept so the backward need not copy
+cols holds the fast forward's im2col matrices (see _windows), kept so the backward need not copy
 every window again: a list of (batch slice, matrix of those images' windows) pairs, one per
 slice the batch was split into to use every core (see _parallel). The naive forward stores
 None there, and the fast backward then builds them.

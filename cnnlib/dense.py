@@ -5,8 +5,8 @@ Shapes: N batch, D input features, M output features.
 
 import numpy as np
 
-from ._parallel import blas_one_thread
 from ._checks import as_float_array, check_dout, check_ndim
+from ._parallel import blas_one_thread
 
 
 def dense_forward(x, w, b):

@@ -27,8 +27,9 @@ def test_batch_slices(monkeypatch, n, threads, work, expected):
     assert [(s.start, s.stop) for s in slices] == expected
 
 
-def test_threads_default_to_the_usable_cores(monkeypatch):
+def test_threads_default_to_the_usable_cores(tmp_path, monkeypatch):
     monkeypatch.delenv("CNNLIB_THREADS", raising=False)
+    monkeypatch.setattr(_parallel, "CPU_MAX", str(tmp_path / "no-quota-here"))  # see below
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     assert _parallel.n_threads() == cores
 
