@@ -1,11 +1,12 @@
 """Run a layer on slices of its batch at once, one slice per CPU core.
 
-Why: the fast layers spend about half their time copying (im2col, col2im) and NumPy copies on
-one core. OpenBLAS does use every core, but only inside each matrix product, and its idle
-threads keep spinning between products, so threading the copies alone gained nothing
-(measured). Giving each core a slice of the batch to take through the whole layer, with BLAS
-held to one thread, keeps every core busy from start to end; PyTorch's CPU convolution works
-the same way. NumPy releases the GIL while it copies and multiplies, so plain threads suffice.
+Why: the fast layers spend about half their time copying (im2col, adding dx back) and
+NumPy copies on one core. OpenBLAS does use every core, but only inside each matrix product,
+and its idle threads keep spinning between products, so threading the copies alone gained
+nothing (measured). Giving each core a slice of the batch to take through the whole layer,
+with BLAS held to one thread, keeps every core busy from start to end; PyTorch's CPU
+convolution works the same way. NumPy releases the GIL while it copies and multiplies, so
+plain threads suffice.
 
 Each slice's result equals, up to rounding, what the whole batch gives for those images; how
 many slices there are can change the last bits (BLAS rounds differently for fewer columns),

@@ -11,10 +11,11 @@ Why the fast layers are shaped this way (each choice was measured, see benchmark
   row per (channel, tap). With the padded input stored channel-first (C, N, Hp, Wp), each
   tap fills C rows with one same-order strided copy, several times faster than writing
   pixel rows (N*H'*W', C*KH*KW), where every element lands KH*KW apart from its neighbour.
-  Then the layer is one matrix multiply for the forward and two for the backward.
-- The backward sends gradients back tap by tap too (`col2im`): overlapping windows share
-  pixels, and `+=` on a strided slice adds each tap's contribution in one pass, much faster
-  than `np.add.at`.
+  The forward is then one matrix product per image, written straight into the output, and
+  dw one more per image, summed.
+- dx goes back tap by tap: one product of tap (p, q)'s weights with dout, then one strided
+  `+=` into the taps' pixels; overlapping windows add up. No second matrix of window
+  gradients is built and added back (col2im), and it beats `np.add.at` many times over.
 - A large batch is cut into one slice per CPU core and each slice goes through all of this
   in its own thread (cnnlib/_parallel.py): NumPy copies use one core, so this halves the
   copying on 2 cores, where BLAS alone would only share out the matrix products.
@@ -79,24 +80,3 @@ def im2col(x, kernel, stride, pad, out_hw):
     for k, tap in enumerate(taps(xp, kernel, stride, out_hw)):
         cols[:, k] = tap  # (C, N, H', W')
     return cols.reshape(C * KH * KW, N * Ho * Wo)  # (C*KH*KW, N*H'*W'), no copy
-
-
-def col2im(dcols, x_shape, kernel, stride, pad, out_hw, out=None):
-    """The adjoint of im2col: add every column back onto the pixel it was copied from.
-
-    dcols : (C*KH*KW, N*H'*W') ndarray
-    out : (N, C, H, W) ndarray, optional, where to write dx.
-    Returns dx : (N, C, H, W) ndarray, contiguous unless `out` is given. A pixel shared by
-    overlapping windows receives the sum of their contributions; padding's share is dropped.
-    """
-    N, C, H, W = x_shape
-    (KH, KW), (ph, pw), (Ho, Wo) = kernel, pad, out_hw
-    dcols = dcols.reshape(C, KH * KW, N, Ho, Wo)
-    dxp = np.zeros((C, N, H + 2 * ph, W + 2 * pw), dtype=dcols.dtype)  # (C, N, Hp, Wp)
-    for k, tap in enumerate(taps(dxp, kernel, stride, out_hw)):
-        tap += dcols[:, k]  # (C, N, H', W')
-    dx = unpad_hw(dxp, pad, (H, W)).transpose(1, 0, 2, 3)  # (N, C, H, W), a view
-    if out is None:
-        return np.ascontiguousarray(dx)
-    out[...] = dx
-    return out
