@@ -51,6 +51,13 @@ def positive_int(value, name):
     return int(value)
 
 
+def as_flag(value, name):
+    """Return `value` as a bool after checking it is one (True/False, NumPy's bool too)."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name} must be True or False, got {value!r}")
+    return bool(value)
+
+
 def as_pair(value, name, *, minimum):
     """Turn an int or an (int, int) pair into a (vertical, horizontal) tuple of ints >= minimum."""
     if isinstance(value, (tuple, list)):

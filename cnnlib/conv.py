@@ -19,7 +19,7 @@ None there, and the fast backward then builds them.
 
 import numpy as np
 
-from ._checks import as_float_array, as_pair, check_dout, check_ndim, output_hw
+from ._checks import as_flag, as_float_array, as_pair, check_dout, check_ndim, output_hw
 from ._parallel import batch_slices, map_slices
 from ._windows import im2col, taps, unpad_hw
 
@@ -84,28 +84,32 @@ def conv2d_forward(x, w, b, *, stride=1, pad=0):
     return out, (x, w, b, stride, pad, cols)
 
 
-def conv2d_backward(dout, cache):
+def conv2d_backward(dout, cache, *, input_grad=True):
     """Gradients of the loss with respect to x, w and b (vectorized).
 
     Parameters
     ----------
     dout : (N, F, H', W') ndarray, the upstream gradient dL/dout.
     cache : the tuple conv2d_forward returned.
+    input_grad : bool, default True. False skips dx, for a first layer whose x are the
+        images: no layer below needs dL/dx, so training need not pay for it (PyTorch skips it
+        too, as images do not require grad).
 
     Returns
     -------
-    dx : (N, C, H, W) ndarray
+    dx : (N, C, H, W) ndarray, or None when input_grad is False.
     dw : (F, C, KH, KW) ndarray
     db : (F,) ndarray
     """
     dout = _check_backward(dout, cache)
+    input_grad = as_flag(input_grad, "input_grad")
     x, w, b, stride, pad, cols = cache
     N, F, Ho, Wo = dout.shape
     w2 = w.reshape(F, -1)  # (F, C*KH*KW)
     if cols is None:  # the naive forward's cache: build each slice's im2col matrix below
         cols = [(part, None) for part in batch_slices(N, work=w2.shape[1] * N * Ho * Wo)]
     parts, cols_per_part = zip(*cols)  # the forward's slices, so each matrix meets its images
-    dx = np.empty(x.shape, dtype=np.result_type(x, w))
+    dx = np.empty(x.shape, dtype=np.result_type(x, w)) if input_grad else None
     KH, KW = w.shape[2:]
     # w_tap[k] = w[:, :, p, q].T, the (C, F) weights of tap k = (p, q) (see _windows.taps).
     w_tap = w.transpose(2, 3, 1, 0).reshape(KH * KW, -1, F)  # (KH*KW, C, F), a copy
@@ -120,6 +124,8 @@ def conv2d_backward(dout, cache):
         # The forward was out[n] = w2 @ per_image[n], so dw sums dout[n] @ per_image[n].T over
         # the images. Written transposed, as OpenBLAS ran it about 1.2x faster that way.
         dw_t = np.matmul(per_image, dout_n.transpose(0, 2, 1)).sum(axis=0)  # (C*KH*KW, F)
+        if not input_grad:
+            return dw_t
         # Tap (p, q) of window (i, j) fed out[:, :, i, j] through w[:, :, p, q], so that pixel
         # gets w[:, :, p, q].T @ dout[:, :, i, j] back. One product and one strided += per tap
         # sends it to every window at once; overlapping windows add up.
@@ -134,7 +140,9 @@ def conv2d_backward(dout, cache):
     dw = dw_t.T.reshape(w.shape)  # (F, C, KH, KW)
     # b[f] was added to every pixel of every map f, so all their gradients flow into it.
     db = dout.sum(axis=(0, 2, 3))  # (F,)
-    return dx.astype(x.dtype, copy=False), dw.astype(w.dtype, copy=False), db.astype(b.dtype, copy=False)
+    if input_grad:
+        dx = dx.astype(x.dtype, copy=False)
+    return dx, dw.astype(w.dtype, copy=False), db.astype(b.dtype, copy=False)
 
 
 def conv2d_forward_naive(x, w, b, *, stride=1, pad=0):

@@ -5,7 +5,7 @@ Shapes: N batch, D input features, M output features.
 
 import numpy as np
 
-from ._checks import as_float_array, check_dout, check_ndim
+from ._checks import as_flag, as_float_array, check_dout, check_ndim
 from ._parallel import blas_one_thread
 
 
@@ -38,25 +38,29 @@ def dense_forward(x, w, b):
     return out, (x, w, b)
 
 
-def dense_backward(dout, cache):
+def dense_backward(dout, cache, *, input_grad=True):
     """Gradients with respect to x, w and b.
 
     Parameters
     ----------
     dout : (N, M) ndarray
     cache : the tuple dense_forward returned.
+    input_grad : bool, default True. False skips dx, for a first layer whose x is the data.
 
     Returns
     -------
-    dx : (N, D) ndarray, dout @ w.T
+    dx : (N, D) ndarray, dout @ w.T, or None when input_grad is False.
     dw : (D, M) ndarray, x.T @ dout
     db : (M,) ndarray, dout summed over the batch
     """
     x, w, b = cache
     dout = check_dout(dout, (x.shape[0], w.shape[1]))
+    input_grad = as_flag(input_grad, "input_grad")
+    dx = None
     with blas_one_thread():  # see dense_forward
-        dx = dout @ w.T  # (N, D)
+        if input_grad:
+            dx = (dout @ w.T).astype(x.dtype, copy=False)  # (N, D)
         dw = x.T @ dout  # (D, M)
     # b was added to every row, so each row's gradient flows into it: sum over the batch.
     db = dout.sum(axis=0)  # (M,)
-    return dx.astype(x.dtype, copy=False), dw.astype(w.dtype, copy=False), db.astype(b.dtype, copy=False)
+    return dx, dw.astype(w.dtype, copy=False), db.astype(b.dtype, copy=False)

@@ -17,7 +17,7 @@ import numbers
 
 import numpy as np
 
-from ._checks import as_pair, positive_int
+from ._checks import as_flag, as_pair, positive_int
 from .activations import relu_backward, relu_forward
 from .conv import conv2d_backward, conv2d_forward
 from .dense import dense_backward, dense_forward
@@ -28,7 +28,8 @@ from .pool import avgpool2d_backward, avgpool2d_forward, maxpool2d_backward, max
 
 class Layer:
     """Base class. Subclasses implement `_forward(x) -> (out, cache)` and
-    `_backward(dout, cache) -> dx`, calling the pure functions."""
+    `_backward(dout, cache) -> dx`, calling the pure functions. Layers with weights also take
+    `_backward(dout, cache, input_grad=False)`: fill grads, skip dx."""
 
     def __init__(self):
         self.params = {}
@@ -52,23 +53,30 @@ class Layer:
         out, self._cache = self._forward(x)
         return out
 
-    def backward(self, dout):
+    def backward(self, dout, *, input_grad=True):
         """Backpropagate through the last forward pass; fills `grads`.
 
         Parameters
         ----------
         dout : ndarray shaped like the last output, dL/dout.
+        input_grad : bool, default True. False when nothing will use dx, as for the first
+            layer of a network in training: a layer with weights then computes only their
+            gradients, and one without weights has nothing to do.
 
         Returns
         -------
-        dx : ndarray shaped like the last input x, dL/dx.
+        dx : ndarray shaped like the last input x, dL/dx; None when input_grad is False.
         """
         if self._cache is None:
             raise RuntimeError(
                 f"{type(self).__name__}.backward was called before forward: backward needs the "
                 "values the forward pass saw, so call forward(x) first"
             )
-        return self._backward(dout, self._cache)
+        if as_flag(input_grad, "input_grad"):
+            return self._backward(dout, self._cache)
+        if self.params:
+            self._backward(dout, self._cache, input_grad=False)
+        return None
 
     def output_shape(self, input_shape):
         """Shape of one sample's output, without the batch axis, e.g. (1, 8, 8) -> (8, 8, 8).
@@ -138,8 +146,8 @@ class Conv2D(Layer):
     def _forward(self, x):
         return conv2d_forward(x, self.params["w"], self.params["b"], stride=self.stride, pad=self.pad)
 
-    def _backward(self, dout, cache):
-        dx, dw, db = conv2d_backward(dout, cache)
+    def _backward(self, dout, cache, input_grad=True):
+        dx, dw, db = conv2d_backward(dout, cache, input_grad=input_grad)
         self._store_grads(w=dw, b=db)
         return dx
 
@@ -168,8 +176,8 @@ class Dense(Layer):
     def _forward(self, x):
         return dense_forward(x, self.params["w"], self.params["b"])
 
-    def _backward(self, dout, cache):
-        dx, dw, db = dense_backward(dout, cache)
+    def _backward(self, dout, cache, input_grad=True):
+        dx, dw, db = dense_backward(dout, cache, input_grad=input_grad)
         self._store_grads(w=dw, b=db)
         return dx
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ._checks import positive_int
+from ._checks import as_flag, positive_int
 from .layers import Conv2D, Dense, Flatten, Layer, MaxPool2D, ReLU
 
 LayerTrace = namedtuple("LayerTrace", ["name", "x_shape", "out_shape", "dx_shape"])
@@ -48,11 +48,17 @@ class Sequential:
             x = layer.forward(x)
         return x
 
-    def backward(self, dout):
-        """dout = dL/d(output of forward) -> dx = dL/dx; fills every layer's grads on the way."""
-        for layer in reversed(self.layers):
+    def backward(self, dout, *, input_grad=True):
+        """dout = dL/d(output of forward) -> dx = dL/dx; fills every layer's grads on the way.
+
+        input_grad=False skips the first layer's dx, the gradient with respect to the input
+        itself, and returns None: training never uses it (fit does this). Every layer's grads,
+        the first's included, are the same either way.
+        """
+        input_grad = as_flag(input_grad, "input_grad")
+        for layer in reversed(self.layers[1:]):
             dout = layer.backward(dout)
-        return dout
+        return self.layers[0].backward(dout, input_grad=input_grad)
 
     def params(self):
         """Dict name -> parameter array, the live arrays (writing into them changes the model)."""

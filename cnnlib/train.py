@@ -4,7 +4,7 @@ One training step is the whole story of the course in four lines:
 
     logits = model.forward(x_batch)                           # (B, K)
     loss, dlogits = softmax_cross_entropy(logits, y_batch)    # dL/dlogits, (B, K)
-    model.backward(dlogits)                                   # every layer's grads
+    model.backward(dlogits, input_grad=False)                 # every layer's grads
     optimizer.step(model.params(), model.grads())             # move the weights downhill
 
 An epoch runs it once on every batch of a fresh shuffle of the training set.
@@ -25,7 +25,8 @@ def fit(model, x, y, *, optimizer, epochs=1, batch_size=32, validation_data=None
 
     Parameters
     ----------
-    model : Sequential (anything with forward, backward, params and grads).
+    model : Sequential (anything with forward, backward(dout, input_grad=False), params and
+        grads).
     x : (N, ...) ndarray, the inputs, e.g. (N, 1, 8, 8) images.
     y : (N,) ndarray of integer labels.
     optimizer : SGD, Adam, or anything with step(params, grads).
@@ -74,7 +75,7 @@ def fit(model, x, y, *, optimizer, epochs=1, batch_size=32, validation_data=None
                 idx = order[start:start + batch_size]
                 logits = model.forward(x[idx])  # (B, K)
                 loss, dlogits = softmax_cross_entropy(logits, y[idx])
-                model.backward(dlogits)
+                model.backward(dlogits, input_grad=False)  # no one uses dL/d(images)
                 optimizer.step(model.params(), model.grads())
                 # Weighting by the batch size makes the epoch average exact when the last batch is short.
                 loss_sum += loss * len(idx)

@@ -142,3 +142,22 @@ def test_integer_input_becomes_float64(rng):
     out, _ = conv2d_forward(x, w, b)
     assert out.dtype == np.float64
     np.testing.assert_array_equal(out[0, 0, 0, 0], x[0, 0, :2, :2].astype(np.int64).sum())
+
+
+@pytest.mark.parametrize("x_shape, w_shape, stride, pad", CASES)
+def test_input_grad_false_skips_dx_only(rng, x_shape, w_shape, stride, pad):
+    x, w, b = make(rng, x_shape, w_shape)
+    out, cache = conv2d_forward(x, w, b, stride=stride, pad=pad)
+    dout = rng.standard_normal(out.shape)
+    dx, dw, db = conv2d_backward(dout, cache)
+    no_dx, dw_only, db_only = conv2d_backward(dout, cache, input_grad=False)
+    assert no_dx is None
+    np.testing.assert_array_equal(dw_only, dw)  # the same products in the same order
+    np.testing.assert_array_equal(db_only, db)
+
+
+def test_input_grad_must_be_a_bool(rng):
+    x, w, b = make(rng, (1, 1, 4, 4), (1, 1, 3, 3))
+    out, cache = conv2d_forward(x, w, b)
+    with pytest.raises(TypeError, match="input_grad must be True or False, got 'no'"):
+        conv2d_backward(np.ones(out.shape), cache, input_grad="no")

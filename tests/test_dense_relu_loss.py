@@ -24,6 +24,19 @@ def test_dense_backward_matches_finite_differences(rng, N, D, M):
     check_grads(lambda x, w, b: dense_forward(x, w, b)[0], [x, w, b], list(dense_backward(dout, cache)), dout)
 
 
+def test_dense_input_grad_false_skips_dx_only(rng):
+    x, w, b = rng.standard_normal((5, 4)), rng.standard_normal((4, 3)), rng.standard_normal(3)
+    out, cache = dense_forward(x, w, b)
+    dout = rng.standard_normal(out.shape)
+    dx, dw, db = dense_backward(dout, cache)
+    no_dx, dw_only, db_only = dense_backward(dout, cache, input_grad=False)
+    assert no_dx is None
+    np.testing.assert_array_equal(dw_only, dw)
+    np.testing.assert_array_equal(db_only, db)
+    with pytest.raises(TypeError, match="input_grad must be True or False, got 0"):
+        dense_backward(dout, cache, input_grad=0)
+
+
 def test_dense_float32_stays_float32(rng):
     x, w, b = (rng.standard_normal(s).astype(np.float32) for s in [(4, 3), (3, 2), (2,)])
     out, cache = dense_forward(x, w, b)

@@ -573,6 +573,47 @@ def test_backward_refills_the_same_grad_arrays():
     np.testing.assert_allclose(grads["4_dense.b"], -3 * np.ones(10))  # the last backward's, not a sum
 
 
+@pytest.mark.parametrize("first", ["conv", "dense"])
+def test_sequential_backward_without_input_grad(first, monkeypatch):
+    rng = np.random.default_rng(2)
+    if first == "conv":
+        model, x = reference_cnn(channels=3, seed=1), rng.random((4, 1, 8, 8))
+    else:
+        model, x = Sequential(Dense(6, 5, rng=0), ReLU(), Dense(5, 10, rng=1)), rng.random((4, 6))
+    _randomize_biases(model, rng)
+    dout = rng.normal(size=(4, 10))
+    model.forward(x)
+    dx = model.backward(dout)
+    assert dx.shape == x.shape
+    full = {name: g.copy() for name, g in model.grads().items()}
+
+    asked = []  # input_grad as each layer's pure backward function saw it
+    for name in ("conv2d_backward", "dense_backward"):
+        original = getattr(cnnlib.layers, name)
+
+        def spy(dout, cache, *, input_grad=True, original=original):
+            asked.append(input_grad)
+            return original(dout, cache, input_grad=input_grad)
+
+        monkeypatch.setattr(cnnlib.layers, name, spy)
+    for g in model.grads().values():
+        g[...] = np.nan  # so a gradient left unfilled shows
+    model.forward(x)
+    assert model.backward(dout, input_grad=False) is None
+    assert asked == [True, False]  # the last layer's dx still feeds the ones below it
+    for name, g in model.grads().items():
+        np.testing.assert_array_equal(g, full[name], err_msg=name)
+    with pytest.raises(TypeError, match="input_grad must be True or False"):
+        model.backward(dout, input_grad=None)
+
+
+def test_a_layer_without_weights_does_nothing_without_input_grad():
+    relu = ReLU()
+    relu.forward(np.array([[-1.0, 2.0]]))
+    assert relu.backward(np.array([[3.0, 4.0]]), input_grad=False) is None
+    np.testing.assert_array_equal(relu.backward(np.array([[3.0, 4.0]])), [[0.0, 4.0]])
+
+
 def test_a_layer_object_cannot_appear_twice():
     # Reusing a layer would let its second forward overwrite the cache its first backward needs.
     relu = ReLU()

@@ -22,6 +22,16 @@ class NoStep:
         pass
 
 
+def test_fit_skips_the_gradient_of_the_images(digits, monkeypatch):
+    (x, y), _ = digits
+    model = reference_cnn(seed=0)
+    calls = []
+    backward = model.backward
+    monkeypatch.setattr(model, "backward", lambda dout, **kw: calls.append(kw) or backward(dout, **kw))
+    fit(model, x[:64], y[:64], optimizer=NoStep(), batch_size=32, progress=False)
+    assert calls == [{"input_grad": False}] * 2
+
+
 @pytest.mark.slow
 def test_reference_cnn_learns_the_digits(digits):
     (x_train, y_train), (x_test, y_test) = digits
