@@ -96,7 +96,7 @@ def numpy_step(workload, d, naive):
 
 
 def torch_step(workload, d):
-    """The same work as numpy_step, in PyTorch; x requires grad too, as cnnlib always computes dx."""
+    """The same work as numpy_step, in PyTorch; x requires grad too, as numpy_step computes dx."""
     import torch
     F = torch.nn.functional
     t = {k: torch.from_numpy(v) for k, v in d.items()}
