@@ -23,6 +23,35 @@ from ._checks import as_flag, as_float_array, as_pair, check_dout, check_ndim, o
 from ._parallel import batch_slices, map_slices
 from ._windows import im2col, taps, unpad_hw
 
+# The matrix products run image by image (a stack of products, one per image) when each
+# image has at least this many output pixels: each image's maps are then already in place
+# and nothing needs transposing. Smaller maps give BLAS too little work per call, and one
+# product over the whole slice, with dout and out transposed, is faster. Measured on one
+# core (benchmarks/README.md): per image is up to 15% faster from 14x14 maps up, even
+# around 10x10 to 12x12, and 1.05-1.2x (7x7) to 12-19x (1x1) slower below.
+PER_IMAGE_MIN_PIXELS = 100
+
+
+def _images_per_product(n, out_hw):
+    """1 for a stack of n per-image products, or n for one product over the whole slice."""
+    return 1 if out_hw[0] * out_hw[1] >= PER_IMAGE_MIN_PIXELS or n == 0 else n
+
+
+def _stack_columns(cols, m):
+    """cols (C*KH*KW, n*H'*W') as a stack of n/g matrices of m = g*H'*W' columns, a view."""
+    return cols.reshape(len(cols), -1, m).transpose(1, 0, 2)  # (n/g, C*KH*KW, m)
+
+
+def _stack_maps(a, g):
+    """a (n, F, H', W') as a stack of n/g matrices (F, g*H'*W'); a view when g is 1."""
+    n, F, Ho, Wo = a.shape
+    return a.reshape(n // g, g, F, Ho * Wo).transpose(0, 2, 1, 3).reshape(n // g, F, g * Ho * Wo)
+
+
+def _unstack_maps(a, g, out_hw):
+    """The inverse of _stack_maps as a view: (n/g, F, g*H'*W') -> (n/g, g, F, H', W')."""
+    return a.reshape(*a.shape[:2], g, *out_hw).transpose(0, 2, 1, 3, 4)
+
 
 def _check_args(x, w, b, stride, pad):
     x, w, b = as_float_array(x, "x"), as_float_array(w, "w"), as_float_array(b, "b")
@@ -72,11 +101,14 @@ def conv2d_forward(x, w, b, *, stride=1, pad=0):
     def one_slice(part):  # images x[part], n of them
         n = part.stop - part.start
         cols = im2col(x[part], w.shape[2:], stride, pad, (Ho, Wo))  # (C*KH*KW, n*H'*W')
-        # Image n's H'*W' columns times w2 is out[n] before the bias. One product per image
-        # (a stacked matmul) writes straight into out, already in (n, F, H', W') order.
-        per_image = cols.reshape(len(cols), n, Ho * Wo).transpose(1, 0, 2)  # (n, C*KH*KW, H'*W'), a view
-        np.matmul(w2, per_image, out=out[part].reshape(n, F, Ho * Wo))  # (n, F, H'*W')
-        out[part] += bias
+        # Row f of w2 times column (n, i, j) of cols is out[n, f, i, j] before the bias.
+        g = _images_per_product(n, (Ho, Wo))  # images per product, see PER_IMAGE_MIN_PIXELS
+        stacked = _stack_columns(cols, g * Ho * Wo)  # (n/g, C*KH*KW, g*H'*W'), a view
+        if g == 1:  # image n's product w2 @ stacked[n] lands straight in its maps out[n]
+            np.matmul(w2, stacked, out=out[part].reshape(n, F, Ho * Wo))  # (n, F, H'*W')
+            out[part] += bias
+        else:  # one product; one pass then adds the bias and lays the maps out as (n, F, H', W')
+            np.add(_unstack_maps(w2 @ stacked, g, (Ho, Wo)), bias, out=out[part].reshape(1, n, F, Ho, Wo))
         return cols
 
     parts = batch_slices(N, work=w2.shape[1] * N * Ho * Wo)  # see _parallel
@@ -112,18 +144,19 @@ def conv2d_backward(dout, cache, *, input_grad=True):
     dx = np.empty(x.shape, dtype=np.result_type(x, w)) if input_grad else None
     KH, KW = w.shape[2:]
     # w_tap[k] = w[:, :, p, q].T, the (C, F) weights of tap k = (p, q) (see _windows.taps).
-    w_tap = w.transpose(2, 3, 1, 0).reshape(KH * KW, -1, F)  # (KH*KW, C, F), a copy
+    w_tap = w.transpose(2, 3, 1, 0).reshape(KH * KW, -1, F)  # (KH*KW, C, F)
     padded = (x.shape[1], x.shape[2] + 2 * pad[0], x.shape[3] + 2 * pad[1])  # (C, Hp, Wp)
 
     def one_slice(part, cols):  # images x[part], n of them, and their im2col matrix
         if cols is None:
             cols = im2col(x[part], w.shape[2:], stride, pad, (Ho, Wo))  # (C*KH*KW, n*H'*W')
         n = part.stop - part.start
-        dout_n = dout[part].reshape(n, F, Ho * Wo)  # (n, F, H'*W')
-        per_image = cols.reshape(len(cols), n, Ho * Wo).transpose(1, 0, 2)  # (n, C*KH*KW, H'*W'), a view
-        # The forward was out[n] = w2 @ per_image[n], so dw sums dout[n] @ per_image[n].T over
-        # the images. Written transposed, as OpenBLAS ran it about 1.2x faster that way.
-        dw_t = np.matmul(per_image, dout_n.transpose(0, 2, 1)).sum(axis=0)  # (C*KH*KW, F)
+        g = _images_per_product(n, (Ho, Wo))  # as in the forward
+        stacked_cols = _stack_columns(cols, g * Ho * Wo)  # (n/g, C*KH*KW, g*H'*W'), a view
+        dprod = _stack_maps(dout[part], g)  # (n/g, F, g*H'*W'), the forward's prod
+        # The forward was prod = w2 @ stacked_cols, so dw = dprod @ stacked_cols.T summed over
+        # the stack. Written transposed, as OpenBLAS ran it about 1.2x faster that way.
+        dw_t = (stacked_cols @ dprod.transpose(0, 2, 1)).sum(axis=0)  # (C*KH*KW, F)
         if not input_grad:
             return dw_t
         # Tap (p, q) of window (i, j) fed out[:, :, i, j] through w[:, :, p, q], so that pixel
@@ -131,7 +164,8 @@ def conv2d_backward(dout, cache, *, input_grad=True):
         # sends it to every window at once; overlapping windows add up.
         dxp = np.zeros((n, *padded), dtype=dx.dtype)  # (n, C, Hp, Wp)
         for k, tap in enumerate(taps(dxp, w.shape[2:], stride, (Ho, Wo))):
-            tap += np.matmul(w_tap[k], dout_n).reshape(tap.shape)  # (n, C, H', W')
+            tap = tap.reshape(n // g, g, *tap.shape[1:], copy=False)  # (n/g, g, C, H', W'), a view
+            tap += _unstack_maps(w_tap[k] @ dprod, g, (Ho, Wo))
         dx[part] = unpad_hw(dxp, pad, x.shape[2:])  # (n, C, H, W)
         return dw_t
 

@@ -13,6 +13,7 @@ The arithmetic is entirely the vectorized functions'; nothing here computes a gr
 optimizer, for example) stays valid for the whole of training.
 """
 
+import inspect
 import numbers
 
 import numpy as np
@@ -28,8 +29,9 @@ from .pool import avgpool2d_backward, avgpool2d_forward, maxpool2d_backward, max
 
 class Layer:
     """Base class. Subclasses implement `_forward(x) -> (out, cache)` and
-    `_backward(dout, cache) -> dx`, calling the pure functions. Layers with weights also take
-    `_backward(dout, cache, input_grad=False)`: fill grads, skip dx."""
+    `_backward(dout, cache) -> dx`, calling the pure functions. A layer with weights may also
+    accept `_backward(dout, cache, *, input_grad=False)`: fill grads and skip dx (Conv2D and
+    Dense do); one that does not is asked for dx, which is then dropped."""
 
     def __init__(self):
         self.params = {}
@@ -74,8 +76,12 @@ class Layer:
             )
         if as_flag(input_grad, "input_grad"):
             return self._backward(dout, self._cache)
-        if self.params:
+        if not self.params:
+            return None  # no weights to train and no one wants dx: nothing to compute
+        if "input_grad" in inspect.signature(self._backward).parameters:
             self._backward(dout, self._cache, input_grad=False)
+        else:  # a layer written without the flag: its dx is computed and dropped
+            self._backward(dout, self._cache)
         return None
 
     def output_shape(self, input_shape):
@@ -146,7 +152,7 @@ class Conv2D(Layer):
     def _forward(self, x):
         return conv2d_forward(x, self.params["w"], self.params["b"], stride=self.stride, pad=self.pad)
 
-    def _backward(self, dout, cache, input_grad=True):
+    def _backward(self, dout, cache, *, input_grad=True):
         dx, dw, db = conv2d_backward(dout, cache, input_grad=input_grad)
         self._store_grads(w=dw, b=db)
         return dx
@@ -176,7 +182,7 @@ class Dense(Layer):
     def _forward(self, x):
         return dense_forward(x, self.params["w"], self.params["b"])
 
-    def _backward(self, dout, cache, input_grad=True):
+    def _backward(self, dout, cache, *, input_grad=True):
         dx, dw, db = dense_backward(dout, cache, input_grad=input_grad)
         self._store_grads(w=dw, b=db)
         return dx

@@ -4,6 +4,10 @@ import numpy as np
 import pytest
 
 
+# Fixtures that run a test once per way of computing the same thing; rng ignores them.
+MODES = ("slicing", "products")
+
+
 @pytest.fixture
 def rng(request):
     """A generator seeded from the test's id: the same on every run, different for each test.
@@ -12,13 +16,26 @@ def rng(request):
     """
     key = request.node.nodeid
     callspec = getattr(request.node, "callspec", None)
-    if callspec is not None and "slicing" in callspec.params:
-        # Whole batch or sliced, a test sees the same numbers (the ones it saw before the
-        # slicing fixture existed), so its two runs differ only in how the batch is split.
-        slicing = callspec.params["slicing"]
-        rest = callspec.id.replace(f"{slicing}-", "", 1) if callspec.id != slicing else ""
-        key = key.split("[")[0] + (f"[{rest}]" if rest else "")
+    if callspec is not None and any(mode in callspec.params for mode in MODES):
+        # However the batch is split or multiplied, a test sees the same numbers (the ones it
+        # saw before these fixtures existed), so its runs differ only in the way of computing.
+        test_id = callspec.id
+        for mode in MODES:
+            if mode in callspec.params:
+                test_id = _without(test_id, callspec.params[mode])
+        key = key.split("[")[0] + (f"[{test_id}]" if test_id else "")
     return np.random.default_rng(zlib.crc32(key.encode()))
+
+
+def _without(test_id, part):
+    """test_id ("a-b-c", pytest's parameter ids joined by "-") without the id `part`."""
+    if test_id == part:
+        return ""
+    if test_id.startswith(part + "-"):
+        return test_id[len(part) + 1:]
+    if test_id.endswith("-" + part):
+        return test_id[:-len(part) - 1]
+    return test_id.replace(f"-{part}-", "-", 1)
 
 
 @pytest.fixture(params=["whole batch", "3 slices"])
@@ -37,6 +54,19 @@ def slicing(request, monkeypatch):
     monkeypatch.setenv("CNNLIB_THREADS", "3")
     monkeypatch.setattr(cnnlib._parallel, "MIN_SLICE_WORK", 1)
     return 3
+
+
+@pytest.fixture(params=["per-image products", "one product"])
+def products(request, monkeypatch):
+    """Run a conv test twice: with its matrix products image by image, and one per slice.
+
+    cnnlib.conv picks by the output size (PER_IMAGE_MIN_PIXELS); the tests' small maps would
+    always get one product, so the first run lowers the threshold to force the other way.
+    """
+    import cnnlib.conv
+
+    monkeypatch.setattr(cnnlib.conv, "PER_IMAGE_MIN_PIXELS", 1 if request.param == "per-image products" else 10**9)
+    return request.param
 
 
 def pytest_terminal_summary(terminalreporter, config):

@@ -607,11 +607,45 @@ def test_sequential_backward_without_input_grad(first, monkeypatch):
         model.backward(dout, input_grad=None)
 
 
-def test_a_layer_without_weights_does_nothing_without_input_grad():
+def test_a_layer_without_weights_does_nothing_without_input_grad(monkeypatch):
     relu = ReLU()
     relu.forward(np.array([[-1.0, 2.0]]))
-    assert relu.backward(np.array([[3.0, 4.0]]), input_grad=False) is None
     np.testing.assert_array_equal(relu.backward(np.array([[3.0, 4.0]])), [[0.0, 4.0]])
+
+    def no_backward(dout, cache):
+        raise AssertionError("a layer without weights computed its dx")
+
+    monkeypatch.setattr(relu, "_backward", no_backward)
+    assert relu.backward(np.array([[3.0, 4.0]]), input_grad=False) is None
+
+
+class Scale(Layer):
+    """A user's layer with a weight, written without the input_grad flag."""
+
+    def __init__(self):
+        super().__init__()
+        self._set_params(s=np.array([2.0]))
+
+    def _forward(self, x):
+        return self.params["s"] * x, x
+
+    def _backward(self, dout, cache):
+        self._store_grads(s=np.array([np.sum(dout * cache)]))
+        return dout * self.params["s"]
+
+
+def test_a_layer_written_without_input_grad_still_trains():
+    model = Sequential(Scale(), Flatten(), Dense(4, 10, rng=0))
+    x = np.arange(8.0).reshape(2, 1, 2, 2)
+    dout = np.random.default_rng(0).normal(size=(2, 10))
+    model.forward(x)
+    assert model.backward(dout).shape == x.shape
+    full = model.grads()["0_scale.s"].copy()
+    assert full[0] != 0
+    model.forward(x)
+    assert model.backward(dout, input_grad=False) is None  # its dx is computed, then dropped
+    np.testing.assert_array_equal(model.grads()["0_scale.s"], full)
+    cnnlib.fit(model, x, np.array([1, 2]), optimizer=SGD(lr=0.1), progress=False)
 
 
 def test_a_layer_object_cannot_appear_twice():
