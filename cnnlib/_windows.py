@@ -11,8 +11,8 @@ Why the fast layers are shaped this way (each choice was measured, see benchmark
   row per (channel, tap). With the padded input stored channel-first (C, N, Hp, Wp), each
   tap fills C rows with one same-order strided copy, several times faster than writing
   pixel rows (N*H'*W', C*KH*KW), where every element lands KH*KW apart from its neighbour.
-  The forward is then one matrix product per image, written straight into the output, and
-  dw one more per image, summed.
+  The forward is then one matrix product per slice of the batch, or one per image for maps
+  of conv.PER_IMAGE_MIN_PIXELS or more (written straight into the output), and dw the same.
 - dx goes back tap by tap: one product of tap (p, q)'s weights with dout, then one strided
   `+=` into the taps' pixels; overlapping windows add up. No second matrix of window
   gradients is built and added back (col2im), and it beats `np.add.at` many times over.

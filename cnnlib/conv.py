@@ -27,8 +27,8 @@ from ._windows import im2col, taps, unpad_hw
 # image has at least this many output pixels: each image's maps are then already in place
 # and nothing needs transposing. Smaller maps give BLAS too little work per call, and one
 # product over the whole slice, with dout and out transposed, is faster. Measured on one
-# core (benchmarks/README.md): per image is up to 15% faster from 14x14 maps up, even
-# around 10x10 to 12x12, and 1.05-1.2x (7x7) to 12-19x (1x1) slower below.
+# core (benchmarks/README.md): per image is 0-15% faster at 14x14, about even from 8x8 to
+# 12x12 (0.87-1.27x the time), 1.05-1.8x slower at 7x7 and 4x4, and 12-19x at 1x1.
 PER_IMAGE_MIN_PIXELS = 100
 
 

@@ -29,9 +29,9 @@ from .pool import avgpool2d_backward, avgpool2d_forward, maxpool2d_backward, max
 
 class Layer:
     """Base class. Subclasses implement `_forward(x) -> (out, cache)` and
-    `_backward(dout, cache) -> dx`, calling the pure functions. A layer with weights may also
-    accept `_backward(dout, cache, *, input_grad=False)`: fill grads and skip dx (Conv2D and
-    Dense do); one that does not is asked for dx, which is then dropped."""
+    `_backward(dout, cache) -> dx`, calling the pure functions. A layer with weights may take
+    `_backward(dout, cache, *, input_grad=True)` instead, and with input_grad=False fill grads
+    and skip dx (Conv2D and Dense do); one without the flag is asked for dx, then dropped."""
 
     def __init__(self):
         self.params = {}
@@ -74,15 +74,14 @@ class Layer:
                 f"{type(self).__name__}.backward was called before forward: backward needs the "
                 "values the forward pass saw, so call forward(x) first"
             )
-        if as_flag(input_grad, "input_grad"):
-            return self._backward(dout, self._cache)
-        if not self.params:
+        input_grad = as_flag(input_grad, "input_grad")
+        if not input_grad and not self.params:
             return None  # no weights to train and no one wants dx: nothing to compute
-        if "input_grad" in inspect.signature(self._backward).parameters:
-            self._backward(dout, self._cache, input_grad=False)
-        else:  # a layer written without the flag: its dx is computed and dropped
-            self._backward(dout, self._cache)
-        return None
+        if _takes_input_grad(self._backward):
+            dx = self._backward(dout, self._cache, input_grad=input_grad)
+        else:  # a layer written without the flag computes dx anyway
+            dx = self._backward(dout, self._cache)
+        return dx if input_grad else None
 
     def output_shape(self, input_shape):
         """Shape of one sample's output, without the batch axis, e.g. (1, 8, 8) -> (8, 8, 8).
@@ -123,6 +122,13 @@ class Layer:
 
     def __repr__(self):
         return f"{type(self).__name__}()"
+
+
+def _takes_input_grad(method):
+    try:
+        return "input_grad" in inspect.signature(method).parameters
+    except (TypeError, ValueError):  # e.g. a builtin, which has no signature to read
+        return False
 
 
 class Conv2D(Layer):

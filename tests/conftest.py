@@ -14,17 +14,21 @@ def rng(request):
 
     (crc32, not hash(): Python salts string hashes per process.)
     """
-    key = request.node.nodeid
-    callspec = getattr(request.node, "callspec", None)
-    if callspec is not None and any(mode in callspec.params for mode in MODES):
-        # However the batch is split or multiplied, a test sees the same numbers (the ones it
-        # saw before these fixtures existed), so its runs differ only in the way of computing.
-        test_id = callspec.id
-        for mode in MODES:
-            if mode in callspec.params:
-                test_id = _without(test_id, callspec.params[mode])
-        key = key.split("[")[0] + (f"[{test_id}]" if test_id else "")
+    key = seed_key(request.node.nodeid, getattr(request.node, "callspec", None))
     return np.random.default_rng(zlib.crc32(key.encode()))
+
+
+def seed_key(nodeid, callspec):
+    """The test's id without the ids of MODES: however the batch is split or multiplied, a
+    test sees the same numbers (the ones it saw before these fixtures existed), so its runs
+    differ only in the way of computing."""
+    if callspec is None or not any(mode in callspec.params for mode in MODES):
+        return nodeid
+    test_id = callspec.id
+    for mode in MODES:
+        if mode in callspec.params:
+            test_id = _without(test_id, callspec.params[mode])
+    return nodeid.split("[")[0] + (f"[{test_id}]" if test_id else "")
 
 
 def _without(test_id, part):

@@ -634,6 +634,22 @@ class Scale(Layer):
         return dout * self.params["s"]
 
 
+class ScaleWithFlag(Scale):
+    """The same layer, taking the flag; its default is deliberately the unusual one."""
+
+    def _backward(self, dout, cache, *, input_grad=False):
+        dx = super()._backward(dout, cache)
+        return dx if input_grad else None
+
+
+def test_layer_backward_always_tells_the_layer_whether_dx_is_wanted():
+    layer, x, dout = ScaleWithFlag(), np.arange(4.0).reshape(1, 4), np.ones((1, 4))
+    layer.forward(x)
+    np.testing.assert_array_equal(layer.backward(dout), 2 * dout)  # asked for dx: gets it
+    assert layer.backward(dout, input_grad=False) is None
+    np.testing.assert_array_equal(layer.grads["s"], [6.0])
+
+
 def test_a_layer_written_without_input_grad_still_trains():
     model = Sequential(Scale(), Flatten(), Dense(4, 10, rng=0))
     x = np.arange(8.0).reshape(2, 1, 2, 2)
