@@ -125,7 +125,7 @@ class Layer:
         return f"{type(self).__name__}()"
 
 
-@functools.lru_cache(maxsize=None)  # reading a signature takes 30 us: 8% of a digits step
+@functools.lru_cache(maxsize=None)  # 30 us per read: 5 a step were 8% of a digits step
 def _takes_input_grad(function):
     try:
         return "input_grad" in inspect.signature(function).parameters
