@@ -4,7 +4,7 @@ One training step is the whole story of the course in four lines:
 
     logits = model.forward(x_batch)                           # (B, K)
     loss, dlogits = softmax_cross_entropy(logits, y_batch)    # dL/dlogits, (B, K)
-    model.backward(dlogits, input_grad=False)                 # every layer's grads
+    model.backward(dlogits, input_grad=False)                 # every layer's grads, not the images'
     optimizer.step(model.params(), model.grads())             # move the weights downhill
 
 An epoch runs it once on every batch of a fresh shuffle of the training set.
