@@ -11,10 +11,10 @@ Shapes: N batch, C input channels, H x W input, F filters, KH x KW kernel, H' x 
 
 Both versions share one cache, (x, w, b, stride, pad, cols) with stride and pad as pairs, so
 the backward of either can be checked against the other on exactly the same forward pass.
-cols holds the fast forward's im2col matrices (see _windows), kept so the backward need not copy
-every window again: a list of (batch slice, matrix of those images' windows) pairs, one per
-slice the batch was split into to use every core (see _parallel). The naive forward stores
-None there, and the fast backward then builds them.
+cols is a list of (batch slice, im2col matrix of its images or None) pairs, one per slice the
+fast forward split the batch into to use every core (see _parallel). A slice keeps its matrix
+only when it went through the layer in one chunk (see CHUNK_BYTES); the backward copies the
+windows of the others again. The naive forward stores None for the whole list.
 """
 
 import numpy as np
@@ -26,14 +26,36 @@ from ._windows import im2col, taps, unpad_hw
 # The matrix products run image by image (a stack of products, one per image) when each
 # image has at least this many output pixels: each image's maps are then already in place
 # and nothing needs transposing. Smaller maps give BLAS too little work per call, and one
-# product over the whole slice, with dout and out transposed, is faster. Measured on one
+# product over the whole chunk, with dout and out transposed, is faster. Measured on one
 # core (benchmarks/README.md): per image is 0-15% faster at 14x14, about even from 8x8 to
 # 12x12 (0.87-1.27x the time), 1.05-1.8x slower at 7x7 and 4x4, and 12-19x at 1x1.
 PER_IMAGE_MIN_PIXELS = 100
 
+# Each thread takes its slice of the batch through the layer a chunk of images at a time,
+# each chunk's im2col matrix at most this big (at least one image), so that the matrix is
+# still in the core's cache when the product reads it. For a slice of several chunks the
+# backward copies the windows again rather than keeping the forward's matrices: writing them
+# all out to memory and reading them back cost more than copying from the images twice. A
+# slice of one chunk keeps its matrix. Maps under PER_IMAGE_MIN_PIXELS are not cut: their
+# products take a whole chunk at once, and copying their short rows again cost more than
+# keeping them (measured: benchmarks/README.md).
+CHUNK_BYTES = 3 << 20
+
+
+def _images_per_chunk(n, image_bytes, out_hw):
+    """How many of n images go through the layer at once, their im2col matrices image_bytes each."""
+    if out_hw[0] * out_hw[1] < PER_IMAGE_MIN_PIXELS:
+        return max(1, n)
+    return max(1, CHUNK_BYTES // image_bytes)
+
+
+def _chunks(part, m):
+    """part (a slice of the batch) cut into consecutive slices of m images, the last shorter."""
+    return [slice(i, min(i + m, part.stop)) for i in range(part.start, part.stop, m)]
+
 
 def _images_per_product(n, out_hw):
-    """1 for a stack of n per-image products, or n for one product over the whole slice."""
+    """1 for a stack of n per-image products, or n for one product over the whole chunk."""
     return 1 if out_hw[0] * out_hw[1] >= PER_IMAGE_MIN_PIXELS or n == 0 else n
 
 
@@ -51,6 +73,56 @@ def _stack_maps(a, g):
 def _unstack_maps(a, g, out_hw):
     """The inverse of _stack_maps as a view: (n/g, F, g*H'*W') -> (n/g, g, F, H', W')."""
     return a.reshape(*a.shape[:2], g, *out_hw).transpose(0, 2, 1, 3, 4)
+
+
+def _dx_padded(dout, w_tap, kernel, stride, padded, g, dtype):
+    """dL/dx of n images, padded: (n, C, Hp, Wp). dout : (n, F, H', W') ndarray.
+
+    w_tap : (KH*KW, C, F) ndarray, w_tap[k] = w[:, :, p, q].T for tap k = (p, q).
+    Tap (p, q) of window (i, j) fed out[:, :, i, j] through w[:, :, p, q], so that pixel gets
+    w[:, :, p, q].T @ dout[:, :, i, j] back. One product and one += per tap sends it to every
+    window at once; overlapping windows add up.
+    """
+    # The runs need a copy of dout widened to Wp columns, F maps per image; they pay when
+    # those are no more than the C*KH*KW tap-channels whose strided adds they save (measured).
+    if stride == (1, 1) and g == 1 and dout.shape[1] <= w_tap.shape[0] * w_tap.shape[1]:
+        return _dx_by_runs(dout, w_tap, kernel, padded)
+    n, _, Ho, Wo = dout.shape
+    dprod = _stack_maps(dout, g)  # (n/g, F, g*H'*W')
+    dxp = np.zeros((n, *padded), dtype=dtype)  # (n, C, Hp, Wp)
+    for k, tap in enumerate(taps(dxp, kernel, stride, (Ho, Wo))):
+        tap = tap.reshape(n // g, g, *tap.shape[1:], copy=False)  # (n/g, g, C, H', W'), a view
+        tap += _unstack_maps(w_tap[k] @ dprod, g, (Ho, Wo))
+    return dxp
+
+
+def _dx_by_runs(dout, w_tap, kernel, padded):
+    """_dx_padded for stride 1 and per-image products, each tap's += one contiguous run.
+
+    With stride 1, tap (p, q) of window (i, j) is pixel (i + p, j + q). In the padded image
+    laid out flat, row after row, that is index (i*Wp + j) + (p*Wp + q). Give dout the same row
+    width Wp, zeros in its last Wp - W' columns, and the pixels under tap (p, q) of every
+    window become one contiguous run of the flat image, starting at p*Wp + q. Each tap's `+=`
+    is then one long 1-D add. A strided `+=` into rows only W' long costs NumPy about 4x as
+    much per element (it loops row by row, or copies into a buffer). The zero columns add
+    exact zeros to pixels where a run wraps onto the next row or image.
+    """
+    n, F, Ho, Wo = dout.shape
+    (C, Hp, Wp), (KH, KW) = padded, kernel
+    plane, run = Hp * Wp, Ho * Wp  # pixels in a padded image; in the run of one tap
+    dtype = np.result_type(w_tap, dout)
+    dout_wide = np.zeros((n, F, Ho, Wp), dtype=dtype)  # (n, F, H', Wp)
+    dout_wide[..., :Wo] = dout
+    dout_wide = dout_wide.reshape(n, F, run)  # (n, F, H'*Wp), a view
+    # The padded images one after another; the last run starts (KH-1)*Wp + KW-1 pixels into
+    # the last image and is a whole image long.
+    flat = np.zeros(n * plane * C + (KH - 1) * Wp + KW - 1, dtype=dtype)
+    prod = np.zeros((n, C, plane), dtype=dtype)  # columns from `run` on stay 0: rows below H'
+    for k in range(KH * KW):
+        p, q = divmod(k, KW)
+        np.matmul(w_tap[k], dout_wide, out=prod[:, :, :run])  # (n, C, H'*Wp)
+        flat[p * Wp + q:p * Wp + q + prod.size] += prod.reshape(-1)
+    return flat[:prod.size].reshape(n, C, Hp, Wp)  # (n, C, Hp, Wp), a view
 
 
 def _check_args(x, w, b, stride, pad):
@@ -97,22 +169,25 @@ def conv2d_forward(x, w, b, *, stride=1, pad=0):
     w2 = w.reshape(F, -1)  # (F, C*KH*KW)
     out = np.empty((N, F, Ho, Wo), dtype=np.result_type(x, w))
     bias = b[:, None, None].astype(out.dtype, copy=False)  # (F, 1, 1), one bias per map
+    m = _images_per_chunk(N, w2.shape[1] * Ho * Wo * x.itemsize, (Ho, Wo))
 
-    def one_slice(part):  # images x[part], n of them
-        n = part.stop - part.start
-        cols = im2col(x[part], w.shape[2:], stride, pad, (Ho, Wo))  # (C*KH*KW, n*H'*W')
-        # Row f of w2 times column (n, i, j) of cols is out[n, f, i, j] before the bias.
-        g = _images_per_product(n, (Ho, Wo))  # images per product, see PER_IMAGE_MIN_PIXELS
-        stacked = _stack_columns(cols, g * Ho * Wo)  # (n/g, C*KH*KW, g*H'*W'), a view
-        if g == 1:  # image n's product w2 @ stacked[n] lands straight in its maps out[n]
-            np.matmul(w2, stacked, out=out[part].reshape(n, F, Ho * Wo))  # (n, F, H'*W')
-            out[part] += bias
-        else:  # one product; one pass then adds the bias and lays the maps out as (n, F, H', W')
-            np.add(_unstack_maps(w2 @ stacked, g, (Ho, Wo)), bias, out=out[part].reshape(1, n, F, Ho, Wo))
-        return cols
+    def one_slice(part):  # images x[part], a chunk at a time
+        chunks = _chunks(part, m)
+        for chunk in chunks:
+            n = chunk.stop - chunk.start
+            cols = im2col(x[chunk], w.shape[2:], stride, pad, (Ho, Wo))  # (C*KH*KW, n*H'*W')
+            # Row f of w2 times column (n, i, j) of cols is out[n, f, i, j] before the bias.
+            g = _images_per_product(n, (Ho, Wo))  # images per product, see PER_IMAGE_MIN_PIXELS
+            stacked = _stack_columns(cols, g * Ho * Wo)  # (n/g, C*KH*KW, g*H'*W'), a view
+            if g == 1:  # image n's product w2 @ stacked[n] lands straight in its maps out[n]
+                np.matmul(w2, stacked, out=out[chunk].reshape(n, F, Ho * Wo))  # (n, F, H'*W')
+                out[chunk] += bias
+            else:  # one product; one pass adds the bias and lays the maps out as (n, F, H', W')
+                np.add(_unstack_maps(w2 @ stacked, g, (Ho, Wo)), bias, out=out[chunk].reshape(1, n, F, Ho, Wo))
+        return cols if len(chunks) == 1 else None  # see CHUNK_BYTES
 
     parts = batch_slices(N, work=w2.shape[1] * N * Ho * Wo)  # see _parallel
-    cols = list(zip(parts, map_slices(one_slice, parts)))  # [(slice, cols of those images)]
+    cols = list(zip(parts, map_slices(one_slice, parts)))  # [(slice, its matrix or None)]
     return out, (x, w, b, stride, pad, cols)
 
 
@@ -138,39 +213,34 @@ def conv2d_backward(dout, cache, *, input_grad=True):
     x, w, b, stride, pad, cols = cache
     N, F, Ho, Wo = dout.shape
     w2 = w.reshape(F, -1)  # (F, C*KH*KW)
-    if cols is None:  # the naive forward's cache: build each slice's im2col matrix below
+    if cols is None:  # the naive forward's cache: copy every slice's windows below
         cols = [(part, None) for part in batch_slices(N, work=w2.shape[1] * N * Ho * Wo)]
-    parts, cols_per_part = zip(*cols)  # the forward's slices, so each matrix meets its images
     dx = np.empty(x.shape, dtype=np.result_type(x, w)) if input_grad else None
     KH, KW = w.shape[2:]
     # w_tap[k] = w[:, :, p, q].T, the (C, F) weights of tap k = (p, q) (see _windows.taps).
     w_tap = w.transpose(2, 3, 1, 0).reshape(KH * KW, -1, F)  # (KH*KW, C, F)
     padded = (x.shape[1], x.shape[2] + 2 * pad[0], x.shape[3] + 2 * pad[1])  # (C, Hp, Wp)
+    m = _images_per_chunk(N, w2.shape[1] * Ho * Wo * x.itemsize, (Ho, Wo))
 
-    def one_slice(part, cols):  # images x[part], n of them, and their im2col matrix
-        if cols is None:
-            cols = im2col(x[part], w.shape[2:], stride, pad, (Ho, Wo))  # (C*KH*KW, n*H'*W')
-        n = part.stop - part.start
-        g = _images_per_product(n, (Ho, Wo))  # as in the forward
-        stacked_cols = _stack_columns(cols, g * Ho * Wo)  # (n/g, C*KH*KW, g*H'*W'), a view
-        dprod = _stack_maps(dout[part], g)  # (n/g, F, g*H'*W'), the forward's prod
-        # The forward was prod = w2 @ stacked_cols, so dw = dprod @ stacked_cols.T summed over
-        # the stack. Written transposed, as OpenBLAS ran it about 1.2x faster that way.
-        dw_t = (stacked_cols @ dprod.transpose(0, 2, 1)).sum(axis=0)  # (C*KH*KW, F)
-        if not input_grad:
-            return dw_t
-        # Tap (p, q) of window (i, j) fed out[:, :, i, j] through w[:, :, p, q], so that pixel
-        # gets w[:, :, p, q].T @ dout[:, :, i, j] back. One product and one strided += per tap
-        # sends it to every window at once; overlapping windows add up.
-        dxp = np.zeros((n, *padded), dtype=dx.dtype)  # (n, C, Hp, Wp)
-        for k, tap in enumerate(taps(dxp, w.shape[2:], stride, (Ho, Wo))):
-            tap = tap.reshape(n // g, g, *tap.shape[1:], copy=False)  # (n/g, g, C, H', W'), a view
-            tap += _unstack_maps(w_tap[k] @ dprod, g, (Ho, Wo))
-        dx[part] = unpad_hw(dxp, pad, x.shape[2:])  # (n, C, H, W)
+    def one_slice(part, kept):  # images x[part], a chunk at a time, and the matrix kept for them
+        dw_t = np.zeros((w2.shape[1], F), dtype=np.result_type(x, dout))  # (C*KH*KW, F)
+        for chunk in _chunks(part, m):
+            n = chunk.stop - chunk.start
+            cols = kept if kept is not None and chunk == part else (
+                im2col(x[chunk], w.shape[2:], stride, pad, (Ho, Wo)))  # (C*KH*KW, n*H'*W')
+            g = _images_per_product(n, (Ho, Wo))  # as in the forward
+            stacked_cols = _stack_columns(cols, g * Ho * Wo)  # (n/g, C*KH*KW, g*H'*W'), a view
+            dprod = _stack_maps(dout[chunk], g)  # (n/g, F, g*H'*W'), the forward's product
+            # The forward was prod = w2 @ stacked_cols, so dw = dprod @ stacked_cols.T summed
+            # over the stack. Written transposed, as OpenBLAS ran it about 1.2x faster that way.
+            dw_t += (stacked_cols @ dprod.transpose(0, 2, 1)).sum(axis=0)  # (C*KH*KW, F)
+            if input_grad:
+                dxp = _dx_padded(dout[chunk], w_tap, (KH, KW), stride, padded, g, dx.dtype)
+                dx[chunk] = unpad_hw(dxp, pad, x.shape[2:])  # (n, C, H, W)
         return dw_t
 
     # Each slice's dw covers its own images; the batch's dw is their sum.
-    dw_t = np.sum(map_slices(one_slice, parts, cols_per_part), axis=0)  # (C*KH*KW, F)
+    dw_t = np.sum(map_slices(one_slice, *zip(*cols)), axis=0)  # the forward's slices and matrices
     dw = dw_t.T.reshape(w.shape)  # (F, C, KH, KW)
     # b[f] was added to every pixel of every map f, so all their gradients flow into it.
     db = dout.sum(axis=(0, 2, 3))  # (F,)

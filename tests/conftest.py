@@ -5,7 +5,7 @@ import pytest
 
 
 # Fixtures that run a test once per way of computing the same thing; rng ignores them.
-MODES = ("slicing", "products")
+MODES = ("slicing", "products", "chunking")
 
 
 @pytest.fixture
@@ -70,6 +70,24 @@ def products(request, monkeypatch):
     import cnnlib.conv
 
     monkeypatch.setattr(cnnlib.conv, "PER_IMAGE_MIN_PIXELS", 1 if request.param == "per-image products" else 10**9)
+    return request.param
+
+
+@pytest.fixture(params=["whole slices", "2-image chunks"])
+def chunking(request, monkeypatch):
+    """Run a conv test twice: each thread's slice in one chunk, and 2 images at a time.
+
+    cnnlib.conv goes through a slice a chunk of images at a time (CHUNK_BYTES); the tests'
+    small images would always fit in one chunk, so the second run forces chunks of 2 images
+    (a slice of 5 is then cut 2, 2, 1): dw must add up across chunks as across slices, and
+    the backward must copy the windows again.
+    """
+    import cnnlib.conv
+
+    if request.param == "whole slices":
+        monkeypatch.setattr(cnnlib.conv, "CHUNK_BYTES", 1 << 62)
+    else:
+        monkeypatch.setattr(cnnlib.conv, "_images_per_chunk", lambda n, image_bytes, out_hw: 2)
     return request.param
 
 

@@ -1,6 +1,8 @@
-"""The ways a test runs the same computation (conftest's slicing and products fixtures), and
-the choice conv makes between per-image products and one product per slice."""
+"""The ways a test runs the same computation (conftest's slicing, products and chunking
+fixtures), and the choices conv makes: per-image products or one product per chunk, and how
+many images go in a chunk."""
 
+import itertools
 from types import SimpleNamespace
 
 import pytest
@@ -34,21 +36,26 @@ def test_without_removes_one_id(test_id, part, expected):
     assert _without(test_id, part) == expected
 
 
+VALUES = {"slicing": ("whole batch", "3 slices"), "products": ("per-image products", "one product"),
+          "chunking": ("whole slices", "2-image chunks")}
+
+
 def runs(nodeid, case, modes):
     """(nodeid, callspec) of each run of a test, the way pytest names them."""
     out = []
-    for slicing in ("whole batch", "3 slices"):
-        for products in ("per-image products", "one product"):
-            params = {"slicing": slicing, "products": products, **({"case": case} if case else {})}
-            ids = [params[m] for m in modes] + ([case] if case else [])
-            test_id = "-".join(ids)
-            out.append((f"{nodeid}[{test_id}]", SimpleNamespace(id=test_id, params=params)))
-            if "products" not in modes:
-                break
+    for values in itertools.product(*(VALUES[m] for m in modes)):
+        params = dict(zip(modes, values), **({"case": case} if case else {}))
+        test_id = "-".join(values + ((case,) if case else ()))
+        out.append((f"{nodeid}[{test_id}]", SimpleNamespace(id=test_id, params=params)))
     return out
 
 
-@pytest.mark.parametrize("modes", [("slicing", "products"), ("slicing",)])
+def test_runs_lists_every_combination():
+    assert len(runs("t.py::test_x", "pad 1", ("slicing", "products", "chunking"))) == 8
+    assert len(runs("t.py::test_x", None, ("slicing",))) == 2
+
+
+@pytest.mark.parametrize("modes", [("slicing", "products", "chunking"), ("slicing", "products"), ("slicing",)])
 @pytest.mark.parametrize("case", ["pad 1", None])
 def test_every_run_of_a_test_gets_the_same_seed(modes, case):
     keys = {seed_key(nodeid, callspec) for nodeid, callspec in runs("tests/test_conv.py::test_x", case, modes)}
@@ -56,8 +63,32 @@ def test_every_run_of_a_test_gets_the_same_seed(modes, case):
 
 
 def test_different_tests_get_different_seeds():
-    a = {seed_key(*run) for run in runs("tests/test_conv.py::test_x", "pad 1", ("slicing", "products"))}
-    b = {seed_key(*run) for run in runs("tests/test_conv.py::test_x", "pad 0", ("slicing", "products"))}
-    c = {seed_key(*run) for run in runs("tests/test_conv.py::test_y", "pad 1", ("slicing", "products"))}
+    a = {seed_key(*run) for run in runs("tests/test_conv.py::test_x", "pad 1", ("slicing", "products", "chunking"))}
+    b = {seed_key(*run) for run in runs("tests/test_conv.py::test_x", "pad 0", ("slicing", "products", "chunking"))}
+    c = {seed_key(*run) for run in runs("tests/test_conv.py::test_y", "pad 1", ("slicing", "products", "chunking"))}
     assert len(a | b | c) == 3
     assert seed_key("tests/test_flatten.py::test_z[a-b]", None) == "tests/test_flatten.py::test_z[a-b]"
+
+
+@pytest.mark.parametrize("n, image_bytes, out_hw, expected", [
+    (64, 1, (10, 10), 3 << 20),
+    (64, 1 << 20, (10, 10), 3),  # 3 MiB of im2col matrix per chunk
+    (64, (1 << 20) + 1, (10, 10), 2),
+    (64, 3 << 20, (32, 32), 1),
+    (64, 10 << 20, (32, 32), 1),  # an image larger than a chunk still goes through, alone
+    (64, 1 << 20, (9, 11), 64),  # 99 pixels: small maps are never cut
+    (0, 1 << 20, (9, 11), 1),
+])
+def test_images_per_chunk(n, image_bytes, out_hw, expected):
+    assert cnnlib.conv.CHUNK_BYTES == 3 << 20
+    assert cnnlib.conv._images_per_chunk(n, image_bytes, out_hw) == expected
+
+
+@pytest.mark.parametrize("part, m, expected", [
+    (slice(0, 5), 2, [(0, 2), (2, 4), (4, 5)]),
+    (slice(3, 9), 3, [(3, 6), (6, 9)]),
+    (slice(3, 4), 8, [(3, 4)]),
+    (slice(2, 2), 2, []),
+])
+def test_chunks_cover_the_slice_in_order(part, m, expected):
+    assert [(c.start, c.stop) for c in cnnlib.conv._chunks(part, m)] == expected
