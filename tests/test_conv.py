@@ -32,6 +32,7 @@ CASES = [
     pytest.param((1, 1, 5, 4), (2, 1, 5, 4), 1, 0, id="kernel as large as the input"),
     pytest.param((5, 2, 6, 5), (3, 2, 3, 2), (2, 1), 1, id="batch 5, uneven slices"),
     pytest.param((3, 1, 4, 5), (2, 1, 2, 3), 1, (2, 1), id="batch 3, stride 1, pad pair"),
+    pytest.param((2, 1, 5, 4), (7, 1, 2, 3), 1, 1, id="more filters than taps"),  # F > C*KH*KW
 ]
 
 
