@@ -111,13 +111,15 @@ def _dx_by_runs(dout, w_tap, kernel, padded):
     (C, Hp, Wp), (KH, KW) = padded, kernel
     plane, run = Hp * Wp, Ho * Wp  # pixels in a padded image; in the run of one tap
     dtype = np.result_type(w_tap, dout)
-    dout_wide = np.zeros((n, F, Ho, Wp), dtype=dtype)  # (n, F, H', Wp)
+    dout_wide = np.empty((n, F, Ho, Wp), dtype=dtype)  # (n, F, H', Wp)
     dout_wide[..., :Wo] = dout
+    dout_wide[..., Wo:] = 0
     dout_wide = dout_wide.reshape(n, F, run)  # (n, F, H'*Wp), a view
     # The padded images one after another; the last run starts (KH-1)*Wp + KW-1 pixels into
     # the last image and is a whole image long.
     flat = np.zeros(n * plane * C + (KH - 1) * Wp + KW - 1, dtype=dtype)
-    prod = np.zeros((n, C, plane), dtype=dtype)  # columns from `run` on stay 0: rows below H'
+    prod = np.empty((n, C, plane), dtype=dtype)
+    prod[:, :, run:] = 0  # no product writes there: the rows below the last run
     for k in range(KH * KW):
         p, q = divmod(k, KW)
         np.matmul(w_tap[k], dout_wide, out=prod[:, :, :run])  # (n, C, H'*Wp)
@@ -223,6 +225,8 @@ def conv2d_backward(dout, cache, *, input_grad=True):
     m = _images_per_chunk(N, w2.shape[1] * Ho * Wo * x.itemsize, (Ho, Wo))
 
     def one_slice(part, kept):  # images x[part], a chunk at a time, and the matrix kept for them
+        # b[f] was added to every pixel of every map f, so all their gradients flow into it.
+        db = dout[part].sum(axis=(0, 2, 3))  # (F,)
         dw_t = np.zeros((w2.shape[1], F), dtype=np.result_type(x, dout))  # (C*KH*KW, F)
         for chunk in _chunks(part, m):
             n = chunk.stop - chunk.start
@@ -237,13 +241,11 @@ def conv2d_backward(dout, cache, *, input_grad=True):
             if input_grad:
                 dxp = _dx_padded(dout[chunk], w_tap, (KH, KW), stride, padded, g, dx.dtype)
                 dx[chunk] = unpad_hw(dxp, pad, x.shape[2:])  # (n, C, H, W)
-        return dw_t
+        return dw_t, db
 
-    # Each slice's dw covers its own images; the batch's dw is their sum.
-    dw_t = np.sum(map_slices(one_slice, *zip(*cols)), axis=0)  # the forward's slices and matrices
+    # Each slice's dw and db cover its own images; the batch's are their sums.
+    dw_t, db = (np.sum(parts, axis=0) for parts in zip(*map_slices(one_slice, *zip(*cols))))
     dw = dw_t.T.reshape(w.shape)  # (F, C, KH, KW)
-    # b[f] was added to every pixel of every map f, so all their gradients flow into it.
-    db = dout.sum(axis=(0, 2, 3))  # (F,)
     if input_grad:
         dx = dx.astype(x.dtype, copy=False)
     return dx, dw.astype(w.dtype, copy=False), db.astype(b.dtype, copy=False)
