@@ -17,8 +17,9 @@ Why the fast layers are shaped this way (each choice was measured, see benchmark
 - dx goes back tap by tap: one product of tap (p, q)'s weights with dout, then one `+=`
   into the taps' pixels; overlapping windows add up. No second matrix of window gradients
   is built and added back (col2im), and it beats `np.add.at` many times over. With stride
-  1 each tap's pixels are one contiguous run of the flattened padded image, and NumPy adds
-  a long 1-D run about 4x faster per element than a strided slice of short rows.
+  1 each tap's pixels are one contiguous run of the flattened padded image (conv._runs):
+  NumPy adds a long 1-D run about 4x faster per element than a strided slice of short
+  rows, and dw multiplies dout by each tap's run of the input, with no im2col matrix.
 - A large batch is cut into one slice per CPU core and each slice goes through all of this
   in its own thread (cnnlib/_parallel.py): NumPy copies use one core, so this halves the
   copying on 2 cores, where BLAS alone would only share out the matrix products.

@@ -13,8 +13,9 @@ Both versions share one cache, (x, w, b, stride, pad, cols) with stride and pad 
 the backward of either can be checked against the other on exactly the same forward pass.
 cols is a list of (batch slice, im2col matrix of its images or None) pairs, one per slice the
 fast forward split the batch into to use every core (see _parallel). A slice keeps its matrix
-only when it went through the layer in one chunk (see CHUNK_BYTES); the backward copies the
-windows of the others again. The naive forward stores None for the whole list.
+only when it went through the layer in one chunk (see CHUNK_BYTES) and its backward will use
+one (see _by_runs); otherwise the backward copies the windows again, or needs none. The naive
+forward stores None for the whole list.
 """
 
 import numpy as np
@@ -75,18 +76,91 @@ def _unstack_maps(a, g, out_hw):
     return a.reshape(*a.shape[:2], g, *out_hw).transpose(0, 2, 1, 3, 4)
 
 
-def _dx_padded(dout, w_tap, kernel, stride, padded, g, dtype):
-    """dL/dx of n images, padded: (n, C, Hp, Wp). dout : (n, F, H', W') ndarray.
+def _by_runs(stride, g, F, tap_channels):
+    """Whether a chunk's backward goes by runs (_dw_by_runs, _dx_by_runs) rather than by taps.
+
+    Runs need stride 1 and per-image products. They copy dout widened, F maps per image, to
+    save work on the C*KH*KW tap-channels; that paid when F <= C*KH*KW / 2 (measured:
+    for 1 -> 16 channels at 28x28 and for 1 -> 8, runs were slower).
+    """
+    return stride == (1, 1) and g == 1 and 2 * F <= tap_channels
+
+
+def _widen(dout, Wp):
+    """dout (n, F, H', W') with zeros in columns W'..Wp-1, each map flat: (n, F, H'*Wp)."""
+    n, F, Ho, Wo = dout.shape
+    wide = np.empty((n, F, Ho, Wp), dtype=dout.dtype)  # (n, F, H', Wp)
+    wide[..., :Wo] = dout
+    wide[..., Wo:] = 0
+    return wide.reshape(n, F, Ho * Wp)  # (n, F, H'*Wp), a view
+
+
+def _runs(flat, n, plane, kernel, Wp):
+    """Yield, for each tap (p, q), the run of the flat images `flat` starting at p*Wp + q.
+
+    flat : 1-D ndarray of n*plane images' pixels, padded images of plane = Hp*Wp pixels
+    one after another, then (KH-1)*Wp + KW-1 more. Each run is n*plane long, a view.
+
+    With stride 1, tap (p, q) of window (i, j) is pixel (i + p, j + q). In the padded image
+    laid out flat, row after row, that is index (i*Wp + j) + (p*Wp + q). Give dout the same row
+    width Wp (_widen), zeros in its last Wp - W' columns, and dout[..., i*Wp + j] goes with
+    pixel i*Wp + j of tap (p, q)'s run: the run is one contiguous stretch, where the tap's
+    strided view (see _windows.taps) has rows only W' long. The zero columns pair dout with
+    pixels where a run wraps onto the next row or image, adding exact zeros.
+    """
+    KH, KW = kernel
+    for k in range(KH * KW):
+        p, q = divmod(k, KW)
+        yield flat[p * Wp + q:p * Wp + q + n * plane]
+
+
+def _dw_by_runs(x, dout_wide, kernel, pad):
+    """dw of n images, transposed, (C*KH*KW, F), for stride 1 from the runs of padded x.
+
+    x : (n, C, H, W) ndarray; dout_wide : (n, F, H'*Wp) ndarray, from _widen.
+    Tap (p, q)'s weights met x's run at p*Wp + q: dw[:, :, p, q] = dout_wide @ run.T,
+    summed over the images. No im2col matrix is needed.
+    """
+    n, C, H, W = x.shape
+    (KH, KW), (ph, pw) = kernel, pad
+    Hp, Wp = H + 2 * ph, W + 2 * pw
+    run = dout_wide.shape[2]  # H'*Wp
+    flat = np.zeros(n * C * Hp * Wp + (KH - 1) * Wp + KW - 1, dtype=x.dtype)
+    flat[:n * C * Hp * Wp].reshape(n, C, Hp, Wp)[:, :, ph:ph + H, pw:pw + W] = x
+    dw_taps = np.stack([
+        (dout_wide @ x_run.reshape(n, C, Hp * Wp)[:, :, :run].transpose(0, 2, 1)).sum(axis=0)  # (F, C)
+        for x_run in _runs(flat, n, C * Hp * Wp, kernel, Wp)])  # (KH*KW, F, C)
+    return dw_taps.transpose(2, 0, 1).reshape(C * KH * KW, -1)  # (C*KH*KW, F), rows (c, p, q)
+
+
+def _dx_by_runs(dout_wide, w_tap, kernel, padded):
+    """dx of n images, padded, (n, C, Hp, Wp), for stride 1: each tap's += is one run.
+
+    dout_wide : (n, F, H'*Wp) ndarray, from _widen; w_tap : (KH*KW, C, F) ndarray.
+    As in _dx_by_taps, but each tap's += is one long 1-D add of its run (see _runs). A
+    strided += into rows only W' long costs NumPy about 4x as much per element (it loops row by
+    row, or copies into a buffer).
+    """
+    n, F, run = dout_wide.shape
+    C, Hp, Wp = padded
+    dtype = np.result_type(w_tap, dout_wide)
+    flat = np.zeros(n * C * Hp * Wp + (kernel[0] - 1) * Wp + kernel[1] - 1, dtype=dtype)
+    prod = np.empty((n, C, Hp * Wp), dtype=dtype)
+    prod[:, :, run:] = 0  # no product writes there: the rows below the last run
+    for k, dx_run in enumerate(_runs(flat, n, C * Hp * Wp, kernel, Wp)):
+        np.matmul(w_tap[k], dout_wide, out=prod[:, :, :run])  # (n, C, H'*Wp)
+        dx_run += prod.reshape(-1)
+    return flat[:prod.size].reshape(n, C, Hp, Wp)  # (n, C, Hp, Wp), a view
+
+
+def _dx_by_taps(dout, w_tap, kernel, stride, padded, g, dtype):
+    """dx of n images, padded: (n, C, Hp, Wp). dout : (n, F, H', W') ndarray.
 
     w_tap : (KH*KW, C, F) ndarray, w_tap[k] = w[:, :, p, q].T for tap k = (p, q).
     Tap (p, q) of window (i, j) fed out[:, :, i, j] through w[:, :, p, q], so that pixel gets
-    w[:, :, p, q].T @ dout[:, :, i, j] back. One product and one += per tap sends it to every
-    window at once; overlapping windows add up.
+    w[:, :, p, q].T @ dout[:, :, i, j] back. One product and one strided += per tap sends it
+    to every window at once; overlapping windows add up.
     """
-    # The runs need a copy of dout widened to Wp columns, F maps per image; they pay when
-    # those are no more than the C*KH*KW tap-channels whose strided adds they save (measured).
-    if stride == (1, 1) and g == 1 and dout.shape[1] <= w_tap.shape[0] * w_tap.shape[1]:
-        return _dx_by_runs(dout, w_tap, kernel, padded)
     n, _, Ho, Wo = dout.shape
     dprod = _stack_maps(dout, g)  # (n/g, F, g*H'*W')
     dxp = np.zeros((n, *padded), dtype=dtype)  # (n, C, Hp, Wp)
@@ -94,37 +168,6 @@ def _dx_padded(dout, w_tap, kernel, stride, padded, g, dtype):
         tap = tap.reshape(n // g, g, *tap.shape[1:], copy=False)  # (n/g, g, C, H', W'), a view
         tap += _unstack_maps(w_tap[k] @ dprod, g, (Ho, Wo))
     return dxp
-
-
-def _dx_by_runs(dout, w_tap, kernel, padded):
-    """_dx_padded for stride 1 and per-image products, each tap's += one contiguous run.
-
-    With stride 1, tap (p, q) of window (i, j) is pixel (i + p, j + q). In the padded image
-    laid out flat, row after row, that is index (i*Wp + j) + (p*Wp + q). Give dout the same row
-    width Wp, zeros in its last Wp - W' columns, and the pixels under tap (p, q) of every
-    window become one contiguous run of the flat image, starting at p*Wp + q. Each tap's `+=`
-    is then one long 1-D add. A strided `+=` into rows only W' long costs NumPy about 4x as
-    much per element (it loops row by row, or copies into a buffer). The zero columns add
-    exact zeros to pixels where a run wraps onto the next row or image.
-    """
-    n, F, Ho, Wo = dout.shape
-    (C, Hp, Wp), (KH, KW) = padded, kernel
-    plane, run = Hp * Wp, Ho * Wp  # pixels in a padded image; in the run of one tap
-    dtype = np.result_type(w_tap, dout)
-    dout_wide = np.empty((n, F, Ho, Wp), dtype=dtype)  # (n, F, H', Wp)
-    dout_wide[..., :Wo] = dout
-    dout_wide[..., Wo:] = 0
-    dout_wide = dout_wide.reshape(n, F, run)  # (n, F, H'*Wp), a view
-    # The padded images one after another; the last run starts (KH-1)*Wp + KW-1 pixels into
-    # the last image and is a whole image long.
-    flat = np.zeros(n * plane * C + (KH - 1) * Wp + KW - 1, dtype=dtype)
-    prod = np.empty((n, C, plane), dtype=dtype)
-    prod[:, :, run:] = 0  # no product writes there: the rows below the last run
-    for k in range(KH * KW):
-        p, q = divmod(k, KW)
-        np.matmul(w_tap[k], dout_wide, out=prod[:, :, :run])  # (n, C, H'*Wp)
-        flat[p * Wp + q:p * Wp + q + prod.size] += prod.reshape(-1)
-    return flat[:prod.size].reshape(n, C, Hp, Wp)  # (n, C, Hp, Wp), a view
 
 
 def _check_args(x, w, b, stride, pad):
@@ -186,7 +229,8 @@ def conv2d_forward(x, w, b, *, stride=1, pad=0):
                 out[chunk] += bias
             else:  # one product; one pass adds the bias and lays the maps out as (n, F, H', W')
                 np.add(_unstack_maps(w2 @ stacked, g, (Ho, Wo)), bias, out=out[chunk].reshape(1, n, F, Ho, Wo))
-        return cols if len(chunks) == 1 else None  # see CHUNK_BYTES
+        # See CHUNK_BYTES; a backward by runs needs no im2col matrix.
+        return cols if len(chunks) == 1 and not _by_runs(stride, g, F, w2.shape[1]) else None
 
     parts = batch_slices(N, work=w2.shape[1] * N * Ho * Wo)  # see _parallel
     cols = list(zip(parts, map_slices(one_slice, parts)))  # [(slice, its matrix or None)]
@@ -230,16 +274,24 @@ def conv2d_backward(dout, cache, *, input_grad=True):
         dw_t = np.zeros((w2.shape[1], F), dtype=np.result_type(x, dout))  # (C*KH*KW, F)
         for chunk in _chunks(part, m):
             n = chunk.stop - chunk.start
-            cols = kept if kept is not None and chunk == part else (
-                im2col(x[chunk], w.shape[2:], stride, pad, (Ho, Wo)))  # (C*KH*KW, n*H'*W')
             g = _images_per_product(n, (Ho, Wo))  # as in the forward
-            stacked_cols = _stack_columns(cols, g * Ho * Wo)  # (n/g, C*KH*KW, g*H'*W'), a view
-            dprod = _stack_maps(dout[chunk], g)  # (n/g, F, g*H'*W'), the forward's product
-            # The forward was prod = w2 @ stacked_cols, so dw = dprod @ stacked_cols.T summed
-            # over the stack. Written transposed, as OpenBLAS ran it about 1.2x faster that way.
-            dw_t += (stacked_cols @ dprod.transpose(0, 2, 1)).sum(axis=0)  # (C*KH*KW, F)
+            dxp = None
+            if _by_runs(stride, g, F, w2.shape[1]):
+                dout_wide = _widen(dout[chunk], padded[2])  # (n, F, H'*Wp)
+                dw_t += _dw_by_runs(x[chunk], dout_wide, (KH, KW), pad)
+                if input_grad:
+                    dxp = _dx_by_runs(dout_wide, w_tap, (KH, KW), padded)  # (n, C, Hp, Wp)
+            else:
+                cols = kept if kept is not None and chunk == part else (
+                    im2col(x[chunk], w.shape[2:], stride, pad, (Ho, Wo)))  # (C*KH*KW, n*H'*W')
+                stacked_cols = _stack_columns(cols, g * Ho * Wo)  # (n/g, C*KH*KW, g*H'*W'), a view
+                dprod = _stack_maps(dout[chunk], g)  # (n/g, F, g*H'*W'), the forward's product
+                # The forward was prod = w2 @ stacked_cols, so dw = dprod @ stacked_cols.T summed
+                # over the stack. Written transposed, as OpenBLAS ran it about 1.2x faster that way.
+                dw_t += (stacked_cols @ dprod.transpose(0, 2, 1)).sum(axis=0)  # (C*KH*KW, F)
+                if input_grad:
+                    dxp = _dx_by_taps(dout[chunk], w_tap, (KH, KW), stride, padded, g, dx.dtype)
             if input_grad:
-                dxp = _dx_padded(dout[chunk], w_tap, (KH, KW), stride, padded, g, dx.dtype)
                 dx[chunk] = unpad_hw(dxp, pad, x.shape[2:])  # (n, C, H, W)
         return dw_t, db
 
