@@ -79,17 +79,18 @@ def _unstack_maps(a, g, out_hw):
 def _by_runs(stride, g, F, tap_channels):
     """Whether a chunk's backward goes by runs (_dw_by_runs, _dx_by_runs) rather than by taps.
 
-    Runs need stride 1 and per-image products. They copy dout widened, F maps per image, to
-    save work on the C*KH*KW tap-channels; that paid when F <= C*KH*KW / 2 (measured:
-    for 1 -> 16 channels at 28x28 and for 1 -> 8, runs were slower).
+    Runs need stride 1. They are used only for maps of PER_IMAGE_MIN_PIXELS or more (g == 1),
+    which are the ones they were measured faster on, and when 2F <= C*KH*KW: they copy dout
+    widened, F maps per image, to save work on the C*KH*KW tap-channels, and for 1 -> 16
+    channels at 28x28, and for dw with 1 -> 8, they were slower (benchmarks/README.md).
     """
     return stride == (1, 1) and g == 1 and 2 * F <= tap_channels
 
 
-def _widen(dout, Wp):
-    """dout (n, F, H', W') with zeros in columns W'..Wp-1, each map flat: (n, F, H'*Wp)."""
+def _widen(dout, Wp, dtype):
+    """dout (n, F, H', W') as dtype, zeros in columns W'..Wp-1, each map flat: (n, F, H'*Wp)."""
     n, F, Ho, Wo = dout.shape
-    wide = np.empty((n, F, Ho, Wp), dtype=dout.dtype)  # (n, F, H', Wp)
+    wide = np.empty((n, F, Ho, Wp), dtype=dtype)  # (n, F, H', Wp)
     wide[..., :Wo] = dout
     wide[..., Wo:] = 0
     return wide.reshape(n, F, Ho * Wp)  # (n, F, H'*Wp), a view
@@ -106,7 +107,9 @@ def _runs(flat, n, plane, kernel, Wp):
     width Wp (_widen), zeros in its last Wp - W' columns, and dout[..., i*Wp + j] goes with
     pixel i*Wp + j of tap (p, q)'s run: the run is one contiguous stretch, where the tap's
     strided view (see _windows.taps) has rows only W' long. The zero columns pair dout with
-    pixels where a run wraps onto the next row or image, adding exact zeros.
+    pixels where a run wraps onto the next row or image, adding exact zeros, as long as x and w
+    are finite: 0 * inf is NaN, so an inf there also spreads NaN to taps or pixels it never
+    meets (the loop version keeps those finite; the forward's output is not finite either way).
     """
     KH, KW = kernel
     for k in range(KH * KW):
@@ -261,7 +264,8 @@ def conv2d_backward(dout, cache, *, input_grad=True):
     w2 = w.reshape(F, -1)  # (F, C*KH*KW)
     if cols is None:  # the naive forward's cache: copy every slice's windows below
         cols = [(part, None) for part in batch_slices(N, work=w2.shape[1] * N * Ho * Wo)]
-    dx = np.empty(x.shape, dtype=np.result_type(x, w)) if input_grad else None
+    out_dtype = np.result_type(x, w)  # the forward's output's, and dx's
+    dx = np.empty(x.shape, dtype=out_dtype) if input_grad else None
     KH, KW = w.shape[2:]
     # w_tap[k] = w[:, :, p, q].T, the (C, F) weights of tap k = (p, q) (see _windows.taps).
     w_tap = w.transpose(2, 3, 1, 0).reshape(KH * KW, -1, F)  # (KH*KW, C, F)
@@ -277,7 +281,7 @@ def conv2d_backward(dout, cache, *, input_grad=True):
             g = _images_per_product(n, (Ho, Wo))  # as in the forward
             dxp = None
             if _by_runs(stride, g, F, w2.shape[1]):
-                dout_wide = _widen(dout[chunk], padded[2])  # (n, F, H'*Wp)
+                dout_wide = _widen(dout[chunk], padded[2], out_dtype)  # (n, F, H'*Wp)
                 dw_t += _dw_by_runs(x[chunk], dout_wide, (KH, KW), pad)
                 if input_grad:
                     dxp = _dx_by_runs(dout_wide, w_tap, (KH, KW), padded)  # (n, C, Hp, Wp)

@@ -5,10 +5,12 @@ many images go in a chunk."""
 import itertools
 from types import SimpleNamespace
 
+import numpy as np
 import pytest
 
 import cnnlib.conv
 from conftest import _without, seed_key
+from test_conv import CASES, make
 
 
 @pytest.mark.parametrize("n, out_hw, expected", [
@@ -92,3 +94,82 @@ def test_images_per_chunk(n, image_bytes, out_hw, expected):
 ])
 def test_chunks_cover_the_slice_in_order(part, m, expected):
     assert [(c.start, c.stop) for c in cnnlib.conv._chunks(part, m)] == expected
+
+
+@pytest.mark.parametrize("stride, g, F, tap_channels, expected", [
+    ((1, 1), 1, 32, 144, True),  # the benchmark's layer: 16 -> 32 channels, 3x3
+    ((1, 1), 1, 72, 144, True),  # 2F == C*KH*KW
+    ((1, 1), 1, 73, 144, False),
+    ((1, 1), 1, 8, 9, False),  # 1 -> 8 channels, 3x3: runs were slower
+    ((1, 1), 5, 32, 144, False),  # small maps, one product for 5 images
+    ((2, 1), 1, 32, 144, False),  # runs need stride 1
+    ((1, 2), 1, 32, 144, False),
+])
+def test_the_backward_goes_by_runs_only_where_it_paid(stride, g, F, tap_channels, expected):
+    assert cnnlib.conv._by_runs(stride, g, F, tap_channels) == expected
+
+
+def _spy(monkeypatch, name):
+    """Replace cnnlib.conv.<name> by a wrapper that counts its calls; returns the counter."""
+    calls = []
+    original = getattr(cnnlib.conv, name)
+
+    def spy(*args, **kwargs):
+        calls.append(name)
+        return original(*args, **kwargs)
+    monkeypatch.setattr(cnnlib.conv, name, spy)
+    return calls
+
+
+def _forward_backward(rng, x_shape, w_shape, stride, pad):
+    x, w, b = make(rng, x_shape, w_shape)
+    out, cache = cnnlib.conv2d_forward(x, w, b, stride=stride, pad=pad)
+    dout = rng.standard_normal(out.shape)
+    grads = cnnlib.conv2d_backward(dout, cache)
+    for got, expected in zip(grads, cnnlib.conv2d_backward_naive(dout, cache)):
+        np.testing.assert_allclose(got, expected, rtol=1e-10, atol=1e-12)
+    return cache
+
+
+def test_the_test_cases_reach_both_ways_back_to_dx(rng, monkeypatch):
+    monkeypatch.setenv("CNNLIB_THREADS", "1")
+    monkeypatch.setattr(cnnlib.conv, "PER_IMAGE_MIN_PIXELS", 1)  # as conftest's per-image mode
+    ways = {}
+    for case in CASES:
+        by_runs, by_taps = _spy(monkeypatch, "_dx_by_runs"), _spy(monkeypatch, "_dx_by_taps")
+        _forward_backward(rng, *case.values)
+        ways[case.id] = {*by_runs, *by_taps}
+    assert ways["non-square, pad 0"] == {"_dx_by_runs"}
+    assert ways["batch 3, stride 1, pad pair"] == {"_dx_by_runs"}
+    assert ways["more filters than taps"] == {"_dx_by_taps"}
+    assert ways["stride 2, pad 1"] == {"_dx_by_taps"}
+
+
+@pytest.mark.parametrize("stride, chunk, expected", [
+    (2, None, 1),  # one chunk: the forward's im2col matrix is kept and used again
+    (2, 2, 3 + 3),  # chunks of 2 of 5 images: the backward copies each chunk's windows again
+    (1, None, 1),  # by runs (see _by_runs): the backward needs no im2col matrix
+    (1, 2, 3),
+])
+def test_the_backward_copies_windows_only_when_none_were_kept(rng, monkeypatch, stride, chunk, expected):
+    monkeypatch.setenv("CNNLIB_THREADS", "1")
+    monkeypatch.setattr(cnnlib.conv, "PER_IMAGE_MIN_PIXELS", 1)
+    if chunk:
+        monkeypatch.setattr(cnnlib.conv, "_images_per_chunk", lambda n, image_bytes, out_hw: chunk)
+    calls = _spy(monkeypatch, "im2col")
+    cache = _forward_backward(rng, (5, 8, 6, 7), (4, 8, 3, 3), stride, 1)  # 2F <= C*KH*KW
+    assert len(calls) == expected
+    kept = [cols for _, cols in cache[5]]
+    assert (kept[0] is not None) == (expected == 1 and stride == 2)
+
+
+def test_the_backward_copies_again_if_its_chunks_differ_from_the_forwards(rng, monkeypatch):
+    # The forward keeps one whole-slice matrix; a backward cutting that slice must not use it.
+    monkeypatch.setenv("CNNLIB_THREADS", "1")
+    x, w, b = make(rng, (5, 2, 6, 7), (3, 2, 3, 2))
+    out, cache = cnnlib.conv2d_forward(x, w, b, stride=2, pad=1)
+    assert cache[5][0][1] is not None
+    monkeypatch.setattr(cnnlib.conv, "_images_per_chunk", lambda n, image_bytes, out_hw: 2)
+    dout = rng.standard_normal(out.shape)
+    for got, expected in zip(cnnlib.conv2d_backward(dout, cache), cnnlib.conv2d_backward_naive(dout, cache)):
+        np.testing.assert_allclose(got, expected, rtol=1e-10, atol=1e-12)
