@@ -130,10 +130,11 @@ def _dw_by_runs(x, dout_wide, kernel, pad):
     run = dout_wide.shape[2]  # H'*Wp
     flat = np.zeros(n * C * Hp * Wp + (KH - 1) * Wp + KW - 1, dtype=x.dtype)
     flat[:n * C * Hp * Wp].reshape(n, C, Hp, Wp)[:, :, ph:ph + H, pw:pw + W] = x
-    dw_taps = np.stack([
-        (dout_wide @ x_run.reshape(n, C, Hp * Wp)[:, :, :run].transpose(0, 2, 1)).sum(axis=0)  # (F, C)
-        for x_run in _runs(flat, n, C * Hp * Wp, kernel, Wp)])  # (KH*KW, F, C)
-    return dw_taps.transpose(2, 0, 1).reshape(C * KH * KW, -1)  # (C*KH*KW, F), rows (c, p, q)
+    dw_taps = np.empty((KH * KW, n, dout_wide.shape[1], C), dtype=np.result_type(x, dout_wide))
+    for k, x_run in enumerate(_runs(flat, n, C * Hp * Wp, kernel, Wp)):
+        x_run = x_run.reshape(n, C, Hp * Wp)[:, :, :run]  # (n, C, H'*Wp), a view
+        np.matmul(dout_wide, x_run.transpose(0, 2, 1), out=dw_taps[k])  # (n, F, C)
+    return dw_taps.sum(axis=1).transpose(2, 0, 1).reshape(C * KH * KW, -1)  # (C*KH*KW, F), rows (c, p, q)
 
 
 def _dx_by_runs(dout_wide, w_tap, kernel, padded):
