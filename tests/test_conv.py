@@ -153,11 +153,11 @@ def test_input_grad_false_skips_dx_only(rng, x_shape, w_shape, stride, pad, monk
     dout = rng.standard_normal(out.shape)
     dx, dw, db = conv2d_backward(dout, cache)
 
-    def no_dx(*args):
+    def refuse_dx(*args):
         raise AssertionError("dx was computed")
 
-    monkeypatch.setattr(cnnlib.conv, "_dx_by_runs", no_dx)
-    monkeypatch.setattr(cnnlib.conv, "_dx_by_taps", no_dx)
+    monkeypatch.setattr(cnnlib.conv, "_dx_by_runs", refuse_dx)
+    monkeypatch.setattr(cnnlib.conv, "_dx_by_taps", refuse_dx)
     no_dx, dw_only, db_only = conv2d_backward(dout, cache, input_grad=False)
     assert no_dx is None
     np.testing.assert_array_equal(dw_only, dw)  # the same products in the same order
