@@ -9,9 +9,9 @@ Shapes: N batch, C input channels, H x W input, F filters, KH x KW kernel, H' x 
     H' = (H + 2*pad - KH) // stride + 1   (W' likewise with the horizontal stride and pad).
 `stride` and `pad` are ints or (vertical, horizontal) pairs.
 
-Both versions share one cache, (x, w, b, stride, pad, cols) with stride and pad as pairs, so
+Both versions share one cache, (x, w, b, stride, pad, kept) with stride and pad as pairs, so
 the backward of either can be checked against the other on exactly the same forward pass.
-cols is a list of (batch slice, im2col matrix of its images or None) pairs, one per slice the
+kept is a list of (batch slice, im2col matrix of its images or None) pairs, one per slice the
 fast forward split the batch into to use every core (see _parallel). A slice keeps its matrix
 only when it went through the layer in one chunk (see CHUNK_BYTES) and its backward will use
 one (see _by_runs); otherwise the backward copies the windows again, or needs none. The naive
@@ -96,11 +96,18 @@ def _widen(dout, Wp, dtype):
     return wide.reshape(n, F, Ho * Wp)  # (n, F, H'*Wp), a view
 
 
+def _flat(n, padded, kernel, dtype):
+    """Zeros for n padded images, padded = (C, Hp, Wp), laid out flat one after another, then
+    (KH-1)*Wp + KW-1 more: room for the last of _runs' runs, which starts that far in."""
+    C, Hp, Wp = padded
+    return np.zeros(n * C * Hp * Wp + (kernel[0] - 1) * Wp + kernel[1] - 1, dtype=dtype)
+
+
 def _runs(flat, n, plane, kernel, Wp):
     """Yield, for each tap (p, q), the run of the flat images `flat` starting at p*Wp + q.
 
-    flat : 1-D ndarray of n*plane images' pixels, padded images of plane = Hp*Wp pixels
-    one after another, then (KH-1)*Wp + KW-1 more. Each run is n*plane long, a view.
+    flat : 1-D ndarray from _flat, n padded images of plane = C*Hp*Wp pixels each.
+    Each run is n*plane long, a view.
 
     With stride 1, tap (p, q) of window (i, j) is pixel (i + p, j + q). In the padded image
     laid out flat, row after row, that is index (i*Wp + j) + (p*Wp + q). Give dout the same row
@@ -117,7 +124,7 @@ def _runs(flat, n, plane, kernel, Wp):
         yield flat[p * Wp + q:p * Wp + q + n * plane]
 
 
-def _dw_by_runs(x, dout_wide, kernel, pad):
+def _dw_by_runs(x, dout_wide, kernel, pad, padded):
     """dw of n images, transposed, (C*KH*KW, F), for stride 1 from the runs of padded x.
 
     x : (n, C, H, W) ndarray; dout_wide : (n, F, H'*Wp) ndarray, from _widen.
@@ -125,10 +132,9 @@ def _dw_by_runs(x, dout_wide, kernel, pad):
     summed over the images. No im2col matrix is needed.
     """
     n, C, H, W = x.shape
-    (KH, KW), (ph, pw) = kernel, pad
-    Hp, Wp = H + 2 * ph, W + 2 * pw
+    (KH, KW), (ph, pw), (_, Hp, Wp) = kernel, pad, padded
     run = dout_wide.shape[2]  # H'*Wp
-    flat = np.zeros(n * C * Hp * Wp + (KH - 1) * Wp + KW - 1, dtype=x.dtype)
+    flat = _flat(n, padded, kernel, x.dtype)
     flat[:n * C * Hp * Wp].reshape(n, C, Hp, Wp)[:, :, ph:ph + H, pw:pw + W] = x
     dw_taps = np.empty((KH * KW, n, dout_wide.shape[1], C), dtype=np.result_type(x, dout_wide))
     for k, x_run in enumerate(_runs(flat, n, C * Hp * Wp, kernel, Wp)):
@@ -148,7 +154,7 @@ def _dx_by_runs(dout_wide, w_tap, kernel, padded):
     n, F, run = dout_wide.shape
     C, Hp, Wp = padded
     dtype = np.result_type(w_tap, dout_wide)
-    flat = np.zeros(n * C * Hp * Wp + (kernel[0] - 1) * Wp + kernel[1] - 1, dtype=dtype)
+    flat = _flat(n, padded, kernel, dtype)
     prod = np.empty((n, C, Hp * Wp), dtype=dtype)
     prod[:, :, run:] = 0  # no product writes there: the rows below the last run
     for k, dx_run in enumerate(_runs(flat, n, C * Hp * Wp, kernel, Wp)):
@@ -211,7 +217,7 @@ def conv2d_forward(x, w, b, *, stride=1, pad=0):
     Returns
     -------
     out : (N, F, H', W') ndarray
-    cache : tuple (x, w, b, stride, pad, cols), what conv2d_backward needs.
+    cache : tuple (x, w, b, stride, pad, kept), what conv2d_backward needs.
     """
     x, w, b, stride, pad, (Ho, Wo) = _check_args(x, w, b, stride, pad)
     N, F = x.shape[0], w.shape[0]
@@ -237,8 +243,8 @@ def conv2d_forward(x, w, b, *, stride=1, pad=0):
         return cols if len(chunks) == 1 and not _by_runs(stride, g, F, w2.shape[1]) else None
 
     parts = batch_slices(N, work=w2.shape[1] * N * Ho * Wo)  # see _parallel
-    cols = list(zip(parts, map_slices(one_slice, parts)))  # [(slice, its matrix or None)]
-    return out, (x, w, b, stride, pad, cols)
+    kept = list(zip(parts, map_slices(one_slice, parts)))  # [(slice, its matrix or None)]
+    return out, (x, w, b, stride, pad, kept)
 
 
 def conv2d_backward(dout, cache, *, input_grad=True):
@@ -260,11 +266,11 @@ def conv2d_backward(dout, cache, *, input_grad=True):
     """
     dout = _check_backward(dout, cache)
     input_grad = as_flag(input_grad, "input_grad")
-    x, w, b, stride, pad, cols = cache
+    x, w, b, stride, pad, kept = cache
     N, F, Ho, Wo = dout.shape
     w2 = w.reshape(F, -1)  # (F, C*KH*KW)
-    if cols is None:  # the naive forward's cache: copy every slice's windows below
-        cols = [(part, None) for part in batch_slices(N, work=w2.shape[1] * N * Ho * Wo)]
+    if kept is None:  # the naive forward's cache: copy every slice's windows below
+        kept = [(part, None) for part in batch_slices(N, work=w2.shape[1] * N * Ho * Wo)]
     out_dtype = np.result_type(x, w)  # the forward's output's, and dx's
     dx = np.empty(x.shape, dtype=out_dtype) if input_grad else None
     KH, KW = w.shape[2:]
@@ -273,7 +279,7 @@ def conv2d_backward(dout, cache, *, input_grad=True):
     padded = (x.shape[1], x.shape[2] + 2 * pad[0], x.shape[3] + 2 * pad[1])  # (C, Hp, Wp)
     m = _images_per_chunk(N, w2.shape[1] * Ho * Wo * x.itemsize, (Ho, Wo))
 
-    def one_slice(part, kept):  # images x[part], a chunk at a time, and the matrix kept for them
+    def one_slice(part, matrix):  # images x[part], a chunk at a time, and the matrix kept for them
         # b[f] was added to every pixel of every map f, so all their gradients flow into it.
         db = dout[part].sum(axis=(0, 2, 3))  # (F,)
         dw_t = np.zeros((w2.shape[1], F), dtype=np.result_type(x, dout))  # (C*KH*KW, F)
@@ -283,11 +289,11 @@ def conv2d_backward(dout, cache, *, input_grad=True):
             dxp = None
             if _by_runs(stride, g, F, w2.shape[1]):
                 dout_wide = _widen(dout[chunk], padded[2], out_dtype)  # (n, F, H'*Wp)
-                dw_t += _dw_by_runs(x[chunk], dout_wide, (KH, KW), pad)
+                dw_t += _dw_by_runs(x[chunk], dout_wide, (KH, KW), pad, padded)
                 if input_grad:
                     dxp = _dx_by_runs(dout_wide, w_tap, (KH, KW), padded)  # (n, C, Hp, Wp)
             else:
-                cols = kept if kept is not None and chunk == part else (
+                cols = matrix if matrix is not None and chunk == part else (
                     im2col(x[chunk], w.shape[2:], stride, pad, (Ho, Wo)))  # (C*KH*KW, n*H'*W')
                 stacked_cols = _stack_columns(cols, g * Ho * Wo)  # (n/g, C*KH*KW, g*H'*W'), a view
                 dprod = _stack_maps(dout[chunk], g)  # (n/g, F, g*H'*W'), the forward's product
@@ -301,7 +307,7 @@ def conv2d_backward(dout, cache, *, input_grad=True):
         return dw_t, db
 
     # Each slice's dw and db cover its own images; the batch's are their sums.
-    dw_t, db = (np.sum(parts, axis=0) for parts in zip(*map_slices(one_slice, *zip(*cols))))
+    dw_t, db = (np.sum(parts, axis=0) for parts in zip(*map_slices(one_slice, *zip(*kept))))
     dw = dw_t.T.reshape(w.shape)  # (F, C, KH, KW)
     if input_grad:
         dx = dx.astype(x.dtype, copy=False)

@@ -62,7 +62,7 @@ def slicing(request, monkeypatch):
 
 @pytest.fixture(params=["per-image products", "one product"])
 def products(request, monkeypatch):
-    """Run a conv test twice: with its matrix products image by image, and one per slice.
+    """Run a conv test twice: with its matrix products image by image, and one per chunk.
 
     cnnlib.conv picks by the output size (PER_IMAGE_MIN_PIXELS); the tests' small maps would
     always get one product, so the first run lowers the threshold to force the other way.
