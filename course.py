@@ -128,10 +128,17 @@ def lab():
     return run(command)
 
 
+# Two pytest-xdist workers, each taking a whole test file or notebook at a time (a notebook's
+# cells share one kernel, the browser tests one JupyterLab), in the order pytest collects them,
+# so the browser test, the longest file, starts among the first and runs beside the rest.
+# `python3 course.py test -n 0` runs everything in one process.
+PARALLEL = ["-n", "2", "--dist", "loadscope", "--no-loadscope-reorder"]
+
+
 def test(pytest_args):
     python = setup()
-    command = [python, "-m", "pytest", "tests", "notebooks", "--nbval"] + pytest_args
-    say("Running the tests: unit tests, each lesson in a browser, then every notebook with nbval ...")
+    command = [python, "-m", "pytest"] + PARALLEL + ["tests", "notebooks", "--nbval"] + pytest_args
+    say("Running the tests in two workers: unit tests, each lesson in a browser, every notebook with nbval ...")
     say(" ".join(["python"] + command[1:]))
     return run(command)
 

@@ -94,6 +94,10 @@ def chunking(request, monkeypatch):
 def pytest_terminal_summary(terminalreporter, config):
     import labdriver
 
-    folder = config.stash.get(labdriver.SCREENSHOTS_KEY, None)
-    if folder is not None:
+    # Under pytest-xdist the browser tests run in a worker process, so this (in the main one)
+    # goes by their reports: a browser test that got past its set-up took screenshots.
+    reports = (report for kind in terminalreporter.stats.values() for report in kind)
+    if any(getattr(report, "when", None) == "call" and report.nodeid.startswith("tests/test_browser.py")
+           for report in reports):
+        folder = labdriver.screenshot_folder()
         terminalreporter.write_line(f"browser screenshots: {folder} ({len(list(folder.glob('*.png')))} PNG files)")

@@ -24,15 +24,12 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-import pytest
-
 CHROMIUM = os.environ.get("CNN_CHROMIUM", "/usr/bin/chromium")
 # Without the networking flags Chromium keeps trying to reach Google's hosts, which a closed
 # network refuses; --no-sandbox because CI runs as root.
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 VIEWPORT = {"width": 1280, "height": 900}  # a laptop screen
-SCREENSHOTS_KEY = pytest.StashKey[Path]()  # set when screenshots were taken, for the summary
 
 
 def screenshot_folder():

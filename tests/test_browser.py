@@ -44,7 +44,7 @@ def load(path):
 
 
 @pytest.fixture(scope="module")
-def lab(tmp_path_factory, request):
+def lab(tmp_path_factory):
     """(server, browser): JupyterLab serving output-free copies of the lessons, and Chromium."""
     if not (os.path.isfile(labdriver.CHROMIUM) and os.access(labdriver.CHROMIUM, os.X_OK)):
         unavailable(f"Chromium not found at {labdriver.CHROMIUM}. On Debian: `sudo apt install chromium`. "
@@ -60,7 +60,6 @@ def lab(tmp_path_factory, request):
     for path in LESSONS:
         (root / path.name).write_text(json.dumps(labdriver.strip_outputs(load(path))), encoding="utf-8")
     labdriver.screenshot_folder().mkdir(parents=True, exist_ok=True)
-    request.config.stash[labdriver.SCREENSHOTS_KEY] = labdriver.screenshot_folder()
 
     server = labdriver.LabServer(root, root.parent / "home")
     try:

@@ -186,3 +186,15 @@ def test_course_py_uses_only_the_standard_library():
             imported.add(node.module.split(".")[0])
     assert imported, "found no imports in course.py"
     assert imported <= sys.stdlib_module_names, f"not standard library: {imported - sys.stdlib_module_names}"
+
+
+def test_readme_states_the_pytest_command_that_course_py_test_runs():
+    namespace = runpy.run_path(str(ROOT / "course.py"), run_name="course_under_test")["test"].__globals__
+    commands_run = []
+    namespace.update(setup=lambda: "python", say=lambda message: None,
+                     run=lambda command: commands_run.append(command) or 0)
+    assert namespace["test"]([]) == 0
+    python, dash_m, *pytest_command = commands_run[0]
+    shown = "`" + " ".join(pytest_command) + "`"
+    readme = " ".join((ROOT / "README.md").read_text(encoding="utf-8").split())
+    assert f"`python3 course.py test` runs {shown}" in readme, f"README.md should say that course.py runs {shown}"
