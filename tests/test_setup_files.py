@@ -198,3 +198,6 @@ def test_readme_states_the_pytest_command_that_course_py_test_runs():
     shown = "`" + " ".join(pytest_command) + "`"
     readme = " ".join((ROOT / "README.md").read_text(encoding="utf-8").split())
     assert f"`python3 course.py test` runs {shown}" in readme, f"README.md should say that course.py runs {shown}"
+    # The learner's arguments come last, so that `-n 0` (one process, for --pdb or -s) wins.
+    assert namespace["test"](["-n", "0", "--pdb"]) == 0
+    assert commands_run[1] == commands_run[0] + ["-n", "0", "--pdb"]
