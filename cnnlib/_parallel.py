@@ -6,13 +6,16 @@ and its idle threads keep spinning between products, so threading the copies alo
 nothing (measured). Giving each core a slice of the batch to take through the whole layer,
 with BLAS held to one thread, keeps every core busy from start to end; PyTorch's CPU
 convolution works the same way. NumPy releases the GIL while it copies and multiplies, so
-plain threads suffice.
+plain threads suffice. Convolution cuts the slices further into chunks of a few images, and
+the threads share out the chunks as they go (map_slices): a core the host slows down for a
+while then takes fewer chunks instead of holding up the end.
 
 Each slice's result equals, up to rounding, what the whole batch gives for those images; how
 many slices there are can change the last bits (BLAS rounds differently for fewer columns),
-and dw adds the slices' partial sums in a fixed order.
+and dw adds the partial sums of the slices, or of conv's chunks, in a fixed order, whichever
+thread computed them.
 
-CNNLIB_THREADS=k in the environment sets the number of slices (1: never split).
+CNNLIB_THREADS=k in the environment sets the number of slices and threads (1: never split).
 """
 
 import contextlib
@@ -66,21 +69,38 @@ def batch_slices(n, work):
 
 
 def map_slices(fn, slices, *args):
-    """[fn(s, *a) for s, *a in zip(slices, *args)], the slices run at once in threads.
+    """[fn(s, *a) for s, *a in zip(slices, *args)], the calls shared out among the threads.
 
-    Returns (or raises the first error) only once every slice has finished, so no thread is
-    still writing into the caller's arrays.
+    Up to n_threads() threads, the caller's among them, each take one of the first calls, then
+    the next call not yet taken whenever they are free. A layer that cuts its slices into
+    smaller chunks (conv) thus keeps every core busy to the end even when the host slows one
+    down for a while, as it often does on a shared VM: that core just takes fewer chunks.
+    Returns (or raises an error of a failed call) only once every call has finished, so no
+    thread is still writing into the caller's arrays.
     """
     calls = list(zip(slices, *args))
+    if not calls:
+        return []
+    results = [None] * len(calls)
+    threads = min(len(calls), n_threads())
+    todo = iter(range(threads, len(calls)))  # after the first call of each thread
+    lock = threading.Lock()
+
+    def take_calls(i):  # call i, then each next call not yet taken, until none is left
+        while i is not None:
+            results[i] = fn(*calls[i])
+            with lock:
+                i = next(todo, None)
+
     with blas_one_thread():
-        if len(calls) == 1:
-            return [fn(*calls[0])]
-        rest = [_pool(len(calls) - 1).submit(fn, *call) for call in calls[1:]]
+        helpers = [_pool(threads - 1).submit(take_calls, i) for i in range(1, threads)]
         try:
-            first = fn(*calls[0])  # the calling thread takes a slice too: one hand-off fewer
+            take_calls(0)  # the caller takes a share too: one hand-off fewer
         finally:
-            wait(rest)
-        return [first] + [future.result() for future in rest]
+            wait(helpers)
+        for helper in helpers:
+            helper.result()  # raises the helper's error, if it had one
+    return results
 
 
 def _pool(k):

@@ -11,11 +11,12 @@ Shapes: N batch, C input channels, H x W input, F filters, KH x KW kernel, H' x 
 
 Both versions share one cache, (x, w, b, stride, pad, kept) with stride and pad as pairs, so
 the backward of either can be checked against the other on exactly the same forward pass.
-kept is a list of (batch slice, im2col matrix of its images or None) pairs, one per slice the
-fast forward split the batch into to use every core (see _parallel). A slice keeps its matrix
-only when it went through the layer in one chunk (see CHUNK_BYTES) and its backward will use
-one (see _by_runs); otherwise the backward copies the windows again, or needs none. The naive
-forward stores None for the whole list.
+kept is a list of (chunk, im2col matrix of its images or None) pairs, one per chunk of images
+the fast forward cut the batch into (see CHUNK_BYTES), and that the threads shared out (see
+_parallel); the backward goes by the same chunks. A chunk keeps its matrix only when it is a
+whole slice of the batch and its backward will use one (see _by_runs); otherwise the
+backward copies the windows again, or needs none. The naive forward stores None for the
+whole list.
 """
 
 import numpy as np
@@ -32,12 +33,13 @@ from ._windows import im2col, taps, unpad_hw
 # 12x12 (0.87-1.27x the time), 1.05-1.8x slower at 7x7 and 4x4, and 12-19x at 1x1.
 PER_IMAGE_MIN_PIXELS = 100
 
-# Each thread takes its slice of the batch through the layer a chunk of images at a time,
-# each chunk's im2col matrix at most this big (at least one image), so that the matrix is
-# still in the core's cache when the product reads it. For a slice of several chunks the
-# backward copies the windows again rather than keeping the forward's matrices: writing them
-# all out to memory and reading them back cost more than copying from the images twice. A
-# slice of one chunk keeps its matrix. Maps under PER_IMAGE_MIN_PIXELS are not cut: their
+# Each slice of the batch (one per thread, see _parallel) goes through the layer a chunk of
+# images at a time, each chunk's im2col matrix at most this big (at least one image), so that
+# the matrix is still in the core's cache when the product reads it; the threads share out
+# the chunks as they go. When slices are cut into several chunks the backward copies the
+# windows again rather than keeping the forward's matrices: writing them all out to memory
+# and reading them back cost more than copying from the images twice. A chunk that is a
+# whole slice keeps its matrix. Maps under PER_IMAGE_MIN_PIXELS are not cut: their
 # products take a whole chunk at once, and copying their short rows again cost more than
 # keeping them (measured: benchmarks/README.md).
 CHUNK_BYTES = 3 << 20
@@ -50,9 +52,11 @@ def _images_per_chunk(n, image_bytes, out_hw):
     return max(1, CHUNK_BYTES // image_bytes)
 
 
-def _chunks(part, m):
-    """part (a slice of the batch) cut into consecutive slices of m images, the last shorter."""
-    return [slice(i, min(i + m, part.stop)) for i in range(part.start, part.stop, m)]
+def _chunks(parts, m):
+    """The slices `parts` of the batch cut into consecutive chunks of m images, the last chunk of
+    each slice shorter. An empty batch is one empty chunk: its dw and db are zeros all the same."""
+    chunks = [slice(i, min(i + m, part.stop)) for part in parts for i in range(part.start, part.stop, m)]
+    return chunks or [slice(0, 0)]
 
 
 def _images_per_product(n, out_hw):
@@ -226,26 +230,24 @@ def conv2d_forward(x, w, b, *, stride=1, pad=0):
     # Each filter's bias spread over a whole map: NumPy adds a contiguous operand about twice
     # as fast as a (F, 1, 1) column broadcast along H' and W' (measured, benchmarks/README.md).
     bias = np.broadcast_to(b[:, None, None], (F, Ho, Wo)).astype(out.dtype)  # (F, H', W')
-    m = _images_per_chunk(N, w2.shape[1] * Ho * Wo * x.itemsize, (Ho, Wo))
-
-    def one_slice(part):  # images x[part], a chunk at a time
-        chunks = _chunks(part, m)
-        for chunk in chunks:
-            n = chunk.stop - chunk.start
-            cols = im2col(x[chunk], w.shape[2:], stride, pad, (Ho, Wo))  # (C*KH*KW, n*H'*W')
-            # Row f of w2 times column (n, i, j) of cols is out[n, f, i, j] before the bias.
-            g = _images_per_product(n, (Ho, Wo))  # images per product, see PER_IMAGE_MIN_PIXELS
-            stacked = _stack_columns(cols, g * Ho * Wo)  # (n/g, C*KH*KW, g*H'*W'), a view
-            if g == 1:  # image n's product w2 @ stacked[n] lands straight in its maps out[n]
-                np.matmul(w2, stacked, out=out[chunk].reshape(n, F, Ho * Wo))  # (n, F, H'*W')
-                out[chunk] += bias
-            else:  # one product; one pass adds the bias and lays the maps out as (n, F, H', W')
-                np.add(_unstack_maps(w2 @ stacked, g, (Ho, Wo)), bias, out=out[chunk].reshape(1, n, F, Ho, Wo))
-        # See CHUNK_BYTES; a backward by runs needs no im2col matrix.
-        return cols if len(chunks) == 1 and not _by_runs(stride, g, F, w2.shape[1]) else None
-
     parts = batch_slices(N, work=w2.shape[1] * N * Ho * Wo)  # see _parallel
-    kept = list(zip(parts, map_slices(one_slice, parts)))  # [(slice, its matrix or None)]
+    chunks = _chunks(parts, _images_per_chunk(N, w2.shape[1] * Ho * Wo * x.itemsize, (Ho, Wo)))
+    keep = len(chunks) == len(parts)  # see CHUNK_BYTES
+
+    def one_chunk(chunk):  # images x[chunk]
+        n = chunk.stop - chunk.start
+        cols = im2col(x[chunk], w.shape[2:], stride, pad, (Ho, Wo))  # (C*KH*KW, n*H'*W')
+        # Row f of w2 times column (n, i, j) of cols is out[n, f, i, j] before the bias.
+        g = _images_per_product(n, (Ho, Wo))  # images per product, see PER_IMAGE_MIN_PIXELS
+        stacked = _stack_columns(cols, g * Ho * Wo)  # (n/g, C*KH*KW, g*H'*W'), a view
+        if g == 1:  # image n's product w2 @ stacked[n] lands straight in its maps out[n]
+            np.matmul(w2, stacked, out=out[chunk].reshape(n, F, Ho * Wo))  # (n, F, H'*W')
+            out[chunk] += bias
+        else:  # one product; one pass adds the bias and lays the maps out as (n, F, H', W')
+            np.add(_unstack_maps(w2 @ stacked, g, (Ho, Wo)), bias, out=out[chunk].reshape(1, n, F, Ho, Wo))
+        return cols if keep and not _by_runs(stride, g, F, w2.shape[1]) else None  # a backward by runs needs none
+
+    kept = list(zip(chunks, map_slices(one_chunk, chunks)))  # [(chunk, its matrix or None)]
     return out, (x, w, b, stride, pad, kept)
 
 
@@ -271,46 +273,43 @@ def conv2d_backward(dout, cache, *, input_grad=True):
     x, w, b, stride, pad, kept = cache
     N, F, Ho, Wo = dout.shape
     w2 = w.reshape(F, -1)  # (F, C*KH*KW)
-    if kept is None:  # the naive forward's cache: copy every slice's windows below
-        kept = [(part, None) for part in batch_slices(N, work=w2.shape[1] * N * Ho * Wo)]
     out_dtype = np.result_type(x, w)  # the forward's output's, and dx's
     dx = np.empty(x.shape, dtype=out_dtype) if input_grad else None
     KH, KW = w.shape[2:]
     # w_tap[k] = w[:, :, p, q].T, the (C, F) weights of tap k = (p, q) (see _windows.taps).
     w_tap = w.transpose(2, 3, 1, 0).reshape(KH * KW, -1, F)  # (KH*KW, C, F)
     padded = (x.shape[1], x.shape[2] + 2 * pad[0], x.shape[3] + 2 * pad[1])  # (C, Hp, Wp)
-    m = _images_per_chunk(N, w2.shape[1] * Ho * Wo * x.itemsize, (Ho, Wo))
+    if kept is None:  # the naive forward's cache: copy every chunk's windows below
+        m = _images_per_chunk(N, w2.shape[1] * Ho * Wo * x.itemsize, (Ho, Wo))
+        kept = [(chunk, None) for chunk in _chunks(batch_slices(N, work=w2.shape[1] * N * Ho * Wo), m)]
 
-    def one_slice(part, matrix):  # images x[part], a chunk at a time, and the matrix kept for them
+    def one_chunk(chunk, matrix):  # images x[chunk], and the forward's im2col matrix for them
         # b[f] was added to every pixel of every map f, so all their gradients flow into it.
         # einsum's sum is 1.4-3x faster here than dout.sum(axis=(0, 2, 3)) (measured).
-        db = np.einsum("nfhw->f", dout[part])  # (F,)
-        dw_t = np.zeros((w2.shape[1], F), dtype=np.result_type(x, dout))  # (C*KH*KW, F)
-        for chunk in _chunks(part, m):
-            n = chunk.stop - chunk.start
-            g = _images_per_product(n, (Ho, Wo))  # as in the forward
-            dxp = None
-            if _by_runs(stride, g, F, w2.shape[1]):
-                dout_wide = _widen(dout[chunk], padded[2], out_dtype)  # (n, F, H'*Wp)
-                dw_t += _dw_by_runs(x[chunk], dout_wide, (KH, KW), pad, padded)
-                if input_grad:
-                    dxp = _dx_by_runs(dout_wide, w_tap, (KH, KW), padded)  # (n, C, Hp, Wp)
-            else:
-                cols = matrix if matrix is not None and chunk == part else (
-                    im2col(x[chunk], w.shape[2:], stride, pad, (Ho, Wo)))  # (C*KH*KW, n*H'*W')
-                stacked_cols = _stack_columns(cols, g * Ho * Wo)  # (n/g, C*KH*KW, g*H'*W'), a view
-                dprod = _stack_maps(dout[chunk], g)  # (n/g, F, g*H'*W'), the forward's product
-                # The forward was prod = w2 @ stacked_cols, so dw = dprod @ stacked_cols.T summed
-                # over the stack. Written transposed, as OpenBLAS ran it about 1.2x faster that way.
-                dw_t += (stacked_cols @ dprod.transpose(0, 2, 1)).sum(axis=0)  # (C*KH*KW, F)
-                if input_grad:
-                    dxp = _dx_by_taps(dout[chunk], w_tap, (KH, KW), stride, padded, g, dx.dtype)
+        db = np.einsum("nfhw->f", dout[chunk])  # (F,)
+        n = chunk.stop - chunk.start
+        g = _images_per_product(n, (Ho, Wo))  # as in the forward
+        if _by_runs(stride, g, F, w2.shape[1]):
+            dout_wide = _widen(dout[chunk], padded[2], out_dtype)  # (n, F, H'*Wp)
+            dw_t = _dw_by_runs(x[chunk], dout_wide, (KH, KW), pad, padded)  # (C*KH*KW, F)
             if input_grad:
-                dx[chunk] = unpad_hw(dxp, pad, x.shape[2:])  # (n, C, H, W)
+                dxp = _dx_by_runs(dout_wide, w_tap, (KH, KW), padded)  # (n, C, Hp, Wp)
+        else:
+            cols = matrix if matrix is not None else (
+                im2col(x[chunk], w.shape[2:], stride, pad, (Ho, Wo)))  # (C*KH*KW, n*H'*W')
+            stacked_cols = _stack_columns(cols, g * Ho * Wo)  # (n/g, C*KH*KW, g*H'*W'), a view
+            dprod = _stack_maps(dout[chunk], g)  # (n/g, F, g*H'*W'), the forward's product
+            # The forward was prod = w2 @ stacked_cols, so dw = dprod @ stacked_cols.T summed
+            # over the stack. Written transposed, as OpenBLAS ran it about 1.2x faster that way.
+            dw_t = (stacked_cols @ dprod.transpose(0, 2, 1)).sum(axis=0)  # (C*KH*KW, F)
+            if input_grad:
+                dxp = _dx_by_taps(dout[chunk], w_tap, (KH, KW), stride, padded, g, dx.dtype)
+        if input_grad:
+            dx[chunk] = unpad_hw(dxp, pad, x.shape[2:])  # (n, C, H, W)
         return dw_t, db
 
-    # Each slice's dw and db cover its own images; the batch's are their sums.
-    dw_t, db = (np.sum(parts, axis=0) for parts in zip(*map_slices(one_slice, *zip(*kept))))
+    # Each chunk's dw and db cover its own images; the batch's are their sums, in chunk order.
+    dw_t, db = (np.sum(parts, axis=0) for parts in zip(*map_slices(one_chunk, *zip(*kept))))
     dw = dw_t.T.reshape(w.shape)  # (F, C, KH, KW)
     if input_grad:
         dx = dx.astype(x.dtype, copy=False)

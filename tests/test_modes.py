@@ -86,14 +86,15 @@ def test_images_per_chunk(n, image_bytes, out_hw, expected):
     assert cnnlib.conv._images_per_chunk(n, image_bytes, out_hw) == expected
 
 
-@pytest.mark.parametrize("part, m, expected", [
-    (slice(0, 5), 2, [(0, 2), (2, 4), (4, 5)]),
-    (slice(3, 9), 3, [(3, 6), (6, 9)]),
-    (slice(3, 4), 8, [(3, 4)]),
-    (slice(2, 2), 2, []),
+@pytest.mark.parametrize("parts, m, expected", [
+    ([slice(0, 5)], 2, [(0, 2), (2, 4), (4, 5)]),
+    ([slice(0, 3), slice(3, 9)], 3, [(0, 3), (3, 6), (6, 9)]),
+    ([slice(0, 3), slice(3, 6)], 2, [(0, 2), (2, 3), (3, 5), (5, 6)]),  # chunks never span two slices
+    ([slice(0, 4)], 8, [(0, 4)]),
+    ([slice(0, 0)], 2, [(0, 0)]),  # an empty batch: one empty chunk, whose dw and db are zeros
 ])
-def test_chunks_cover_the_slice_in_order(part, m, expected):
-    assert [(c.start, c.stop) for c in cnnlib.conv._chunks(part, m)] == expected
+def test_chunks_cover_the_slices_in_order(parts, m, expected):
+    assert [(c.start, c.stop) for c in cnnlib.conv._chunks(parts, m)] == expected
 
 
 @pytest.mark.parametrize("stride, g, F, tap_channels, expected", [
@@ -163,13 +164,46 @@ def test_the_backward_copies_windows_only_when_none_were_kept(rng, monkeypatch, 
     assert (kept[0] is not None) == (expected == 1 and stride == 2)
 
 
-def test_the_backward_copies_again_if_its_chunks_differ_from_the_forwards(rng, monkeypatch):
-    # The forward keeps one whole-slice matrix; a backward cutting that slice must not use it.
+@pytest.mark.parametrize("forward_chunk, backward_chunk, copies", [
+    (None, 2, 0),  # the forward's one whole-slice matrix serves the backward
+    (2, None, 3),  # chunks 2, 2, 1: each chunk's windows are copied again
+])
+def test_the_backward_goes_by_the_forwards_chunks(rng, monkeypatch, forward_chunk, backward_chunk, copies):
+    # Whatever _images_per_chunk says by the time of the backward: each kept matrix belongs to
+    # one chunk of the forward.
     monkeypatch.setenv("CNNLIB_THREADS", "1")
     x, w, b = make(rng, (5, 2, 6, 7), (3, 2, 3, 2))
+    monkeypatch.setattr(cnnlib.conv, "CHUNK_BYTES", 1 << 62)
+    if forward_chunk:
+        monkeypatch.setattr(cnnlib.conv, "_images_per_chunk", lambda n, image_bytes, out_hw: forward_chunk)
     out, cache = cnnlib.conv2d_forward(x, w, b, stride=2, pad=1)
-    assert cache[5][0][1] is not None
-    monkeypatch.setattr(cnnlib.conv, "_images_per_chunk", lambda n, image_bytes, out_hw: 2)
+    assert [(c.stop - c.start, cols is not None) for c, cols in cache[5]] == (
+        [(5, True)] if forward_chunk is None else [(2, False), (2, False), (1, False)])
+    monkeypatch.undo()
+    monkeypatch.setenv("CNNLIB_THREADS", "1")
+    if backward_chunk:
+        monkeypatch.setattr(cnnlib.conv, "_images_per_chunk", lambda n, image_bytes, out_hw: backward_chunk)
+    calls = _spy(monkeypatch, "im2col")
     dout = rng.standard_normal(out.shape)
     for got, expected in zip(cnnlib.conv2d_backward(dout, cache), cnnlib.conv2d_backward_naive(dout, cache)):
         np.testing.assert_allclose(got, expected, rtol=1e-10, atol=1e-12)
+    assert len(calls) == copies
+
+
+@pytest.mark.parametrize("w_shape, way", [
+    ((4, 8, 3, 3), "_dx_by_runs"),
+    ((17, 8, 2, 1), "_dx_by_taps"),  # 2F > C*KH*KW
+])
+@pytest.mark.parametrize("threads", ["1", "2"])
+def test_an_empty_batch_gives_empty_maps_and_zero_weight_gradients(rng, monkeypatch, w_shape, way, threads):
+    monkeypatch.setenv("CNNLIB_THREADS", threads)
+    monkeypatch.setattr(cnnlib.conv, "PER_IMAGE_MIN_PIXELS", 1)  # the per-image path, where runs go
+    calls = _spy(monkeypatch, way)
+    x, w, b = make(rng, (0, 8, 6, 7), w_shape)
+    out, cache = cnnlib.conv2d_forward(x, w, b, pad=1)
+    assert out.shape == (0, w_shape[0], 6 + 3 - w_shape[2], 7 + 3 - w_shape[3])
+    dx, dw, db = cnnlib.conv2d_backward(np.zeros(out.shape), cache)
+    assert calls == [way]
+    assert dx.shape == x.shape
+    assert dw.shape == w.shape and not dw.any()
+    assert db.shape == b.shape and not db.any()

@@ -57,6 +57,21 @@ def test_map_slices_runs_each_slice_once_in_its_own_thread_in_order(monkeypatch)
     assert results[0][2] == threading.get_ident()  # the caller takes the first slice itself
 
 
+def test_a_free_thread_takes_the_next_call(monkeypatch):
+    # A thread the host holds up must not hold up the rest: the others take its share.
+    monkeypatch.setenv("CNNLIB_THREADS", "2")
+
+    def fn(part):
+        if part.start == 0:
+            time.sleep(0.5)  # the caller's first call, held up
+        return part.start, threading.get_ident()
+
+    results = _parallel.map_slices(fn, [slice(i, i + 1) for i in range(6)])
+    assert [r[0] for r in results] == [0, 1, 2, 3, 4, 5]
+    assert results[0][1] == threading.get_ident()
+    assert {r[1] for r in results[1:]} == {results[1][1]} != {threading.get_ident()}
+
+
 def test_blas_runs_one_thread_inside_and_is_restored_after(monkeypatch):
     before = _blas_threads()
     monkeypatch.setenv("CNNLIB_THREADS", "2")
@@ -194,7 +209,8 @@ def test_a_large_batch_is_split_by_default_and_matches_the_whole_batch(rng, monk
     monkeypatch.setenv("CNNLIB_THREADS", "2")
     monkeypatch.setattr(cnnlib.conv, "map_slices", _recording(cnnlib.conv.map_slices, seen := []))
     cnnlib.conv2d_forward(x, w, b, pad=1)
-    assert seen == [[slice(0, 16), slice(16, 32)]]
+    # Slices of 16 images, cut into chunks of 3 MiB // (144 * 256 * 8 bytes) = 10 images.
+    assert seen == [[slice(0, 10), slice(10, 16), slice(16, 26), slice(26, 32)]]
     split = _conv_grads(x, w, b, dout)
     monkeypatch.setenv("CNNLIB_THREADS", "1")
     whole = _conv_grads(x, w, b, dout)
@@ -251,6 +267,6 @@ def test_a_forked_child_can_still_split(monkeypatch):
         child.kill()
         pytest.fail("the forked child hung in a split convolution")
     slices, total = queue.get(timeout=5)
-    assert child.exitcode == 0 and slices == 2
+    assert child.exitcode == 0 and slices == 4  # chunks: two slices of 16 images, cut 10 + 6
     assert total == pytest.approx(expected, rel=1e-12)
 
