@@ -20,9 +20,10 @@ Why the fast layers are shaped this way (each choice was measured, see benchmark
   1 each tap's pixels are one contiguous run of the flattened padded image (conv._runs):
   NumPy adds a long 1-D run about 4x faster per element than a strided slice of short
   rows, and dw multiplies dout by each tap's run of the input, with no im2col matrix.
-- A large batch is cut into one slice per CPU core and each slice goes through all of this
-  in its own thread (cnnlib/_parallel.py): NumPy copies use one core, so this halves the
-  copying on 2 cores, where BLAS alone would only share out the matrix products.
+- A large batch is cut into one slice per CPU core, and the slices go through all of this
+  at once in threads (cnnlib/_parallel.py; convolution's threads share out the slices'
+  chunks as they go): NumPy copies use one core, so this halves the copying on 2 cores,
+  where BLAS alone would only share out the matrix products.
 """
 
 import numpy as np
