@@ -13,10 +13,10 @@ Both versions share one cache, (x, w, b, stride, pad, kept) with stride and pad 
 the backward of either can be checked against the other on exactly the same forward pass.
 kept is a list of (chunk, im2col matrix of its images or None) pairs, one per chunk of images
 the fast forward cut the batch into (see CHUNK_BYTES), and that the threads shared out (see
-_parallel); the backward goes by the same chunks. A chunk keeps its matrix only when it is a
-whole slice of the batch and its backward will use one (see _by_runs); otherwise the
-backward copies the windows again, or needs none. The naive forward stores None for the
-whole list.
+_parallel); the backward goes by the same chunks. The chunks keep their matrices only when
+each is a whole slice of the batch and their backward will use them (see CHUNK_BYTES and
+_by_runs); otherwise the backward copies the windows again, or needs none. The naive
+forward stores None for the whole list.
 """
 
 import numpy as np
@@ -33,15 +33,16 @@ from ._windows import im2col, taps, unpad_hw
 # 12x12 (0.87-1.27x the time), 1.05-1.8x slower at 7x7 and 4x4, and 12-19x at 1x1.
 PER_IMAGE_MIN_PIXELS = 100
 
-# Each slice of the batch (one per thread, see _parallel) goes through the layer a chunk of
-# images at a time, each chunk's im2col matrix at most this big (at least one image), so that
-# the matrix is still in the core's cache when the product reads it; the threads share out
-# the chunks as they go. When slices are cut into several chunks the backward copies the
-# windows again rather than keeping the forward's matrices: writing them all out to memory
-# and reading them back cost more than copying from the images twice. A chunk that is a
-# whole slice keeps its matrix. Maps under PER_IMAGE_MIN_PIXELS are not cut: their
-# products take a whole chunk at once, and copying their short rows again cost more than
-# keeping them (measured: benchmarks/README.md).
+# The batch goes through the layer a chunk of images at a time, each chunk's im2col matrix at
+# most this big (at least one image), so that the matrix is still in the core's cache when the
+# product reads it; the threads share out the chunks as they go (see _parallel). Chunks are
+# cut from the batch's slices (one per thread, see batch_slices), so a batch too small to cut
+# into chunks is still split between the threads. When the slices are cut into several
+# chunks the backward copies the windows again rather than keeping the forward's matrices:
+# writing them all out to memory and reading them back cost more than copying from the
+# images twice. When every slice is one chunk, the chunks keep their matrices. Maps under
+# PER_IMAGE_MIN_PIXELS are not cut: their products take a whole slice at once, and copying
+# their short rows again cost more than keeping them (measured: benchmarks/README.md).
 CHUNK_BYTES = 3 << 20
 
 

@@ -75,12 +75,12 @@ def products(request, monkeypatch):
 
 @pytest.fixture(params=["whole slices", "2-image chunks"])
 def chunking(request, monkeypatch):
-    """Run a conv test twice: each thread's slice in one chunk, and 2 images at a time.
+    """Run a conv test twice: each slice of the batch in one chunk, and 2 images at a time.
 
-    cnnlib.conv goes through a slice a chunk of images at a time (CHUNK_BYTES); the tests'
+    cnnlib.conv goes through the batch a chunk of images at a time (CHUNK_BYTES); the tests'
     small images would always fit in one chunk, so the second run forces chunks of 2 images
-    (a slice of 5 is then cut 2, 2, 1): dw must add up across chunks as across slices, and
-    the backward must copy the windows again.
+    (a slice of 5 is then cut 2, 2, 1): dw must add up across chunks, and the backward must
+    copy the windows again.
     """
     import cnnlib.conv
 

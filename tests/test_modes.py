@@ -173,14 +173,13 @@ def test_the_backward_goes_by_the_forwards_chunks(rng, monkeypatch, forward_chun
     # one chunk of the forward.
     monkeypatch.setenv("CNNLIB_THREADS", "1")
     x, w, b = make(rng, (5, 2, 6, 7), (3, 2, 3, 2))
-    monkeypatch.setattr(cnnlib.conv, "CHUNK_BYTES", 1 << 62)
-    if forward_chunk:
-        monkeypatch.setattr(cnnlib.conv, "_images_per_chunk", lambda n, image_bytes, out_hw: forward_chunk)
-    out, cache = cnnlib.conv2d_forward(x, w, b, stride=2, pad=1)
+    with monkeypatch.context() as forward_only:
+        forward_only.setattr(cnnlib.conv, "CHUNK_BYTES", 1 << 62)
+        if forward_chunk:
+            forward_only.setattr(cnnlib.conv, "_images_per_chunk", lambda n, image_bytes, out_hw: forward_chunk)
+        out, cache = cnnlib.conv2d_forward(x, w, b, stride=2, pad=1)
     assert [(c.stop - c.start, cols is not None) for c, cols in cache[5]] == (
         [(5, True)] if forward_chunk is None else [(2, False), (2, False), (1, False)])
-    monkeypatch.undo()
-    monkeypatch.setenv("CNNLIB_THREADS", "1")
     if backward_chunk:
         monkeypatch.setattr(cnnlib.conv, "_images_per_chunk", lambda n, image_bytes, out_hw: backward_chunk)
     calls = _spy(monkeypatch, "im2col")
@@ -194,9 +193,7 @@ def test_the_backward_goes_by_the_forwards_chunks(rng, monkeypatch, forward_chun
     ((4, 8, 3, 3), "_dx_by_runs"),
     ((17, 8, 2, 1), "_dx_by_taps"),  # 2F > C*KH*KW
 ])
-@pytest.mark.parametrize("threads", ["1", "2"])
-def test_an_empty_batch_gives_empty_maps_and_zero_weight_gradients(rng, monkeypatch, w_shape, way, threads):
-    monkeypatch.setenv("CNNLIB_THREADS", threads)
+def test_an_empty_batch_gives_empty_maps_and_zero_weight_gradients(rng, monkeypatch, w_shape, way):
     monkeypatch.setattr(cnnlib.conv, "PER_IMAGE_MIN_PIXELS", 1)  # the per-image path, where runs go
     calls = _spy(monkeypatch, way)
     x, w, b = make(rng, (0, 8, 6, 7), w_shape)
