@@ -246,7 +246,8 @@ def conv2d_forward(x, w, b, *, stride=1, pad=0):
             out[chunk] += bias
         else:  # one product; one pass adds the bias and lays the maps out as (n, F, H', W')
             np.add(_unstack_maps(w2 @ stacked, g, (Ho, Wo)), bias, out=out[chunk].reshape(1, n, F, Ho, Wo))
-        return cols if keep and not _by_runs(stride, g, F, w2.shape[1]) else None  # a backward by runs needs none
+        # See CHUNK_BYTES; a backward by runs needs no im2col matrix.
+        return cols if keep and not _by_runs(stride, g, F, w2.shape[1]) else None
 
     kept = list(zip(chunks, map_slices(one_chunk, chunks)))  # [(chunk, its matrix or None)]
     return out, (x, w, b, stride, pad, kept)
