@@ -72,11 +72,11 @@ def map_slices(fn, slices, *args):
     """[fn(s, *a) for s, *a in zip(slices, *args)], the calls shared out among the threads.
 
     Up to n_threads() threads, the caller's among them, take the calls in order, each thread
-    the next call not yet taken whenever it is free. A layer that cuts its slices into smaller chunks (conv) thus keeps
-    every core busy to the end even when the host slows one down for a while, as it often
-    does on a shared VM: that core just takes fewer chunks. Returns (or raises an error of a
-    failed call) only once no call is still running, so no thread is still writing into the
-    caller's arrays.
+    the next call not yet taken whenever it is free. A layer that cuts its slices into
+    smaller chunks (conv) thus keeps every core busy to the end even when the host slows one
+    down for a while, as it often does on a shared VM: that core just takes fewer chunks.
+    Returns (or raises an error of a failed call) only once no call is still running, so no
+    thread is still writing into the caller's arrays.
     """
     calls = list(zip(slices, *args))
     results = [None] * len(calls)

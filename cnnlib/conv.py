@@ -60,6 +60,13 @@ def _chunks(parts, m):
     return chunks or [slice(0, 0)]
 
 
+def _batch_chunks(n, tap_channels, out_hw, itemsize):
+    """The slices of a batch of n images (see _parallel) and the chunks they are cut into."""
+    pixels = out_hw[0] * out_hw[1]
+    parts = batch_slices(n, work=tap_channels * n * pixels)  # work: the im2col matrix's size
+    return parts, _chunks(parts, _images_per_chunk(n, tap_channels * pixels * itemsize, out_hw))
+
+
 def _images_per_product(n, out_hw):
     """1 for a stack of n per-image products, or n for one product over the whole chunk."""
     return 1 if out_hw[0] * out_hw[1] >= PER_IMAGE_MIN_PIXELS or n == 0 else n
@@ -231,8 +238,7 @@ def conv2d_forward(x, w, b, *, stride=1, pad=0):
     # Each filter's bias spread over a whole map: NumPy adds a contiguous operand about twice
     # as fast as a (F, 1, 1) column broadcast along H' and W' (measured, benchmarks/README.md).
     bias = np.broadcast_to(b[:, None, None], (F, Ho, Wo)).astype(out.dtype)  # (F, H', W')
-    parts = batch_slices(N, work=w2.shape[1] * N * Ho * Wo)  # see _parallel
-    chunks = _chunks(parts, _images_per_chunk(N, w2.shape[1] * Ho * Wo * x.itemsize, (Ho, Wo)))
+    parts, chunks = _batch_chunks(N, w2.shape[1], (Ho, Wo), x.itemsize)
     keep = len(chunks) == len(parts)  # see CHUNK_BYTES
 
     def one_chunk(chunk):  # images x[chunk]
@@ -282,8 +288,7 @@ def conv2d_backward(dout, cache, *, input_grad=True):
     w_tap = w.transpose(2, 3, 1, 0).reshape(KH * KW, -1, F)  # (KH*KW, C, F)
     padded = (x.shape[1], x.shape[2] + 2 * pad[0], x.shape[3] + 2 * pad[1])  # (C, Hp, Wp)
     if kept is None:  # the naive forward's cache: copy every chunk's windows below
-        m = _images_per_chunk(N, w2.shape[1] * Ho * Wo * x.itemsize, (Ho, Wo))
-        kept = [(chunk, None) for chunk in _chunks(batch_slices(N, work=w2.shape[1] * N * Ho * Wo), m)]
+        kept = [(chunk, None) for chunk in _batch_chunks(N, w2.shape[1], (Ho, Wo), x.itemsize)[1]]
 
     def one_chunk(chunk, matrix):  # images x[chunk], and the forward's im2col matrix for them
         # b[f] was added to every pixel of every map f, so all their gradients flow into it.
