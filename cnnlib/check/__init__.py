@@ -1,0 +1,18 @@
+"""Check your own layers: `from cnnlib import check`, then e.g. `check.conv2d(backward=my_conv_backward)`.
+
+Each check runs your functions on a fixed set of small float64 cases (pad 0 and more, strides
+1 to 3, non-square images and kernels, batch 1, overlapping windows, tied maxima, large logits),
+compares them with cnnlib's and with finite differences of your own forward, and returns a
+Report: `report.passed`, `report.hints` (one explanation per classic mistake it recognised,
+pointing to the lesson that explains it), `print(report)`, or the report itself as the last
+line of a notebook cell for a table. Your exceptions are caught and reported with the line of
+your code that raised; a stub that raises NotImplementedError is reported as not written yet.
+
+The catalogue of recognised mistakes is `cnnlib/check/mistakes.py`.
+"""
+
+from ._core import TOLERANCE, Case, Report
+from .layers import avgpool2d, conv2d, dense, flatten, maxpool2d, relu, softmax_cross_entropy
+
+__all__ = ["TOLERANCE", "Case", "Report", "avgpool2d", "conv2d", "dense", "flatten", "maxpool2d", "relu",
+           "softmax_cross_entropy"]

@@ -1,0 +1,515 @@
+"""The catalogue of classic mistakes: how each one shows in a check's results, and what to say.
+
+Each entry recognises a mistake by its signature in the cases a check ran: the learner's numbers
+equal those of the mistaken formula (computed here, from the case's inputs), or the pattern of
+failing cases is the mistake's (every stride-2 case fails, every stride-1 case passes). Only
+then is its hint given, so a hint never guesses. Every entry is tested with a real buggy
+implementation (tests/test_check_mistakes.py).
+
+Each case's `data` holds what the check saw: `arrays` (the inputs), `kwargs` (stride, pad,
+size), `out` and `ref_out` (the learner's and cnnlib's forward outputs), `dout`, `grads` and
+`ref_grads` (dicts by name, e.g. "dx"), `changed` (inputs changed in place), `warned`
+(RuntimeWarnings), `forward_ok`, `backward_ok` (dict by name), `own_ok` (backward agrees with
+finite differences of the learner's own forward; None when not tested).
+"""
+
+import itertools
+
+import numpy as np
+
+from ._core import TOLERANCE, rel_errors
+
+MISTAKES = {}
+
+
+def mistake(key, checks, hint):
+    """Register detect(cases) -> bool for `checks` under `key`, with its hint."""
+    def register(detect):
+        MISTAKES[key] = {"checks": tuple(checks), "hint": hint, "detect": detect}
+        return detect
+    return register
+
+
+def diagnose(report, check_name):
+    """Add the hint of every catalogue entry whose signature the report's cases show."""
+    cases = [c for c in report.cases if c.data]
+    for entry in MISTAKES.values():
+        if check_name in entry["checks"] and entry["detect"](cases):
+            text = entry["hint"]
+            report.hint(size_hint(cases) if "{what}" in text else text)
+
+
+def _close(a, b):
+    a, b = np.asarray(a), np.asarray(b)
+    return a.shape == b.shape and a.size > 0 and bool(np.all(rel_errors(a, b) <= TOLERANCE))
+
+
+def _grad(case, name):
+    g = case.data.get("grads", {}).get(name)
+    return g if isinstance(g, np.ndarray) else None
+
+
+def _bad(case, name):
+    return case.data.get("backward_ok", {}).get(name) is False
+
+
+def _pairs(value):
+    return value if isinstance(value, tuple) else (value, value)
+
+
+# ---- windows: which input elements each output read, and the terms each gradient sums ----
+
+def _windows(case):
+    """(N, C or F, H', W') output positions with their window's top-left corner in the padded input."""
+    kw = case.data["kwargs"]
+    x = case.data["arrays"]["x"]
+    if "w" in case.data["arrays"]:
+        kernel = case.data["arrays"]["w"].shape[2:]
+    else:
+        kernel = _pairs(kw["size"])
+    stride = _pairs(kw.get("stride") or kernel)
+    pad = _pairs(kw.get("pad", 0))
+    return x.shape, kernel, stride, pad
+
+
+def _terms(case, name):
+    """(targets, values): the separate terms the gradient `name` sums, as flat indices into it.
+
+    conv dx: dout[n, f, i, j] * w[f, c, p, q] to pixel (n, c, i*s + p, j*s + q);
+    conv dw: dout[n, f, i, j] * xp[n, c, i*s + p, j*s + q] to weight (f, c, p, q);
+    max-pool dx: dout[n, c, i, j] to the window's (first) maximum; avg-pool dx: dout / (KH*KW)
+    to each pixel of the window. Terms on padding are dropped.
+    """
+    (N, C, H, W), (KH, KW), (sh, sw), (ph, pw) = _windows(case)
+    dout = case.data["dout"]
+    Ho, Wo = dout.shape[2:]
+    n, o, i, j, p, q = np.meshgrid(np.arange(N), np.arange(dout.shape[1]), np.arange(Ho), np.arange(Wo),
+                                   np.arange(KH), np.arange(KW), indexing="ij")
+    r, t = i * sh + p - ph, j * sw + q - pw  # the pixel in x (unpadded) that tap (p, q) read
+    inside = (r >= 0) & (r < H) & (t >= 0) & (t < W)
+    arrays = case.data["arrays"]
+    if "w" in arrays:
+        w, x = arrays["w"], arrays["x"]
+        n, o, i, j, p, q, r, t = (a[inside] for a in (n, o, i, j, p, q, r, t))
+        c = np.arange(C)
+        if name == "dx":
+            targets = np.ravel_multi_index((n[:, None], c[None, :], r[:, None], t[:, None]), (N, C, H, W))
+            values = dout[n, o, i, j][:, None] * w[o[:, None], c[None, :], p[:, None], q[:, None]]
+        else:
+            targets = np.ravel_multi_index((o[:, None], c[None, :], p[:, None], q[:, None]), w.shape)
+            values = dout[n, o, i, j][:, None] * x[n[:, None], c[None, :], r[:, None], t[:, None]]
+        return targets.ravel(), values.ravel()
+    if case.data.get("pool") == "max":
+        argmax = case.data["argmax"]  # (N, C, H', W') flat index in the window, cnnlib's
+        take = (p * KW + q) == argmax[n, o, i, j]
+    else:
+        take = np.ones(p.shape, dtype=bool)
+    take &= inside
+    targets = np.ravel_multi_index((n[take], o[take], r[take], t[take]), (N, C, H, W))
+    scale = 1.0 if case.data.get("pool") == "max" else 1.0 / (KH * KW)
+    return targets, dout[n[take], o[take], i[take], j[take]] * scale
+
+
+def _overwrites(case, name):
+    """Whether the learner's gradient holds single terms where several should have added up."""
+    got = _grad(case, name)
+    want = case.data["ref_grads"][name]
+    if got is None or got.shape != want.shape or not _bad(case, name):
+        return False
+    targets, values = _terms(case, name)
+    counts = np.bincount(targets, minlength=want.size)
+    flat = got.ravel()
+    match = np.isclose(flat[targets], values, rtol=1e-9, atol=1e-12)
+    any_match = np.zeros(want.size, dtype=bool)
+    np.logical_or.at(any_match, targets, match)
+    wrong = rel_errors(flat, want.ravel()) > TOLERANCE
+    shared = (counts >= 2) & wrong
+    single_ok = (counts != 1) | ~wrong  # where only one term lands, = and += agree
+    return shared.sum() >= 2 and any_match[shared].mean() >= 0.8 and single_ok.all()
+
+
+# ---- the catalogue ----
+
+@mistake("pad_crop", ["conv2d", "maxpool2d"],
+         "With pad = 0, `dxp[:, :, pad:-pad, pad:-pad]` is `dxp[:, :, 0:0, 0:0]`, an empty array: -0 is 0. "
+         "Cut the padding off by size instead, `dxp[:, :, pad:pad + H, pad:pad + W]` "
+         "(lesson 5, 'The pad = 0 bug').")
+def _pad_crop(cases):
+    for c in cases:
+        dx = _grad(c, "dx")
+        pad = _pairs(c.data["kwargs"].get("pad", 0))
+        if dx is not None and pad == (0, 0) and dx.ndim == 4 and (dx.shape[2] == 0 or dx.shape[3] == 0):
+            return True
+    return False
+
+
+@mistake("overwrite_dx", ["conv2d", "maxpool2d", "avgpool2d"],
+         "Where windows overlap (or several filters read the same pixel), a pixel's gradient is the "
+         "sum of what every window sends it, but yours keeps only one of those terms: the backward "
+         "assigns with `=` where it must add with `+=` (lessons 5 and 6, 'Overlapping windows').")
+def _overwrite_dx(cases):
+    return any(_overwrites(c, "dx") for c in cases)
+
+
+@mistake("overwrite_dw", ["conv2d"],
+         "Each weight is used by every window of every image, so dw sums dout times the input over "
+         "all of them; yours keeps only one term: `dw[f] = ...` where it must be `dw[f] += ...` "
+         "(lesson 5, 'The backward pass with loops').")
+def _overwrite_dw(cases):
+    return any(_overwrites(c, "dw") for c in cases)
+
+
+def _conv_flip_forward(case):
+    from ..conv import conv2d_forward_naive
+    a, kw = case.data["arrays"], case.data["kwargs"]
+    return conv2d_forward_naive(a["x"], a["w"][:, :, ::-1, ::-1], a["b"], **kw)[0]
+
+
+@mistake("flipped_kernel", ["conv2d"],
+         "Your convolution flips the kernel (out[i, j] uses w[KH-1-p, KW-1-q]): that is the convolution "
+         "of mathematics, but CNN layers compute cross-correlation, w[p, q] times the pixel at "
+         "(i*stride + p, j*stride + q), with no flip (lesson 4, 'One channel, one filter'). "
+         "The flip belongs to the backward pass only (lesson 5).")
+def _flipped_kernel(cases):
+    from ..conv import conv2d_backward_naive, conv2d_forward_naive
+    for c in cases:
+        a, kw = c.data["arrays"], c.data["kwargs"]
+        if a["w"].shape[2:] == (1, 1):
+            continue
+        out = c.data.get("out")
+        if isinstance(out, np.ndarray) and c.data.get("forward_ok") is False and _close(out, _conv_flip_forward(c)):
+            return True
+        dx, dw = _grad(c, "dx"), _grad(c, "dw")
+        if c.data.get("out") is None and (_bad(c, "dx") or _bad(c, "dw")):
+            flipped = a["w"][:, :, ::-1, ::-1]
+            cache = conv2d_forward_naive(a["x"], flipped, a["b"], **kw)[1]
+            fdx, fdw, _ = conv2d_backward_naive(c.data["dout"], cache)
+            if (dx is not None and _bad(c, "dx") and _close(dx, fdx)) or (
+                    dw is not None and _bad(c, "dw") and _close(dw, fdw[:, :, ::-1, ::-1])):
+                return True
+    return False
+
+
+@mistake("stride_in_backward", ["conv2d", "maxpool2d", "avgpool2d"],
+         "Every case with stride 1 passes and every case with a larger stride fails in the backward: "
+         "window (i, j) starts at row i*stride and column j*stride of the padded input, in the "
+         "backward exactly as in the forward (lesson 5, 'The backward pass with loops').")
+def _stride_in_backward(cases):
+    one, more = [], []
+    for c in cases:
+        if c.data.get("forward_ok") is False or not c.data.get("backward_ok"):
+            continue
+        _, _, stride, _ = _windows(c)
+        ok = all(c.data["backward_ok"].values())
+        (one if stride == (1, 1) else more).append(ok)
+    return bool(one) and bool(more) and all(one) and not any(more)
+
+
+def _alternative_sizes(H, K, s, p):
+    return {
+        "pad left out": (H - K) // s + 1,
+        "pad added once, not on both sides": (H + p - K) // s + 1,
+        "the + 1 missing": (H + 2 * p - K) // s,
+        "no division by the stride": H + 2 * p - K + 1,
+        "rounded up, not down": -(-(H + 2 * p - K) // s) + 1,
+    }
+
+
+def _size_mistake(cases):
+    for c in cases:
+        out, ref = c.data.get("out"), c.data.get("ref_out")
+        if not isinstance(out, np.ndarray) or out.ndim != 4 or out.shape[2:] == ref.shape[2:]:
+            continue
+        (_, _, H, W), (KH, KW), (sh, sw), (ph, pw) = _windows(c)
+        rows, cols = _alternative_sizes(H, KH, sh, ph), _alternative_sizes(W, KW, sw, pw)
+        for what in rows:
+            if (rows[what], cols[what]) == out.shape[2:] and (rows[what], cols[what]) != ref.shape[2:]:
+                return what
+    return None
+
+
+@mistake("output_size", ["conv2d", "maxpool2d", "avgpool2d"],
+         "The output has the wrong height or width: H' = (H + 2*pad - KH) // stride + 1, and W' likewise "
+         "(lesson 4, 'Padding and stride'). Yours matches the formula with {what}.")
+def _output_size(cases):
+    return _size_mistake(cases) is not None
+
+
+def _ratio(got, want, factors):
+    for k in factors:
+        if k != 1 and _close(got * k, want):
+            return k
+    return None
+
+
+def _averaged(cases, names):
+    for c in cases:
+        dout = c.data.get("dout")
+        if dout is None:
+            continue
+        N = dout.shape[0]
+        spatial = int(np.prod(dout.shape[2:])) if dout.ndim == 4 else 1
+        for name in names:
+            got = _grad(c, name)
+            if got is not None and _bad(c, name) and got.shape == c.data["ref_grads"][name].shape:
+                if _ratio(got, c.data["ref_grads"][name], {N, N * spatial, spatial}):
+                    return True
+    return False
+
+
+@mistake("averaged", ["conv2d", "dense"],
+         "Your dw or db is the right sum divided by a count (N, or N*H'*W'): it is averaged where it must "
+         "be summed. The loss's 1/N is already inside dout (lesson 3), and each shared weight collects "
+         "every term it took part in (lesson 2, 'Backward: the chain rule').")
+def _averaged_grads(cases):
+    return _averaged(cases, ("dw", "db"))
+
+
+@mistake("db_axes", ["conv2d", "dense"],
+         "db has one number per filter (per output for dense): sum dout over every other axis, "
+         "`dout.sum(axis=(0, 2, 3))` for a convolution, `dout.sum(axis=0)` for a dense layer. "
+         "Yours sums over other axes (lesson 2, 'Backward: the chain rule').")
+def _db_axes(cases):
+    for c in cases:
+        db, dout = _grad(c, "db"), c.data.get("dout")
+        if db is None or dout is None or not _bad(c, "db"):
+            continue
+        for k in range(1, dout.ndim):
+            for axes in itertools.combinations(range(dout.ndim), k):
+                ref = c.data["ref_grads"]["db"]
+                summed = dout.sum(axis=axes)
+                if _close(db, summed) and not _close(summed.reshape(-1)[:ref.size], ref) or (
+                        db.shape != ref.shape and db.shape == summed.shape and _close(db, summed)):
+                    return True
+    return False
+
+
+@mistake("transposed_dw", ["conv2d", "dense"],
+         "dw has the right numbers with two axes swapped: a gradient has the shape of what it belongs to, "
+         "dense w is (D, M) so dw = x.T @ dout, and conv w is (F, C, KH, KW) (lesson 2).")
+def _transposed_dw(cases):
+    for c in cases:
+        dw = _grad(c, "dw")
+        ref = c.data.get("ref_grads", {}).get("dw")
+        if dw is None or ref is None or not _bad(c, "dw"):
+            continue
+        axes = (1, 0) if ref.ndim == 2 else (1, 0, 2, 3)
+        if _close(dw, ref.transpose(axes)) or _close(dw, ref.transpose(axes).reshape(dw.shape)):
+            return True
+    return False
+
+
+@mistake("dense_no_bias", ["dense"],
+         "Your forward leaves the bias out: out = x @ w + b, b added to every row (lesson 2).")
+def _dense_no_bias(cases):
+    for c in cases:
+        out = c.data.get("out")
+        if isinstance(out, np.ndarray) and c.data.get("forward_ok") is False:
+            a = c.data["arrays"]
+            if _close(out, a["x"] @ a["w"]):
+                return True
+    return False
+
+
+def _maxpool_variant(case, mode):
+    """dx of max pooling under another rule for ties or windows, with loops (small cases)."""
+    (N, C, H, W), (KH, KW), (sh, sw), (ph, pw) = _windows(case)
+    x, dout = case.data["arrays"]["x"], case.data["dout"]
+    xp = np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)), constant_values=-np.inf)
+    dxp = np.zeros_like(xp)
+    for n, c, i, j in np.ndindex(dout.shape):
+        window = xp[n, c, i * sh:i * sh + KH, j * sw:j * sw + KW]
+        target = dxp[n, c, i * sh:i * sh + KH, j * sw:j * sw + KW]
+        if mode == "every tie":
+            target += dout[n, c, i, j] * (window == window.max())
+        elif mode == "split ties":
+            ties = window == window.max()
+            target += dout[n, c, i, j] * ties / ties.sum()
+        elif mode == "last tie":
+            flat = window.ravel()
+            k = len(flat) - 1 - int(np.argmax(flat[::-1]))
+            target[divmod(k, KW)] += dout[n, c, i, j]
+        elif mode == "whole window":
+            target += dout[n, c, i, j]
+        elif mode == "window mean":
+            target += dout[n, c, i, j] / (KH * KW)
+    return dxp[:, :, ph:ph + H, pw:pw + W]
+
+
+def _maxpool_matches(cases, modes):
+    for c in cases:
+        dx = _grad(c, "dx")
+        if dx is None or not _bad(c, "dx"):
+            continue
+        for mode in modes:
+            if _close(dx, _maxpool_variant(c, mode)):
+                return True
+    return False
+
+
+@mistake("every_tie", ["maxpool2d"],
+         "Where several pixels tie for a window's maximum, yours gives the gradient to each of them "
+         "(or shares it out). Max pooling's output came from one of them: cnnlib, like PyTorch, gives "
+         "all of dout to the first maximum in row-major order, np.argmax's choice (lesson 6, 'Ties').")
+def _every_tie(cases):
+    return _maxpool_matches(cases, ("every tie", "split ties", "last tie"))
+
+
+@mistake("spread_window", ["maxpool2d"],
+         "Your max-pool backward spreads dout over the whole window. Only the maximum reached the output, "
+         "so only that pixel gets the gradient; the others get 0 (lesson 6, 'Max pooling backward: "
+         "the gradient goes to the winner').")
+def _spread_window(cases):
+    return _maxpool_matches(cases, ("whole window", "window mean"))
+
+
+@mistake("avg_factor", ["avgpool2d"],
+         "Average pooling divides each window's sum by KH*KW, in the forward, and so each pixel gets "
+         "dout / (KH*KW) in the backward. Yours is KH*KW times too large or too small "
+         "(lesson 6, 'Average pooling').")
+def _avg_factor(cases):
+    for c in cases:
+        (_, _, _, _), (KH, KW), _, _ = _windows(c)
+        k = KH * KW
+        out = c.data.get("out")
+        if isinstance(out, np.ndarray) and c.data.get("forward_ok") is False and out.shape == c.data["ref_out"].shape:
+            if _close(out, c.data["ref_out"] * k) or _close(out * k, c.data["ref_out"]):
+                return True
+        dx = _grad(c, "dx")
+        if dx is not None and _bad(c, "dx") and dx.shape == c.data["ref_grads"]["dx"].shape:
+            ref = c.data["ref_grads"]["dx"]
+            if _close(dx, ref * k) or _close(dx * k, ref):
+                return True
+    return False
+
+
+def _flatten_orders(dout, shape):
+    """Ways of putting a flat dout back into `shape` that are not the C order of each sample."""
+    N, rest = shape[0], shape[1:]
+    per_sample_f = dout.reshape(N, *rest[::-1]).transpose(0, *range(len(rest), 0, -1))
+    ways = {"F order within each sample": per_sample_f,
+            "F order over the whole array": dout.reshape(shape, order="F")}
+    if len(rest) == 3:
+        C, H, W = rest
+        ways["channels-last (N, H, W, C), then transposed"] = dout.reshape(N, H, W, C).transpose(0, 3, 1, 2)
+    return ways
+
+
+@mistake("flatten_order", ["flatten"],
+         "Your Flatten backward puts the right numbers in the wrong cells: it unflattens in another "
+         "order than the forward flattened. Each number of dout must go back to the cell it came from, "
+         "in the same order, not reversed: use the inverse of your forward, e.g. `dout.reshape(x.shape)` "
+         "for a C-order forward (lesson 7, 'Does the flatten order matter?').")
+def _flatten_order(cases):
+    for c in cases:
+        dx = _grad(c, "dx")
+        if dx is None or not _bad(c, "dx"):
+            continue
+        want = c.data["ref_grads"]["dx"]
+        if dx.shape == want.shape and np.array_equal(np.sort(dx, axis=None), np.sort(want, axis=None)):
+            return True
+    return False
+
+
+@mistake("flatten_mixes_samples", ["flatten"],
+         "Your Flatten mixes samples: row n of the output must hold exactly the numbers of sample n, "
+         "as the dense layer treats each row as one image. Reshape to (N, -1) with the batch axis "
+         "first, e.g. `x.reshape(x.shape[0], -1)` (lesson 7, 'What Flatten does').")
+def _flatten_mixes(cases):
+    for c in cases:
+        if c.data.get("mixes_samples"):
+            return True
+        dx = _grad(c, "dx")
+        want = c.data.get("ref_grads", {}).get("dx")
+        if dx is not None and _bad(c, "dx") and dx.shape == want.shape:
+            per_sample = all(np.array_equal(np.sort(dx[n], axis=None), np.sort(want[n], axis=None))
+                             for n in range(dx.shape[0]))
+            if not per_sample and np.array_equal(np.sort(dx, axis=None), np.sort(want, axis=None)):
+                return True
+    return False
+
+
+@mistake("relu_mask_only", ["relu"],
+         "Your ReLU backward returns the mask (1 where x > 0) without dout: the chain rule multiplies "
+         "the upstream gradient by the local slope, dx = dout * (x > 0) (lesson 3, 'ReLU').")
+def _relu_mask_only(cases):
+    for c in cases:
+        dx = _grad(c, "dx")
+        if dx is not None and _bad(c, "dx") and _close(dx, (c.data["arrays"]["x"] > 0).astype(float)):
+            return True
+    return False
+
+
+@mistake("in_place", ["dense", "relu", "conv2d", "maxpool2d", "avgpool2d", "flatten", "softmax_cross_entropy"],
+         "Your function changes an array it was given, in place (for example `x[x < 0] = 0`, `dout[...] = 0` "
+         "or `x -= ...`). The caller still needs it: the backward and the gradient check reread x, and "
+         "dout may be shared. Work on a copy or build a new array (np.maximum, np.where, x * mask).")
+def _in_place(cases):
+    return any(c.data.get("changed") for c in cases)
+
+
+@mistake("float32", ["dense", "relu", "conv2d", "maxpool2d", "avgpool2d", "flatten", "softmax_cross_entropy"],
+         "Your function returns float32 (or another dtype) for float64 inputs: keep the inputs' precision, "
+         "e.g. np.zeros_like(x) or dtype=x.dtype, as a gradient check needs float64's 16 digits "
+         "(lesson 2, 'float32 vs float64').")
+def _wrong_dtype(cases):
+    for c in cases:
+        values = [c.data.get("out")] + list(c.data.get("grads", {}).values())
+        for v in values:
+            if isinstance(v, np.ndarray) and v.dtype != np.float64 and v.size:
+                return True
+    return False
+
+
+@mistake("consistent_pair", ["dense", "relu", "conv2d", "maxpool2d", "avgpool2d"],
+         "Your backward is right for your own forward (finite differences agree), but your forward computes "
+         "something else than the layer should; fix the forward first, then its backward with it.")
+def _consistent_pair(cases):
+    return any(c.data.get("forward_ok") is False and c.data.get("own_ok") is True
+               and not all(c.data.get("backward_ok", {"": True}).values()) for c in cases)
+
+
+@mistake("softmax_no_shift", ["softmax_cross_entropy"],
+         "With logits of 1000 or more, np.exp overflows to inf and inf / inf is NaN. Subtract each row's "
+         "maximum before np.exp: softmax does not change, and the largest exponent becomes exp(0) = 1 "
+         "(lesson 3, 'Overflow').")
+def _softmax_no_shift(cases):
+    return any(c.data.get("overflow") for c in cases)
+
+
+@mistake("softmax_log_underflow", ["softmax_cross_entropy"],
+         "Your loss is inf where a probability underflows to 0 and np.log(0) = -inf. Compute the log of "
+         "the softmax directly: log_probs = shifted - log(sum(exp(shifted))), then take "
+         "-log_probs[n, y[n]] (lesson 3, 'Overflow').")
+def _softmax_log_underflow(cases):
+    return any(c.data.get("log_underflow") for c in cases)
+
+
+@mistake("softmax_no_mean", ["softmax_cross_entropy"],
+         "The loss is the mean over the batch, so its gradient carries 1/N: dlogits = (probs - onehot) / N. "
+         "Yours is N times too large (or the loss is a sum) (lesson 3, 'The fused gradient').")
+def _softmax_no_mean(cases):
+    for c in cases:
+        N = c.data["arrays"]["logits"].shape[0]
+        if N == 1:
+            continue
+        loss, dl = c.data.get("loss"), _grad(c, "dlogits")
+        if dl is not None and _bad(c, "dlogits") and _close(dl, c.data["ref_grads"]["dlogits"] * N):
+            return True
+        if loss is not None and c.data.get("loss_ok") is False and _close(loss, c.data["ref_loss"] * N):
+            return True
+    return False
+
+
+@mistake("softmax_sign", ["softmax_cross_entropy"],
+         "Your dlogits has the wrong sign: it is (probs - onehot) / N, positive for the wrong classes "
+         "(lowering their scores lowers the loss) (lesson 3, 'The fused gradient').")
+def _softmax_sign(cases):
+    return any(_grad(c, "dlogits") is not None and _bad(c, "dlogits")
+               and _close(-_grad(c, "dlogits"), c.data["ref_grads"]["dlogits"]) for c in cases)
+
+
+def size_hint(cases):
+    """The output_size hint with its {what} filled in (diagnose leaves formatting to the check)."""
+    what = _size_mistake(cases)
+    return MISTAKES["output_size"]["hint"].format(what=what) if what else None
