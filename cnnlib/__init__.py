@@ -39,9 +39,10 @@ from .train import evaluate, fit
 
 def __getattr__(name):
     # `cnnlib.datasets` loads on first use: it imports scikit-learn and pooch, which take a
-    # second or two that lessons without data should not pay.
-    if name == "datasets":
+    # second or two that lessons without data should not pay. `cnnlib.check` is for learners'
+    # own code, and loads on first use too.
+    if name in ("datasets", "check"):
         import importlib
 
-        return importlib.import_module(".datasets", __name__)
+        return importlib.import_module("." + name, __name__)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
