@@ -513,3 +513,12 @@ def size_hint(cases):
     """The output_size hint with its {what} filled in (diagnose leaves formatting to the check)."""
     what = _size_mistake(cases)
     return MISTAKES["output_size"]["hint"].format(what=what) if what else None
+
+
+# ---- lessons 2-4: gradient checking and convolution basics (checks in basics.py) ----
+
+
+# ---- lessons 5-7: convolution backward, pooling, Flatten and the dense weights after it (checks in bridge.py) ----
+
+
+# ---- lessons 8-9: layers, networks and training (checks in training.py) ----
