@@ -1,5 +1,7 @@
 """Gradient checking: compare an analytic backward pass with centred finite differences."""
 
+import warnings
+
 import numpy as np
 
 
@@ -24,6 +26,12 @@ def numerical_gradient(f, x, dout, h=1e-5):
     Returns
     -------
     grad : ndarray shaped like x.
+
+    Warns
+    -----
+    UserWarning
+        When `dout` is constant (all its elements equal, more than one of them) or `x` is
+        coarser than float64: the check would run, but it could not be trusted.
     """
     if not isinstance(x, np.ndarray) or not np.issubdtype(x.dtype, np.floating):
         raise TypeError("x must be a float ndarray: it is nudged in place")
@@ -31,6 +39,25 @@ def numerical_gradient(f, x, dout, h=1e-5):
     out_shape = np.shape(f(x))
     if out_shape != dout.shape:
         raise ValueError(f"dout must have the shape of f(x), {out_shape}, got {dout.shape}")
+    # Warnings, not errors: the numbers are still computed, and a lesson may show a bad
+    # check on purpose; stacklevel=2 points at the caller's line, the one to change.
+    if dout.size > 1 and np.all(dout == dout.flat[0]):
+        warnings.warn(
+            "numerical_gradient: dout is constant (every element equals "
+            f"{dout.flat[0].item()!r}); an all-ones or constant dout weights every output alike, "
+            "which hides a backward that mixes up outputs (a transpose, a wrong reshape, "
+            "gradients sent to the wrong window). Use a random dout, e.g. "
+            "rng.standard_normal(out.shape).",
+            UserWarning, stacklevel=2)
+    if np.finfo(x.dtype).precision < np.finfo(np.float64).precision:
+        # finfo says 6 for float32 (digits always exact); "about 7" is the usual figure.
+        digits = 7 if x.dtype == np.float32 else np.finfo(x.dtype).precision
+        warnings.warn(
+            f"numerical_gradient: x is {x.dtype}, too coarse for a gradient check: {x.dtype} "
+            f"keeps about {digits} significant digits: with h = 1e-5 the difference "
+            "f(x+h) - f(x-h) is mostly rounding, and no h reaches the agreement a float64 "
+            "check does. Check in float64 (x.astype(np.float64), and float64 weights).",
+            UserWarning, stacklevel=2)
     grad = np.zeros_like(x)
     for idx in np.ndindex(x.shape):
         old = x[idx]

@@ -1,5 +1,7 @@
 """Dense, ReLU, softmax cross-entropy and the gradient-checking tools themselves."""
 
+import warnings
+
 import numpy as np
 import pytest
 
@@ -105,9 +107,9 @@ def test_softmax_cross_entropy_is_finite_for_huge_logits(rng):
 def test_numerical_gradient_of_known_functions():
     x = np.array([[1.0, -2.0], [3.0, 0.5]])
     before = x.copy()
-    np.testing.assert_allclose(numerical_gradient(lambda x: x**2, x, np.ones_like(x)), 2 * x, rtol=1e-9)
-    np.testing.assert_array_equal(x, before)  # every nudge was undone
     dout = np.array([[2.0, 0.0], [-1.0, 3.0]])
+    np.testing.assert_allclose(numerical_gradient(lambda x: x**2, x, dout), 2 * x * dout, rtol=1e-9)
+    np.testing.assert_array_equal(x, before)  # every nudge was undone
     np.testing.assert_allclose(numerical_gradient(np.sin, x, dout), np.cos(x) * dout, rtol=1e-9)
 
 
@@ -123,6 +125,45 @@ def test_numerical_gradient_rejects_bad_arguments():
         numerical_gradient(lambda x: x, np.arange(3), np.ones(3))
     with pytest.raises(ValueError, match=r"\(3,\).*\(4,\)"):
         numerical_gradient(lambda x: x, np.zeros(3), np.ones(4))
+
+
+@pytest.mark.parametrize("dout", [np.ones((2, 3)), np.zeros((2, 3)), np.full((2, 3), -0.5)])
+def test_numerical_gradient_warns_about_a_constant_dout(rng, dout):
+    x = rng.standard_normal((2, 3))
+    # A transposing "backward" passes every check with a constant dout: the warning is the point.
+    with pytest.warns(UserWarning, match=r"dout is constant.*random dout") as record:
+        grad = numerical_gradient(lambda x: 3 * x, x, dout)
+    np.testing.assert_allclose(grad, 3 * dout, rtol=1e-9)  # still computed
+    assert len(record) == 1
+    assert record[0].filename == __file__  # stacklevel=2: the caller's line, not cnnlib's
+
+
+def test_numerical_gradient_warns_about_float32_x(rng):
+    x = rng.standard_normal((2, 3)).astype(np.float32)
+    dout = rng.standard_normal((2, 3))
+    with pytest.warns(UserWarning, match=r"float32.*7 significant digits.*rounding.*float64") as record:
+        numerical_gradient(lambda x: 3 * x, x, dout)
+    assert len(record) == 1 and record[0].filename == __file__
+
+
+def test_numerical_gradient_warns_twice_for_both_problems(rng):
+    x = rng.standard_normal(4).astype(np.float32)
+    with pytest.warns(UserWarning) as record:
+        numerical_gradient(lambda x: x, x, np.ones(4))
+    messages = sorted(str(r.message) for r in record)
+    assert len(messages) == 2
+    assert "dout is constant" in messages[0] and "float32" in messages[1]
+
+
+@pytest.mark.parametrize("dout_shape, f", [((2, 3), lambda x: x**2), ((), lambda x: np.sum(x**2))])
+def test_numerical_gradient_is_silent_for_float64_and_a_random_or_scalar_dout(rng, dout_shape, f):
+    # A scalar dout (one element) is the usual way to check a loss: nothing to mix up.
+    x = rng.standard_normal((2, 3))
+    dout = rng.standard_normal(dout_shape) if dout_shape else 1.0
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        grad = numerical_gradient(f, x, dout)
+    np.testing.assert_allclose(grad, 2 * x * dout, rtol=1e-8)
 
 
 def test_rel_error():
