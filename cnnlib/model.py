@@ -5,15 +5,19 @@ with respect to its output into the gradient with respect to its input, and hand
 
 Parameters are named "<index>_<class>.<key>", e.g. "0_conv2d.w", so that an optimizer can
 keep state per parameter and a saved .npz file lists exactly what it holds.
+
+A layer is a cnnlib `Layer` or anything shaped like one: an object with `forward(x)`,
+`backward(dout)` and `params`/`grads` dicts, such as the layers a learner writes in lesson 8.
 """
 
 from collections import namedtuple
+from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
 
 from ._checks import as_flag, positive_int
-from .layers import Conv2D, Dense, Flatten, Layer, MaxPool2D, ReLU
+from .layers import Conv2D, Dense, Flatten, Layer, MaxPool2D, ReLU, _takes_input_grad
 
 LayerTrace = namedtuple("LayerTrace", ["name", "x_shape", "out_shape", "dx_shape"])
 
@@ -23,7 +27,13 @@ class Sequential:
 
     Parameters
     ----------
-    *layers : Layer objects, in order (a single list of layers works too).
+    *layers : layers, in order (a single list of layers works too). Each is a cnnlib Layer
+        or an object of one's own with
+        - ``forward(x) -> out``, keeping what its backward needs;
+        - ``backward(dout) -> dx``, filling ``grads``; it may take ``input_grad`` as cnnlib's
+          layers do (see Layer.backward), or not: then dx is computed and dropped when not
+          wanted;
+        - ``params`` and ``grads``: dicts of arrays with the same keys, empty without weights.
     """
 
     def __init__(self, *layers):
@@ -32,8 +42,7 @@ class Sequential:
         if not layers:
             raise ValueError("Sequential needs at least one layer")
         for i, layer in enumerate(layers):
-            if not isinstance(layer, Layer):
-                raise TypeError(f"layer {i} must be a cnnlib layer (Conv2D, Dense, ...), got {layer!r}")
+            _check_layer(layer, i)
         if len({id(layer) for layer in layers}) != len(layers):
             # A layer keeps the cache of its last forward pass; used twice, its second forward
             # would overwrite the cache the first backward needs, and its weights would be
@@ -57,8 +66,8 @@ class Sequential:
         """
         input_grad = as_flag(input_grad, "input_grad")
         for layer in reversed(self.layers[1:]):
-            dout = layer.backward(dout)
-        return self.layers[0].backward(dout, input_grad=input_grad)
+            dout = _backward(layer, dout, True)
+        return _backward(self.layers[0], dout, input_grad)
 
     def params(self):
         """Dict name -> parameter array, the live arrays (writing into them changes the model)."""
@@ -93,8 +102,8 @@ class Sequential:
         dout = np.random.default_rng(0).standard_normal(x.shape) if dout is None else dout
         dx_shapes = []
         for layer in reversed(self.layers):
-            dout = layer.backward(dout)
-            dx_shapes.append(dout.shape)
+            dout = _backward(layer, dout, True)
+            dx_shapes.append(np.shape(dout))
         return [LayerTrace(name, xs, outs, dxs)
                 for name, (xs, outs), dxs in zip(self.names, shapes, reversed(dx_shapes))]
 
@@ -108,17 +117,22 @@ class Sequential:
         Returns
         -------
         str; the batch axis is shown as N, since any batch size works.
+
+        Notes
+        -----
+        A cnnlib layer tells its output shape with `output_shape`, at no cost. A layer of
+        one's own (or a Layer subclass with its own `forward`) is run instead: its forward
+        gets a batch of ONE sample of zeros, (1, *shape) float64. One, not an empty batch,
+        because a forward written with loops over the samples, or one that indexes x[0],
+        may fail on N = 0. That forward stores a cache like any other; the layer's
+        attributes are put back afterwards, so a summary between a forward and its backward
+        leaves the backward what it needs (unless the forward changed an object in place
+        rather than assigning a new one).
         """
         rows = []
         shape = tuple(input_shape)
         for name, layer in zip(self.names, self.layers):
-            try:
-                shape = layer.output_shape(shape)
-            except ValueError as exc:
-                raise ValueError(
-                    f"layer {name} ({layer!r}) cannot take input of shape {shape} "
-                    f"(one sample, no batch axis): {exc}"
-                ) from exc
+            shape = _output_shape(layer, name, shape)
             rows.append((name, _with_batch(shape), sum(p.size for p in layer.params.values())))
         total = sum(count for *_, count in rows)
         w_name = max(len("Layer"), *(len(r[0]) for r in rows))
@@ -168,6 +182,91 @@ class Sequential:
 
     def __repr__(self):
         return "Sequential(\n" + "".join(f"  {layer!r},\n" for layer in self.layers) + ")"
+
+
+_LAYER_PARTS = ("forward", "backward", "params", "grads")
+
+
+def _check_layer(layer, i):
+    """TypeError unless `layer` can sit in a Sequential: a Layer, or one shaped like it."""
+    missing = [part for part in _LAYER_PARTS if not hasattr(layer, part)]
+    missing += [part for part in ("forward", "backward")
+                if part not in missing and not callable(getattr(layer, part))]
+    if missing:
+        hint = (" (a Layer subclass whose __init__ does not call super().__init__() has no "
+                "params or grads)" if isinstance(layer, Layer) else "")
+        raise TypeError(
+            f"layer {i} must be a cnnlib layer (Conv2D, Dense, ...) or an object with methods "
+            f"forward and backward and dicts params and grads; {layer!r} ({type(layer).__name__}) "
+            f"has no {' and no '.join(missing)}{hint}")
+    for part in ("params", "grads"):
+        value = getattr(layer, part)
+        if not isinstance(value, Mapping):
+            # A method called params() (rather than a dict) is the likely slip.
+            raise TypeError(f"layer {i} ({type(layer).__name__}): {part} must be a dict of arrays "
+                            f"(name -> array, empty without weights), got {type(value).__name__}")
+
+
+def _backward(layer, dout, input_grad):
+    """layer.backward(dout), passing input_grad only to a backward that takes it.
+
+    The same rule as Layer.backward for a layer's _backward: a backward without the flag is
+    asked for dx, which is then dropped when input_grad is False. A layer without weights has
+    nothing to compute then, and is not called at all.
+    """
+    if isinstance(layer, Layer) and type(layer).backward is Layer.backward:
+        return layer.backward(dout, input_grad=input_grad)
+    if not input_grad and not layer.params:
+        return None
+    backward = layer.backward
+    try:
+        takes_flag = _takes_input_grad(getattr(backward, "__func__", backward))
+    except TypeError:  # an unhashable callable; lru_cache cannot keep it, so read it directly
+        takes_flag = _takes_input_grad.__wrapped__(backward)
+    if takes_flag:
+        dx = backward(dout, input_grad=input_grad)
+    else:
+        dx = backward(dout)
+    return dx if input_grad else None
+
+
+def _output_shape(layer, name, shape):
+    """One sample's output shape from one sample's input shape `shape` (see summary)."""
+    if isinstance(layer, Layer) and type(layer).forward is Layer.forward:
+        try:
+            return layer.output_shape(shape)
+        except ValueError as exc:
+            raise ValueError(
+                f"layer {name} ({layer!r}) cannot take input of shape {shape} "
+                f"(one sample, no batch axis): {exc}"
+            ) from exc
+    saved = dict(vars(layer)) if hasattr(layer, "__dict__") else None
+    try:
+        out = layer.forward(np.zeros((1, *shape)))
+    except Exception as exc:  # a learner's forward may fail in any way: name the layer
+        raise ValueError(
+            f"layer {name} ({type(layer).__name__}) failed on one sample of shape {shape} "
+            f"(its forward was run on zeros of shape {(1, *shape)} to find its output shape): "
+            f"{type(exc).__name__}: {exc}"
+        ) from exc
+    finally:
+        if saved is not None:
+            vars(layer).clear()
+            vars(layer).update(saved)
+    if not isinstance(out, np.ndarray) or out.ndim < 1 or out.shape[0] != 1:
+        raise ValueError(
+            f"layer {name} ({type(layer).__name__}): forward on a batch of one sample returned "
+            f"{_describe(out)}; a layer's forward must return one array, batch axis first "
+            "(a forward returning (out, cache) is the pure functions' habit, not a layer's)")
+    return out.shape[1:]
+
+
+def _describe(value):
+    if isinstance(value, np.ndarray):
+        return f"an array of shape {value.shape}"
+    if isinstance(value, tuple):
+        return f"a tuple of {len(value)}"
+    return f"a {type(value).__name__}"
 
 
 def _npz_path(path):
