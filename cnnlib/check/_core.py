@@ -211,6 +211,7 @@ class Report:
         self.hints = []
         self.notes = []
         self.not_written = None
+        self.diagnosis_errors = []  # catalogue entries that could not read these results (a cnnlib bug)
 
     def case(self, name):
         case = Case(name)

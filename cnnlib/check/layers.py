@@ -134,10 +134,11 @@ def _run(spec, cases, forward, backward):
                 case.fail(f"forward raised {error}")
                 data["forward_ok"] = False
                 continue
-            data["changed"] += [f"forward's {list(arrays)[k] if isinstance(k, int) else k}" for k in changed]
+            names = [list(arrays)[k] if isinstance(k, int) else k for k in changed]
+            data["changed"] += [f"forward's {name}" for name in names]
             data["warned"] += warned
             if changed:
-                case.fail(f"forward changed its input {', '.join(data['changed'])} in place")
+                case.fail(f"forward changed its input {', '.join(names)} in place")
             if not (isinstance(result, tuple) and len(result) == 2):
                 case.fail(f"forward should return (out, cache), got {type(result).__name__}"
                           + (f" of {len(result)} values" if isinstance(result, tuple) else ""))
@@ -168,6 +169,7 @@ def _run(spec, cases, forward, backward):
             return report
         except LearnerError as error:
             case.fail(f"backward raised {error}")
+            data["backward_error"] = str(error)
             data["backward_ok"] = {name: False for name in spec.grads}
             continue
         data["warned"] += warned

@@ -33,8 +33,15 @@ def mistake(key, checks, hint):
 def diagnose(report, check_name):
     """Add the hint of every catalogue entry whose signature the report's cases show."""
     cases = [c for c in report.cases if c.data]
-    for entry in MISTAKES.values():
-        if check_name in entry["checks"] and entry["detect"](cases):
+    for key, entry in MISTAKES.items():
+        if check_name not in entry["checks"]:
+            continue
+        try:
+            found = entry["detect"](cases)
+        except Exception as error:  # a learner's output no detector foresaw: no hint, never a crash
+            report.diagnosis_errors.append(f"{key}: {type(error).__name__}: {error}")
+            continue
+        if found:
             text = entry["hint"]
             report.hint(size_hint(cases) if "{what}" in text else text)
 
@@ -113,8 +120,10 @@ def _terms(case, name):
 def _overwrites(case, name):
     """Whether the learner's gradient holds single terms where several should have added up."""
     got = _grad(case, name)
+    if got is None or not _bad(case, name):
+        return False
     want = case.data["ref_grads"][name]
-    if got is None or got.shape != want.shape or not _bad(case, name):
+    if got.shape != want.shape:
         return False
     targets, values = _terms(case, name)
     counts = np.bincount(targets, minlength=want.size)
@@ -507,6 +516,21 @@ def _softmax_no_mean(cases):
 def _softmax_sign(cases):
     return any(_grad(c, "dlogits") is not None and _bad(c, "dlogits")
                and _close(-_grad(c, "dlogits"), c.data["ref_grads"]["dlogits"]) for c in cases)
+
+
+@mistake("cache_layout", ["conv2d", "maxpool2d", "avgpool2d"],
+         "Checked alone, your backward gets the cache of cnnlib's forward: (x, w, b, stride, pad, ...) for "
+         "conv2d, (x, argmax, size, stride, pad) for max pooling, (x, size, stride) for average pooling, with "
+         "size, stride and pad as (vertical, horizontal) pairs. Unpack it that way (e.g. "
+         "`x, w, b, (sh, sw), (ph, pw) = cache[:5]`), or check your forward and backward together, "
+         "`check.conv2d(forward=my_forward, backward=my_backward)`, so your backward gets your own cache.")
+def _cache_layout(cases):
+    for c in cases:
+        error = c.data.get("backward_error", "")
+        if c.data.get("out") is None and c.data.get("forward_ok") is None and (
+                "unpack" in error or "tuple" in error or "sequence" in error):
+            return True
+    return False
 
 
 def size_hint(cases):
