@@ -5,6 +5,7 @@
     python3 course.py test     set everything up, then run every test (extra args go to pytest)
     python3 course.py setup    only set everything up
     python3 course.py execute  re-run notebooks in place and store their outputs (for authors)
+    python3 course.py exercises  regenerate the lessons' exercise editions and execute them (for authors)
 
 On Windows, write `py course.py ...` instead of `python3 course.py ...`.
 
@@ -36,7 +37,7 @@ PYPROJECT = os.path.join(ROOT, "pyproject.toml")
 STAMP = os.path.join(VENV, "course-installed.txt")
 TARGET = ".[dev,browser]"  # the course, its lesson tools and tests, and Playwright for the browser test
 
-USAGE = """usage: python3 course.py {lab,test,setup,execute} [args...]
+USAGE = """usage: python3 course.py {lab,test,setup,execute,exercises} [args...]
 
   lab     set everything up, then open JupyterLab on notebooks/
   test    set everything up, then run the unit tests, each lesson in a browser
@@ -44,6 +45,10 @@ USAGE = """usage: python3 course.py {lab,test,setup,execute} [args...]
   setup   only set everything up (.venv + pip install -e ".[dev,browser]")
   execute re-run the given notebooks (default: all) top to bottom in a fresh kernel and
           save them with their outputs, as nbval expects them to be committed
+  exercises [--force] [lessons...]
+          regenerate the exercise editions (notebooks/exercises/) of the given lessons
+          (default: all) from their exercise markup, then execute the editions that
+          changed; --force executes every regenerated edition
 """
 
 
@@ -159,6 +164,40 @@ def execute(paths):
     return 0
 
 
+def load_exercise_tools():
+    """tools/exercises.py, the generator of the exercise editions (standard library only)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("exercises", os.path.join(ROOT, "tools", "exercises.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def exercises(args):
+    """Regenerate the exercise editions of the lessons in `args` (default: all), execute them.
+
+    An edition whose cells did not change keeps its stored outputs and is not executed again,
+    unless --force is given.
+    """
+    force = "--force" in args
+    paths = [a for a in args if a != "--force"]
+    if unknown := [a for a in paths if a.startswith("-")]:
+        sys.exit("Unknown option(s) %s for `exercises`.\n\n%s" % (" ".join(unknown), USAGE))
+    tools = load_exercise_tools()
+    try:
+        report = tools.write_editions(paths or None)
+    except tools.ExerciseMarkupError as error:
+        sys.exit("Exercise markup error: %s" % error)
+    for path, status in report:
+        say("%-9s %s" % (status, os.path.relpath(path, ROOT)))
+    run_these = [str(path) for path, status in report if status in ("new", "changed") or force and status == "unchanged"]
+    if not run_these:
+        say("No exercise edition to execute.")
+        return 0
+    return execute(run_these)
+
+
 def main(argv):
     if not argv or argv[0] in ("-h", "--help", "help"):
         print(USAGE)
@@ -168,6 +207,8 @@ def main(argv):
         return test(rest)
     if command == "execute":
         return execute(rest)
+    if command == "exercises":
+        return exercises(rest)
     if rest:
         sys.exit("`%s` takes no extra arguments.\n\n%s" % (command, USAGE))
     if command == "lab":
