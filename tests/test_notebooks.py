@@ -1,4 +1,4 @@
-"""The committed lessons are in the state nbval and learners expect.
+"""The committed lessons and their exercise editions are in the state nbval and learners expect.
 
 nbval re-runs every notebook and compares outputs, but it cannot tell that a notebook was
 saved half-run, run out of order, saved with an error, or hides output it should check.
@@ -13,6 +13,8 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]-*.ipynb"))
+# The exercise editions (tools/exercises.py makes them) are committed executed too.
+EDITIONS = sorted((ROOT / "notebooks" / "exercises").glob("*.ipynb"))
 IGNORE = "# NBVAL_IGNORE_OUTPUT"
 # What may legitimately vary from run to run, hence the only reasons to ignore a cell's output.
 VARYING = re.compile(r"perf_counter|timeit|time\.time|explorer|ipywidgets|widgets\.|fit\(|tqdm|display\(")
@@ -33,7 +35,7 @@ def test_there_are_nine_lessons_numbered_in_order():
     assert numbers == list(range(1, 10)), [p.name for p in NOTEBOOKS]
 
 
-@pytest.fixture(params=NOTEBOOKS, ids=lambda p: p.name)
+@pytest.fixture(params=NOTEBOOKS + EDITIONS, ids=lambda p: str(p.relative_to(ROOT / "notebooks")))
 def notebook(request):
     return request.param, load(request.param)
 
@@ -80,4 +82,13 @@ def test_readme_lists_every_lesson_with_a_binder_link():
         assert f"({path.name})" in text, f"notebooks/README.md does not link {path.name}"
         assert re.search(r"mybinder\.org/v2/gh/[^)\s]+" + re.escape(path.name), text), (
             f"notebooks/README.md has no Binder link for {path.name}"
+        )
+
+
+def test_readme_lists_every_exercise_edition_with_a_binder_link():
+    text = (ROOT / "notebooks" / "README.md").read_text(encoding="utf-8")
+    for path in EDITIONS:
+        assert f"(exercises/{path.name})" in text, f"notebooks/README.md does not link exercises/{path.name}"
+        assert re.search(r"mybinder\.org/v2/gh/[^)\s]+notebooks/exercises/" + re.escape(path.name), text), (
+            f"notebooks/README.md has no Binder link for exercises/{path.name}"
         )
