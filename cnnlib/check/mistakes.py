@@ -541,8 +541,502 @@ def size_hint(cases):
 
 # ---- lessons 2-4: gradient checking and convolution basics (checks in basics.py) ----
 
+def _basics_same(a, b):
+    """Same shape and values to 1e-9 relative, NaN matching NaN and inf matching inf."""
+    if not isinstance(a, np.ndarray):
+        return False
+    b = np.asarray(b)
+    if a.shape != b.shape or a.size == 0:
+        return False
+    with np.errstate(all="ignore"):
+        return bool(np.allclose(a, b, rtol=1e-9, atol=1e-300, equal_nan=True))
+
+
+def _numgrad_wrong(case):
+    return isinstance(case.data.get("grad"), np.ndarray) and case.data.get("grad_ok") is False
+
+
+def _numgrad_near(grad, target):
+    from .basics import scaled_error
+    return grad.shape == np.shape(target) and scaled_error(grad, target) <= TOLERANCE
+
+
+@mistake("numgrad_one_sided", ["numerical_gradient"],
+         "Your gradient is the one-sided difference (f(x + h) - f(x)) / h (or (f(x) - f(x - h)) / h): its error "
+         "is of order h, about 1e-5 here, where the centred difference (f(x + h) - f(x - h)) / 2h has error of "
+         "order h**2, about 1e-10. Probe both sides of each element (lesson 2, 'Numerical gradient with centred "
+         "differences').")
+def _numgrad_one_sided(cases):
+    from .basics import one_sided
+    for c in cases:
+        if _numgrad_wrong(c):
+            f, x, dout, h = (c.data[k] for k in ("f", "x", "dout", "h"))
+            if any(_numgrad_near(c.data["grad"], one_sided(f, x, dout, h, forward)) for forward in (True, False)):
+                return True
+    return False
+
+
+@mistake("numgrad_not_restored", ["numerical_gradient"],
+         "x is not as it was after your function ran: after probing an element, put its saved value back, "
+         "`x[idx] = old`. Not restored, every later probe starts from a shifted x; restored by adding h back "
+         "(`x[idx] += h`), it drifts by rounding (lesson 2, 'Numerical gradient with centred differences').")
+def _numgrad_not_restored(cases):
+    return any(c.data.get("changed") for c in cases)
+
+
+@mistake("numgrad_divided_by_h", ["numerical_gradient"],
+         "Your gradient is twice the right one: x + h and x - h are 2h apart, so divide their difference by "
+         "2 * h, not h (lesson 2, 'Numerical gradient with centred differences').")
+def _numgrad_divided_by_h(cases):
+    return any(_numgrad_wrong(c) and _numgrad_near(c.data["grad"] / 2, c.data["want"]) for c in cases)
+
+
+@mistake("numgrad_no_dout", ["numerical_gradient"],
+         "Your gradient is that of sum(f(x)), as if dout were all ones: the function to differentiate is "
+         "sum(f(x) * dout), so multiply by dout before summing, `np.sum(f(x) * dout)` "
+         "(lesson 2, 'Numerical gradient with centred differences').")
+def _numgrad_no_dout(cases):
+    return any(_numgrad_wrong(c) and _numgrad_near(c.data["grad"], c.data["ones"]) for c in cases)
+
+
+@mistake("numgrad_view_kept", ["numerical_gradient"],
+         "Your gradient is 0 where f returns a view of x (as Flatten's reshape does): the array you kept from "
+         "f(x + h) changes when x changes again, so both sides end up equal. Reduce each side to a number right "
+         "away, `plus = np.sum(f(x) * dout)`, or keep a copy, `f(x).copy()` "
+         "(lesson 2, 'Numerical gradient with centred differences').")
+def _numgrad_view_kept(cases):
+    return any(c.data.get("view") and _numgrad_wrong(c) and not np.any(c.data["grad"]) for c in cases)
+
+
+def _rel_error_variant(cases, names):
+    from .basics import rel_error_variants
+    for c in cases:
+        if c.data.get("value_ok") is False:
+            variants = rel_error_variants(c.data["a"], c.data["b"])
+            got = c.data["got"]
+            if any(np.isnan(got) and np.isnan(variants[n]) or got == variants[n] or
+                   np.isfinite(got) and abs(got - variants[n]) <= 1e-9 * abs(variants[n]) for n in names):
+                return True
+    return False
+
+
+@mistake("rel_error_no_floor", ["rel_error"],
+         "Without the floor, two zero arrays give 0 / 0 = nan, and tiny gradients (1e-9 against 3e-9) look "
+         "wildly wrong: divide by `np.maximum(1e-8, np.abs(a) + np.abs(b))` (lesson 2, the rel_error formula).")
+def _rel_error_no_floor(cases):
+    return _rel_error_variant(cases, ("no floor",))
+
+
+@mistake("rel_error_mean", ["rel_error"],
+         "You average the elementwise errors: one wrong element among many then looks small. A gradient check "
+         "wants the worst element, `np.max(...)` (lesson 2, the rel_error formula).")
+def _rel_error_mean(cases):
+    return _rel_error_variant(cases, ("mean",))
+
+
+@mistake("rel_error_abs", ["rel_error"],
+         "An absolute value is missing: the error is |a - b| / max(1e-8, |a| + |b|). Without it a negative "
+         "difference counts as no error at all, and a + b of opposite signs can be 0 "
+         "(lesson 2, the rel_error formula).")
+def _rel_error_abs(cases):
+    return _rel_error_variant(cases, ("no abs in the numerator", "no abs in the denominator", "no abs",
+                                      "|a + b| in the denominator"))
+
+
+def _softmax_variant(cases, names):
+    from .basics import softmax_variants
+    for c in cases:
+        if c.data.get("out_ok") is False:
+            variants = softmax_variants(c.data["z"], c.data["log"])
+            if any(n in variants and _basics_same(c.data["out"], variants[n]) for n in names):
+                return True
+    return False
+
+
+@mistake("softmax_no_row_max", ["softmax", "log_softmax"],
+         "With logits around 1000, np.exp overflows to inf, and inf / inf is nan. Subtract each row's maximum "
+         "first, `shifted = z - z.max(axis=1, keepdims=True)`: the softmax does not change, and the largest "
+         "exponent becomes exp(0) = 1 (lesson 3, 'Overflow').")
+def _softmax_no_row_max(cases):
+    return _softmax_variant(cases, ("no shift",))
+
+
+@mistake("softmax_global_max", ["softmax", "log_softmax"],
+         "You subtract the largest logit of the whole batch, `z.max()`: a row far below it (around -1000 when "
+         "another is around 1000) then underflows to exp(-2000) = 0 everywhere, and 0 / 0 is nan. Each row "
+         "needs its own maximum, `z.max(axis=1, keepdims=True)` (lesson 3, 'Overflow').")
+def _softmax_global_max(cases):
+    return _softmax_variant(cases, ("global max",))
+
+
+@mistake("softmax_axis", ["softmax", "log_softmax"],
+         "Each row of z is one sample, so the maximum and the sum run over axis 1, the classes, with "
+         "keepdims=True so that the (N, 1) result broadcasts over the row: `z.max(axis=1, keepdims=True)`, "
+         "`e.sum(axis=1, keepdims=True)`. Yours uses axis 0 or drops keepdims (lesson 3, 'Overflow').")
+def _softmax_axis(cases):
+    if _softmax_variant(cases, ("max over axis 0", "sum over axis 0", "max without keepdims", "sum without keepdims")):
+        return True
+    return any("could not be broadcast" in c.data.get("raised", "") for c in cases)
+
+
+@mistake("log_softmax_of_softmax", ["log_softmax"],
+         "Yours takes np.log of the softmax: where a probability is below float64's range (e**-800) it is 0 and "
+         "its log is -inf. Compute the log directly, `shifted - np.log(np.exp(shifted).sum(axis=1, "
+         "keepdims=True))`, which gives -800 (lesson 3, 'Why log-softmax?').")
+def _log_softmax_of_softmax(cases):
+    return _softmax_variant(cases, ("log of softmax",))
+
+
+def _size_formula(cases, name):
+    """Every case that returned a number returned the mistaken formula's value, and one was wrong for it."""
+    from .basics import size_variants
+    seen = wrong = False
+    for c in cases:
+        got = c.data.get("got")
+        if "got" not in c.data or isinstance(got, bool) or not isinstance(got, (int, float, np.integer, np.floating)):
+            continue
+        value = size_variants(*c.data["args"])[name]
+        if got != value or (name == "true division") != isinstance(got, (float, np.floating)):
+            return False
+        seen = True
+        wrong = wrong or value != c.data["want"] or isinstance(got, (float, np.floating))
+    return seen and wrong
+
+
+@mistake("out_size_no_pad", ["output_size"],
+         "Your sizes leave the padding out: the window slides over the padded image, H + 2*pad rows, so "
+         "H' = (H + 2*pad - KH) // stride + 1 (lesson 4, 'Padding and stride').")
+def _out_size_no_pad(cases):
+    return _size_formula(cases, "pad left out")
+
+
+@mistake("out_size_pad_once", ["output_size"],
+         "Your sizes add the padding once: it goes on both sides, top and bottom (left and right), so the padded "
+         "image has H + 2*pad rows: H' = (H + 2*pad - KH) // stride + 1 (lesson 4, 'Padding and stride').")
+def _out_size_pad_once(cases):
+    return _size_formula(cases, "pad added once")
+
+
+@mistake("out_size_no_plus_one", ["output_size"],
+         "Your sizes are one too small: (H + 2*pad - KH) // stride counts the steps the window takes, and the "
+         "window at position 0 comes on top, so + 1 (lesson 4, 'Padding and stride').")
+def _out_size_no_plus_one(cases):
+    return _size_formula(cases, "no + 1")
+
+
+@mistake("out_size_no_stride", ["output_size"],
+         "Your sizes are right for stride 1 only: the window moves `stride` rows per step, so the number of steps "
+         "is (H + 2*pad - KH) // stride, plus 1 (lesson 4, 'Padding and stride').")
+def _out_size_no_stride(cases):
+    return _size_formula(cases, "no division by the stride")
+
+
+@mistake("out_size_true_division", ["output_size"],
+         "Your sizes are floats: `/` divides exactly, but only whole windows fit. Floor division `//` rounds "
+         "down and gives an int, H' = (H + 2*pad - KH) // stride + 1 (lesson 4, 'Padding and stride').")
+def _out_size_true_division(cases):
+    return _size_formula(cases, "true division")
+
+
+def _conv_one_variant(cases, **variant):
+    from .basics import conv_one_reference
+    for c in cases:
+        if c.data.get("out_ok") is False and isinstance(c.data.get("out"), np.ndarray):
+            d = c.data
+            if variant.get("flip") and np.allclose(d["k"], d["k"][::-1, ::-1]):
+                continue
+            if _close(d["out"], conv_one_reference(d["x"], d["k"], d["b"], d["stride"], d["pad"], **variant)):
+                return True
+    return False
+
+
+@mistake("conv_one_flipped", ["conv2d_one_channel"],
+         "Your convolution flips the kernel (out[i, j] uses k[KH-1-p, KW-1-q]): that is the convolution of "
+         "mathematics, but CNN layers compute cross-correlation, k[p, q] times the pixel at "
+         "(i*stride + p, j*stride + q), no flip (lesson 4, 'One channel, one filter').")
+def _conv_one_flipped(cases):
+    return _conv_one_variant(cases, flip=True)
+
+
+@mistake("conv_one_window_start", ["conv2d_one_channel"],
+         "Stride 1 works but your windows for larger strides start in the wrong place: the output has the right "
+         "size, but the window of out[i, j] starts at row i*stride and column j*stride of the padded image, not "
+         "at (i, j) (lesson 4, 'Padding and stride').")
+def _conv_one_window_start(cases):
+    return _conv_one_variant(cases, stride_in_window=False)
+
+
+@mistake("conv_one_no_bias", ["conv2d_one_channel"],
+         "Your output leaves the bias out: every output pixel is the sum of window times kernel, plus b "
+         "(lesson 4, 'One channel, one filter').")
+def _conv_one_no_bias(cases):
+    for c in cases:
+        d = c.data
+        if d.get("out_ok") is False and isinstance(d.get("out"), np.ndarray) and _close(d["out"], d["want"] - d["b"]):
+            return True
+    return False
+
+
+@mistake("conv_one_size", ["conv2d_one_channel"],
+         "Your output has the wrong height or width: H' = (H + 2*pad - KH) // stride + 1, and W' likewise; the "
+         "failing cases say which part of the formula is missing (lesson 4, 'Padding and stride').")
+def _conv_one_size(cases):
+    return any("that is the size" in p for c in cases for p in c.problems)
+
+
+@mistake("conv_one_no_padding", ["conv2d_one_channel"],
+         "Every case with pad 0 passes and every case with padding fails: pad the image with zeros on every "
+         "side before sliding the window, `xp = np.pad(x, pad)`, and read the windows from xp "
+         "(lesson 4, 'Padding and stride').")
+def _conv_one_no_padding(cases):
+    if _conv_one_size(cases):
+        return False  # the padded cases fail by their size, which conv_one_size explains
+    zero = [c.status == "pass" for c in cases if c.data.get("pad") == 0]
+    padded = [c.status == "pass" for c in cases if c.data.get("pad", 0) > 0]
+    return bool(zero) and bool(padded) and all(zero) and not any(padded)
+
+
 
 # ---- lessons 5-7: convolution backward, pooling, Flatten and the dense weights after it (checks in bridge.py) ----
+
+
+def _bridge_signature(cases, formula):
+    """Every failing case that returned something returned formula(case), and at least one did.
+
+    For the lesson-specific checks of bridge.py: each case's data holds `got` (the learner's result,
+    None when it raised), `ref` and `ok`. Cases where the formula gives the right answer pass anyway.
+    """
+    found = False
+    for c in cases:
+        if c.data.get("ok") is not False or c.data.get("got") is None:
+            continue
+        want = formula(c)
+        if want is None:
+            return False
+        got = c.data["got"]
+        if isinstance(want, tuple):
+            if not (isinstance(got, tuple) and got == want):
+                return False
+        elif not (isinstance(got, np.ndarray) and _close(got, want)):
+            return False
+        found = True
+    return found
+
+
+def _scatter_variant(case, assign=False, flip=False, stride_used=True, crop=True):
+    """scatter_one's dx written another way: `=` for `+=`, a flipped kernel, windows 1 apart, no crop."""
+    dout, w, stride, pad, (H, W) = case.data["args"]
+    KH, KW = w.shape
+    kernel = w[::-1, ::-1] if flip else w
+    step = stride if stride_used else 1
+    dxp = np.zeros((H + 2 * pad, W + 2 * pad))
+    for i in range(dout.shape[0]):
+        for j in range(dout.shape[1]):
+            window = dxp[i * step:i * step + KH, j * step:j * step + KW]
+            if assign:
+                window[...] = dout[i, j] * kernel
+            else:
+                window += dout[i, j] * kernel
+    return dxp[pad:pad + H, pad:pad + W] if crop else dxp
+
+
+@mistake("scatter_pad_crop", ["scatter_one"],
+         "With pad = 0 your dx is empty: `dxp[pad:-pad, pad:-pad]` is `dxp[0:0, 0:0]`, as -0 is 0. Cut the "
+         "border off by size, `dxp[pad:pad + H, pad:pad + W]` (lesson 5, 'The pad = 0 bug').")
+def _scatter_pad_crop(cases):
+    for c in cases:
+        got = c.data.get("got")
+        if c.data["args"][3] == 0 and isinstance(got, np.ndarray) and got.ndim == 2 and 0 in got.shape:
+            return True
+    return False
+
+
+@mistake("scatter_no_crop", ["scatter_one"],
+         "Your dx is the padded gradient, (H + 2*pad, W + 2*pad): the padding zeros are constants, not "
+         "inputs, so cut the border off before returning, `dxp[pad:pad + H, pad:pad + W]` "
+         "(lesson 5, 'The forward pass, and what we want').")
+def _scatter_no_crop(cases):
+    return _bridge_signature(cases, lambda c: _scatter_variant(c, crop=False))
+
+
+@mistake("scatter_overwrite", ["scatter_one"],
+         "Where windows overlap, a pixel must collect `dout[i, j] * w` from every window that covers it, "
+         "but yours keeps only the last one: `dxp[...] = ...` where it must be `dxp[...] += ...` "
+         "(lesson 5, 'Overlapping windows add up').")
+def _scatter_overwrite(cases):
+    return _bridge_signature(cases, lambda c: _scatter_variant(c, assign=True))
+
+
+@mistake("scatter_flipped", ["scatter_one"],
+         "Your dx lays the kernel down rotated by 180°: output (i, j) read pixel (i*stride + p, j*stride + q) "
+         "through w[p, q], so it sends back dout[i, j] * w[p, q] to that same pixel, the kernel upright "
+         "(lesson 5, 'One output gradient, spread back'). The flip appears only when dx is written as a "
+         "convolution of dout.")
+def _scatter_flipped(cases):
+    return _bridge_signature(cases, lambda c: _scatter_variant(c, flip=True))
+
+
+@mistake("scatter_no_stride", ["scatter_one"],
+         "Stride 1 works but larger strides do not: the window of output (i, j) starts at row i*stride and "
+         "column j*stride of the padded image, in the backward as in the forward "
+         "(lesson 5, 'One output gradient, spread back').")
+def _scatter_no_stride(cases):
+    return _bridge_signature(cases, lambda c: _scatter_variant(c, stride_used=False))
+
+
+def _pool_size_formula(rule):
+    def formula(c):
+        H, W, size, stride = c.data["args"]
+        return tuple(rule(n, size, stride) for n in (H, W))
+    return formula
+
+
+@mistake("pool_size_no_plus_one", ["pool_output_size"],
+         "Your sizes are one too small: the first window sits at 0, and each stride step fits one more, so "
+         "H' = (H - size) // stride + 1; the + 1 counts the first window (lesson 6, 'Windows and the output size').")
+def _pool_size_no_plus_one(cases):
+    return _bridge_signature(cases, _pool_size_formula(lambda n, k, s: (n - k) // s))
+
+
+@mistake("pool_size_no_stride", ["pool_output_size"],
+         "Your sizes are H - size + 1, the number of window positions for stride 1. With stride s the windows "
+         "start s cells apart: H' = (H - size) // stride + 1 (lesson 6, 'Windows and the output size').")
+def _pool_size_no_stride(cases):
+    return _bridge_signature(cases, _pool_size_formula(lambda n, k, s: n - k + 1))
+
+
+@mistake("pool_size_round_up", ["pool_output_size"],
+         "Your sizes round up where a window would stick out past the edge: a window must fit completely, so "
+         "divide with `//`, which rounds down, H' = (H - size) // stride + 1 (lesson 6, 'Windows and the output size').")
+def _pool_size_round_up(cases):
+    return _bridge_signature(cases, _pool_size_formula(lambda n, k, s: -(-(n - k) // s) + 1))
+
+
+@mistake("pool_size_true_division", ["pool_output_size"],
+         "Your sizes are floats, (H - size) / stride + 1: a size must be a whole number, the windows that fit. "
+         "Use `//`, which rounds down and gives an int: H' = (H - size) // stride + 1 (lesson 6, 'Windows and the output size').")
+def _pool_size_true_division(cases):
+    for c in cases:
+        got = c.data.get("got")
+        if c.data.get("ok") is False and isinstance(got, tuple) and len(got) == 2:
+            H, W, size, stride = c.data["args"]
+            if all(isinstance(g, (float, np.floating)) for g in got) and np.allclose(
+                    got, [(H - size) / stride + 1, (W - size) / stride + 1]):
+                return True
+    return False
+
+
+@mistake("pool_size_height_width", ["pool_output_size"],
+         "Your sizes mix up the height and the width: on a non-square map H' comes from H and W' from W, each "
+         "with the same formula, (H - size) // stride + 1 and (W - size) // stride + 1 (lesson 6, 'Windows and the output size').")
+def _pool_size_height_width(cases):
+    def rule(n, k, s):
+        return (n - k) // s + 1
+    return any(_bridge_signature(cases, formula) for formula in (
+        lambda c: (rule(c.data["args"][1], *c.data["args"][2:]), rule(c.data["args"][0], *c.data["args"][2:])),
+        lambda c: (rule(c.data["args"][0], *c.data["args"][2:]),) * 2,
+        lambda c: (rule(c.data["args"][1], *c.data["args"][2:]),) * 2))
+
+
+def _rows(case, order, axes=None):
+    """The case's weights w (D, M) with their rows read as a volume of shape `order` and moved.
+
+    order: "CHW" or "HWC", the shape the rows are viewed as; axes: how those three axes are moved
+    before flattening again (None: not moved).
+    """
+    w = case.data["arrays"]["w"]
+    C, H, W = case.data["shape"]
+    dims = {"C": C, "H": H, "W": W}
+    volume = w.reshape(*(dims[a] for a in order), w.shape[1])
+    if axes is not None:
+        volume = volume.transpose(*axes, 3)
+    return volume.reshape(w.shape)
+
+
+def _every_other_order(cases, order, skip):
+    for axes in itertools.permutations(range(3)):
+        if axes not in skip and _bridge_signature(cases, lambda c: _rows(c, order, axes)):
+            return True
+    return False
+
+
+@mistake("permute_unchanged", ["permute_dense_weights", "port_dense_weights"],
+         "Your weights come back unchanged. The flattened vector now lists the cells in another order, so row j "
+         "of the weights must be the row of the cell that now sits at position j: permute the rows "
+         "(lesson 7, 'Does the flatten order matter?' and 'Channels-first vs channels-last').")
+def _permute_unchanged(cases):
+    return _bridge_signature(cases, lambda c: c.data["arrays"]["w"])
+
+
+@mistake("permute_inverse", ["permute_dense_weights"],
+         "Your rows move the other way round: you used the inverse permutation. Row j of the new weights is the "
+         "row of the cell at F position j, `w[perm]` with perm[j] that cell's C position, not the row at C position "
+         "j moved to its F position (lesson 7, 'Does the flatten order matter?').")
+def _permute_inverse(cases):
+    def inverse(c):
+        shape = c.data["shape"]
+        perm = np.arange(int(np.prod(shape))).reshape(shape).ravel(order="F")
+        return c.data["arrays"]["w"][np.argsort(perm)]
+    return _bridge_signature(cases, inverse)
+
+
+@mistake("permute_axes", ["permute_dense_weights"],
+         "Your rows follow another order of the cells: F order lets c change fastest, then h, then w, so the cell "
+         "(c, h, w) sits at F position (w*H + h)*C + c. In NumPy: perm = np.arange(C*H*W).reshape(C, H, W)"
+         ".ravel(order=\"F\"), and the new weights are w[perm] (lesson 7, 'Does the flatten order matter?').")
+def _permute_axes(cases):
+    return _every_other_order(cases, "CHW", {(0, 1, 2), (2, 1, 0)})
+
+
+@mistake("port_inverse", ["port_dense_weights"],
+         "You ported the weights the other way, NCHW to NHWC: the old rows are in the NHWC network's order, so "
+         "view them as (H, W, C, M) and move C to the front, "
+         "`w_nhwc.reshape(H, W, C, M).transpose(2, 0, 1, 3).reshape(C*H*W, M)` "
+         "(lesson 7, 'Channels-first vs channels-last').")
+def _port_inverse(cases):
+    return _bridge_signature(cases, lambda c: _rows(c, "CHW", (1, 2, 0)))
+
+
+@mistake("port_wrong_axes", ["port_dense_weights"],
+         "Your rows move, but not to their places: the NHWC network flattened (h, w, c) with c fastest, so view "
+         "the old rows as (H, W, C, M), bring C to the front and keep H before W, `.transpose(2, 0, 1, 3)`, then "
+         "flatten again (lesson 7, 'Channels-first vs channels-last').")
+def _port_wrong_axes(cases):
+    return (_every_other_order(cases, "HWC", {(0, 1, 2), (2, 0, 1)})
+            or _every_other_order(cases, "CHW", {(0, 1, 2), (1, 2, 0)}))
+
+
+def _flatten_dense_variant(case, axes=(1, 2, 3), layout="DM", bias=True):
+    a = case.data["arrays"]
+    x, w, b = a["x"], a["w"], a["b"]
+    flat = x.transpose(0, *axes).reshape(x.shape[0], -1)
+    weights = w if layout == "DM" else w.reshape(w.shape[1], w.shape[0]).T
+    return flat @ weights + (b if bias else 0)
+
+
+@mistake("flatten_dense_axes", ["flatten_dense"],
+         "Your contraction pairs the axes of x with the wrong axes of the weights. w's rows follow cnnlib's "
+         "C-order flatten of (c, h, w), so view w as (C, H, W, M) and give each axis of x its own letter on both "
+         "sides: `np.einsum(\"nchw,chwm->nm\", x, w.reshape(C, H, W, M))` (lesson 7, 'Is flatten + dense a "
+         "tensor contraction?').")
+def _flatten_dense_axes(cases):
+    return any(_bridge_signature(cases, lambda c: _flatten_dense_variant(c, axes))
+               for axes in itertools.permutations((1, 2, 3)) if axes != (1, 2, 3))
+
+
+@mistake("flatten_dense_weight_layout", ["flatten_dense"],
+         "You read w as (M, C, H, W), PyTorch's (outputs, inputs) layout. cnnlib's dense weights are "
+         "(C*H*W, M), one row per cell, so the volume view is `w.reshape(C, H, W, M)` (lesson 7, 'Is flatten + "
+         "dense a tensor contraction?').")
+def _flatten_dense_weight_layout(cases):
+    return _bridge_signature(cases, lambda c: _flatten_dense_variant(c, layout="MD"))
+
+
+@mistake("flatten_dense_no_bias", ["flatten_dense"],
+         "Your output leaves the bias out: the contraction gives x @ w, and the dense layer adds b to every row, "
+         "`... + b` (lesson 7, 'Is flatten + dense a tensor contraction?').")
+def _flatten_dense_no_bias(cases):
+    return _bridge_signature(cases, lambda c: _flatten_dense_variant(c, bias=False))
 
 
 # ---- lessons 8-9: layers, networks and training (checks in training.py) ----
