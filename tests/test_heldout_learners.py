@@ -1,0 +1,71 @@
+"""A blind test of cnnlib.check: held-out learner code (tests/learners) and the verdicts it deserves.
+
+The learners were written without reading cnnlib/check. A correct one must pass; one with a
+classic mistake must fail with at least one hint, and some hint must be about that mistake
+(it must contain the words its Learner lists); a stub must be reported NOT WRITTEN YET.
+test_heldout_selfcheck.py shows, without the checker, that each learner is what it claims.
+"""
+
+import numpy as np
+import pytest
+
+import cnnlib
+from learners import all_cases, errors, flatten
+
+check = pytest.importorskip("cnnlib.check", reason="cnnlib.check is not written yet")
+
+CASES = all_cases()
+FIRST_WORD = {"pass": "PASSED", "fail": "FAILED", "not written": "NOT WRITTEN YET"}
+
+
+def _run(learner):
+    run_check = getattr(check, learner.check, None)
+    if run_check is None:
+        pytest.skip(f"cnnlib.check has no {learner.check} yet")
+    with np.errstate(all="ignore"):  # the overflowing softmax must be reported, not warned about
+        if learner.fn is not None:
+            return run_check(learner.fn)
+        return run_check(**learner.kwargs())
+
+
+def _hint_about(hints, groups):
+    """True when one hint contains a word of every group (case-insensitive)."""
+    return any(all(any(word in hint.lower() for word in group) for group in groups) for hint in hints)
+
+
+@pytest.mark.parametrize("learner", CASES, ids=lambda c: c.id)
+def test_verdict(learner):
+    report = _run(learner)
+    first = str(report).splitlines()[0]
+    assert report.passed == (learner.verdict == "pass"), f"{learner.note}\n{report}"
+    if learner.verdict == "not written":
+        assert first == f"check.{learner.check}: NOT WRITTEN YET", str(report)
+    else:
+        assert first.startswith(f"check.{learner.check}: {FIRST_WORD[learner.verdict]} ("), str(report)
+
+
+@pytest.mark.parametrize("learner", [c for c in CASES if c.verdict == "fail"], ids=lambda c: c.id)
+def test_hint_names_the_mistake(learner):
+    report = _run(learner)
+    assert report.hints, f"no hint for: {learner.note}\n{report}"
+    assert _hint_about(report.hints, learner.hint_words), (
+        f"{learner.note}: no hint mentions {learner.hint_words}; hints were:\n" + "\n".join(report.hints))
+
+
+def test_a_decorated_stub_is_not_written_and_a_decorated_solution_passes():
+    # Exercise editions wrap the learner's function in check.exercise(fallback=...); the check
+    # must see the stub through __wrapped__, not the fallback's correct answer.
+    stub = check.exercise(fallback=cnnlib.relu_backward)(errors.stub_relu_backward)
+    assert str(check.relu(backward=stub)).splitlines()[0] == "check.relu: NOT WRITTEN YET"
+    solution = check.exercise(fallback=cnnlib.flatten_backward)(flatten.f_order_backward)
+    assert not check.flatten(backward=solution).passed  # still the learner's (wrong) code
+    solution = check.exercise(fallback=cnnlib.flatten_forward)(flatten.c_forward)
+    assert check.flatten(forward=solution).passed
+
+
+@pytest.mark.parametrize("learner", [CASES[0], next(c for c in CASES if c.verdict == "fail")], ids=lambda c: c.id)
+def test_reports_repeat_and_the_html_says_the_same(learner):
+    first, second = _run(learner), _run(learner)
+    assert str(first) == str(second)  # seeded: nbval compares them from run to run
+    word = FIRST_WORD[learner.verdict]
+    assert word in first._repr_html_()
