@@ -79,7 +79,8 @@ def test_scatter_one_passes_the_lessons_loop_and_a_full_convolution():
         dil = np.zeros(((dout.shape[0] - 1) * stride + 1, (dout.shape[1] - 1) * stride + 1))
         dil[::stride, ::stride] = dout
         Hp, Wp = H + 2 * pad, W + 2 * pad
-        full = np.pad(dil, ((KH - 1, KH - 1 + Hp - (dil.shape[0] + KH - 1)), (KW - 1, KW - 1 + Wp - (dil.shape[1] + KW - 1))))
+        extra = (Hp - (dil.shape[0] + KH - 1), Wp - (dil.shape[1] + KW - 1))  # rows and columns no window reads
+        full = np.pad(dil, ((KH - 1, KH - 1 + extra[0]), (KW - 1, KW - 1 + extra[1])))
         dxp, _ = cnnlib.conv2d_forward(full[None, None], w[::-1, ::-1][None, None], np.zeros(1))
         return dxp[0, 0, pad:pad + H, pad:pad + W]
 
@@ -453,3 +454,36 @@ def test_every_bridge_entry_is_tested():
     keys = {k for k, e in MISTAKES.items() if set(e["checks"]) & bridge_checks}
     source = open(__file__).read()
     assert all(f'"{k}"' in source for k in keys), keys
+
+
+# ---- the exercise editions' fallbacks ----
+
+def test_the_references_pass_their_checks():
+    ref = check.bridge.reference
+    passes(check.scatter_one(ref.scatter_one))
+    passes(check.pool_output_size(ref.pool_output_size))
+    passes(check.maxpool2d(forward=ref.maxpool_forward_loop, backward=ref.maxpool_backward_loop))
+    passes(check.avgpool2d(forward=ref.avgpool_forward_loop, backward=ref.avgpool_backward_loop))
+    report = check.flatten(forward=ref.flatten_forward_F, backward=ref.flatten_backward_F)
+    passes(report)
+    assert report.notes
+    passes(check.permute_dense_weights(ref.permute_dense_weights))
+    passes(check.flatten_dense(ref.flatten_dense))
+    passes(check.port_dense_weights(ref.port_dense_weights))
+
+
+def test_the_references_take_the_lessons_caches(rng):
+    x = rng.standard_normal((2, 3, 7, 7))
+    dout = rng.standard_normal((2, 3, 3, 3))
+    ref = check.bridge.reference
+    for forward, backward, mine, theirs in [
+            (maxpool_forward_loop, maxpool_backward_loop, ref.maxpool_forward_loop, ref.maxpool_backward_loop),
+            (avgpool_forward_loop, avgpool_backward_loop, ref.avgpool_forward_loop, ref.avgpool_backward_loop)]:
+        out, cache = forward(x, 3, 2)
+        out_ref, cache_ref = mine(x, 3, 2)
+        np.testing.assert_allclose(out_ref, out)
+        np.testing.assert_allclose(backward(dout, cache_ref), backward(dout, cache))  # the lesson's backward, its cache
+        np.testing.assert_allclose(theirs(dout, cache), backward(dout, cache))  # and the other way round
+    flat, shape = ref.flatten_forward_F(x)
+    np.testing.assert_array_equal(flat, flatten_forward_F(x)[0])
+    np.testing.assert_array_equal(ref.flatten_backward_F(flat, shape), x)

@@ -10,11 +10,14 @@ Each check runs a fixed set of small float64 cases (seeded), compares the learne
 the right one and names the mistakes the catalogue (mistakes.py) recognises. The layers of these
 lessons (conv backward, pooling, Flatten) are checked by check.conv2d, check.maxpool2d,
 check.avgpool2d and check.flatten.
+
+`reference` holds working versions of the lessons' functions, with the lessons' signatures and
+caches, built on cnnlib: the exercise editions' fallbacks while a stub is not written yet.
 """
 
 import numpy as np
 
-from .. import conv, dense as dense_mod, flatten as flatten_mod
+from .. import conv, dense as dense_mod, flatten as flatten_mod, pool
 from ._core import LearnerError, NotWritten, Report, call, compare, learner_function
 from .mistakes import diagnose
 
@@ -25,8 +28,8 @@ def _rng(i):
     return np.random.default_rng([SEED, i])
 
 
-def _run(name, what, fn, cases, args_of, reference, judge=None):
-    """Run fn on every case: args_of(case) -> (args, kwargs), reference(case) -> the right result.
+def _run(name, what, fn, cases, args_of, expected, judge=None):
+    """Run fn on every case: args_of(case) -> its arguments, expected(case) -> the right result.
 
     judge(got, ref, case) -> problem or None compares the result (default: compare as an array).
     Each case's data gets `got` (None when fn raised), `ref` and `ok`, which the catalogue reads.
@@ -39,7 +42,7 @@ def _run(name, what, fn, cases, args_of, reference, judge=None):
         case = report.case(label)
         case.data.update(data)
         args = args_of(case.data)
-        ref = reference(case.data)
+        ref = expected(case.data)
         case.data.update(ref=ref, got=None, ok=False)
         try:
             got, changed, warned = call(fn, *args)
@@ -70,6 +73,75 @@ def _judge_array(got, ref, data):
     return compare(data.get("what", "result"), got, ref, dtype=np.float64)
 
 
+class reference:
+    """The lessons' functions, with their signatures and caches, done by cnnlib (exercise fallbacks)."""
+
+    @staticmethod
+    def scatter_one(dout, w, stride, pad, shape):
+        """Lesson 5: dout (H', W'), w (KH, KW) -> dx (H, W), one channel and one filter."""
+        _, cache = conv.conv2d_forward(np.zeros((1, 1, *shape)), w[None, None], np.zeros(1), stride=stride, pad=pad)
+        return conv.conv2d_backward(np.asarray(dout, dtype=np.float64)[None, None], cache)[0][0, 0]
+
+    @staticmethod
+    def pool_output_size(H, W, size, stride):
+        """Lesson 6: (H', W') of a size x size pooling window moved by `stride`."""
+        out, _ = pool.maxpool2d_forward(np.zeros((1, 1, H, W)), size=size, stride=stride)
+        return tuple(int(n) for n in out.shape[2:])
+
+    @staticmethod
+    def maxpool_forward_loop(x, size=2, stride=None):
+        """Lesson 6: out and the cache (x, argmax, size, stride), with int size and stride."""
+        stride = size if stride is None else stride
+        out, cache = pool.maxpool2d_forward(x, size=size, stride=stride)
+        return out, (x, cache[1].astype(int), size, stride)
+
+    @staticmethod
+    def maxpool_backward_loop(dout, cache):
+        x, argmax, size, stride = cache
+        return pool.maxpool2d_backward(dout, (x, argmax, (size, size), (stride, stride), (0, 0)))
+
+    @staticmethod
+    def avgpool_forward_loop(x, size=2, stride=None):
+        """Lesson 6: out and the cache (x, size, stride), with int size and stride."""
+        stride = size if stride is None else stride
+        return pool.avgpool2d_forward(x, size=size, stride=stride)[0], (x, size, stride)
+
+    @staticmethod
+    def avgpool_backward_loop(dout, cache):
+        x, size, stride = cache
+        return pool.avgpool2d_backward(dout, (x, (size, size), (stride, stride)))
+
+    @staticmethod
+    def flatten_forward_F(x):
+        """Lesson 7: Flatten in F order within each sample; the cache is x's shape."""
+        x = np.asarray(x)
+        cells = np.arange(x[0].size).reshape(x.shape[1:]).ravel(order="F")  # C position of each F position
+        return flatten_mod.flatten_forward(x)[0][:, cells], x.shape
+
+    @staticmethod
+    def flatten_backward_F(dout, shape):
+        cells = np.arange(int(np.prod(shape[1:]))).reshape(shape[1:]).ravel(order="F")
+        flat = np.empty_like(dout)
+        flat[:, cells] = dout
+        return flatten_mod.flatten_backward(flat, shape)
+
+    @staticmethod
+    def permute_dense_weights(w, shape):
+        """Lesson 7: w (C*H*W, M) for a C-order Flatten -> the rows for an F-order one."""
+        return w[np.arange(w.shape[0]).reshape(shape).ravel(order="F")]
+
+    @staticmethod
+    def flatten_dense(x, w, b):
+        """Lesson 7: dense(flatten(x)), (N, C, H, W) -> (N, M)."""
+        return dense_mod.dense_forward(flatten_mod.flatten_forward(x)[0], w, b)[0]
+
+    @staticmethod
+    def port_dense_weights(w_nhwc, shape):
+        """Lesson 7: dense weights after a channels-last Flatten -> after cnnlib's channels-first one."""
+        C, H, W = shape
+        return w_nhwc.reshape(H, W, C, -1).transpose(2, 0, 1, 3).reshape(w_nhwc.shape)
+
+
 def _check_fn_only(name, kwargs):
     if kwargs:
         raise TypeError(f"check.{name}() got unexpected keyword argument(s) {sorted(kwargs)}; it takes fn only")
@@ -93,12 +165,6 @@ def _scatter_cases():
                       "what": "dx"}
 
 
-def _scatter_reference(data):
-    dout, w, stride, pad, (H, W) = data["args"]
-    _, cache = conv.conv2d_forward(np.zeros((1, 1, H, W)), w[None, None], np.zeros(1), stride=stride, pad=pad)
-    return conv.conv2d_backward(dout[None, None], cache)[0][0, 0]
-
-
 def scatter_one(fn=None, **kwargs):
     """Check lesson 5's fn(dout, w, stride, pad, shape) -> dx (H, W): one channel, one filter.
 
@@ -107,7 +173,7 @@ def scatter_one(fn=None, **kwargs):
     """
     _check_fn_only("scatter_one", kwargs)
     return _run("scatter_one", "fn(dout, w, stride, pad, shape) -> dx of shape `shape`", fn, _scatter_cases(),
-                lambda d: d["args"], _scatter_reference)
+                lambda d: d["args"], lambda d: reference.scatter_one(*d["args"]))
 
 
 # ---- lesson 6: pool_output_size ----
@@ -136,12 +202,8 @@ def pool_output_size(fn=None, **kwargs):
     """Check lesson 6's fn(H, W, size, stride) -> (H', W'), the output size of a pooling layer."""
     _check_fn_only("pool_output_size", kwargs)
 
-    def reference(d):
-        H, W, size, stride = d["args"]
-        return (H - size) // stride + 1, (W - size) // stride + 1
-
     return _run("pool_output_size", "fn(H, W, size, stride) -> (H', W')", fn, _pool_size_cases(),
-                lambda d: d["args"], reference, _judge_sizes)
+                lambda d: d["args"], lambda d: reference.pool_output_size(*d["args"]), _judge_sizes)
 
 
 # ---- lesson 7: the dense weights after a Flatten ----
@@ -172,10 +234,6 @@ def permute_dense_weights(fn=None, **kwargs):
     """
     _check_fn_only("permute_dense_weights", kwargs)
 
-    def reference(d):
-        perm = np.arange(int(np.prod(d["shape"]))).reshape(d["shape"]).ravel(order="F")
-        return d["arrays"]["w"][perm]
-
     def judge(got, ref, d):
         problem = compare("w_F", got, ref, dtype=np.float64)
         if problem:
@@ -187,7 +245,8 @@ def permute_dense_weights(fn=None, **kwargs):
         return problem
 
     return _run("permute_dense_weights", "fn(w, shape) -> w_F, the same rows in the F order of the cells", fn,
-                _weight_cases(300), lambda d: (d["arrays"]["w"], d["shape"]), reference, judge)
+                _weight_cases(300), lambda d: (d["arrays"]["w"], d["shape"]),
+                lambda d: reference.permute_dense_weights(d["arrays"]["w"], d["shape"]), judge)
 
 
 def flatten_dense(fn=None, **kwargs):
@@ -198,12 +257,11 @@ def flatten_dense(fn=None, **kwargs):
     """
     _check_fn_only("flatten_dense", kwargs)
 
-    def reference(d):
-        a = d["arrays"]
-        return dense_mod.dense_forward(flatten_mod.flatten_forward(a["x"])[0], a["w"], a["b"])[0]
+    def args(d):
+        return d["arrays"]["x"], d["arrays"]["w"], d["arrays"]["b"]
 
     return _run("flatten_dense", "fn(x, w, b) -> out (N, M), the same as dense(flatten(x))", fn,
-                _weight_cases(400), lambda d: (d["arrays"]["x"], d["arrays"]["w"], d["arrays"]["b"]), reference,
+                _weight_cases(400), args, lambda d: reference.flatten_dense(*args(d)),
                 lambda got, ref, d: compare("out", got, ref, dtype=np.float64))
 
 
@@ -216,11 +274,7 @@ def port_dense_weights(fn=None, **kwargs):
     """
     _check_fn_only("port_dense_weights", kwargs)
 
-    def reference(d):
-        C, H, W = d["shape"]
-        w = d["arrays"]["w"]
-        return w.reshape(H, W, C, -1).transpose(2, 0, 1, 3).reshape(w.shape)
-
     return _run("port_dense_weights", "fn(w_nhwc, shape) -> w_nchw, shape = (C, H, W)", fn, _weight_cases(500),
-                lambda d: (d["arrays"]["w"], d["shape"]), reference,
+                lambda d: (d["arrays"]["w"], d["shape"]),
+                lambda d: reference.port_dense_weights(d["arrays"]["w"], d["shape"]),
                 lambda got, ref, d: compare("w_nchw", got, ref, dtype=np.float64))
