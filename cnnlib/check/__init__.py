@@ -15,7 +15,9 @@ from ._core import TOLERANCE, Case, Report
 from .fallback import exercise
 from .layers import avgpool2d, conv2d, dense, flatten, maxpool2d, relu, softmax_cross_entropy
 from .bridge import flatten_dense, permute_dense_weights, pool_output_size, port_dense_weights, scatter_one
+from .training import adam, layer, network, sequential, sgd_momentum, train_epoch
 
 __all__ = ["TOLERANCE", "Case", "Report", "avgpool2d", "conv2d", "dense", "exercise", "flatten", "maxpool2d",
            "relu", "softmax_cross_entropy"]
 __all__ += ["flatten_dense", "permute_dense_weights", "pool_output_size", "port_dense_weights", "scatter_one"]
+__all__ += ["adam", "layer", "network", "sequential", "sgd_momentum", "train_epoch"]

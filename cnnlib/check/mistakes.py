@@ -785,3 +785,163 @@ def _flatten_dense_no_bias(cases):
 
 
 # ---- lessons 8-9: layers, networks and training (checks in training.py) ----
+
+def _flag(key):
+    return lambda cases: any(c.data.get(key) for c in cases)
+
+
+def _variant(key):
+    return lambda cases: any(c.data.get("variants", {}).get(key) for c in cases)
+
+
+mistake("layer_returns_cache", ["layer"],
+        "Your layer's forward returns (out, cache), as the plain functions do. A layer keeps the cache itself "
+        "(self.cache = ...) and returns out alone, so that the next layer can take it as its input (lesson 8, "
+        "'From a function pair to a layer object').")(_flag("returns_cache"))
+
+mistake("layer_returns_param_grads", ["layer"],
+        "Your layer's backward returns a tuple such as (dx, dw, db). It returns dx alone, for the layer below; "
+        "dw and db go into self.grads['w'] and self.grads['b'] (lesson 8, 'From a function pair to a layer "
+        "object').")(_flag("returns_param_grads"))
+
+mistake("layer_grads_keys", ["layer"],
+        "grads must use the same keys as params ('w' and 'b', not 'dw' and 'db'): Sequential and the optimizer "
+        "find a parameter's gradient under the parameter's name (lesson 8, 'From a function pair to a layer "
+        "object').")(_flag("grads_keys"))
+
+mistake("layer_grads_not_stored", ["layer"],
+        "After backward your layer's grads are still zeros: backward computes dw and db, and must also write "
+        "them into the layer, self.grads['w'][...] = dw and self.grads['b'][...] = db (lesson 8, 'From a "
+        "function pair to a layer object').")(_flag("grads_not_stored"))
+
+mistake("grads_accumulate", ["layer", "network"],
+        "Each backward adds its gradients to the previous ones (grads['w'] += dw): after two passes they hold "
+        "the sum. A backward replaces them, self.grads['w'][...] = dw, so that every optimizer step uses the "
+        "gradient of its own batch (lesson 8, 'From a function pair to a layer object').")(_flag("grads_accumulate"))
+
+mistake("stale_cache", ["layer"],
+        "After two forward passes, your backward used the cache of the first one. Every forward must store "
+        "its own cache (self.cache = ... each time, not only when it is empty): backward differentiates the "
+        "last forward pass (lesson 8, 'From a function pair to a layer object').")(_flag("stale_cache"))
+
+mistake("reversed_in_place", ["sequential"],
+        "Your loop reverses the caller's list in place (layers.reverse()): afterwards the model's layers are in "
+        "the wrong order, and the next forward pass runs them backwards. Loop over reversed(layers) or "
+        "layers[::-1], which leave the list as it was (lesson 8, 'Sequential: forward in order, backward in "
+        "reverse').")(_flag("list_changed"))
+
+mistake("forward_order", ["sequential"],
+        "run_forward must call every layer's forward once, first to last: for layer in layers (lesson 8, "
+        "'Sequential: forward in order, backward in reverse').")(_flag("forward_order"))
+
+mistake("forward_same_input", ["sequential"],
+        "Every layer of yours gets the network's input x: each layer must get the previous layer's output, "
+        "x = layer.forward(x), and the last output is returned (lesson 8, 'Sequential: forward in order, backward "
+        "in reverse').")(lambda cases: any(c.data.get("forward_same_input") or c.data.get("forward_returns_input")
+                                          for c in cases))
+
+mistake("backward_forward_order", ["sequential"],
+        "Your backward loop starts at the first layer. The chain rule runs from the loss back to the input: the "
+        "last layer's backward first, as it is the one whose output dout belongs to, so loop over "
+        "reversed(layers) (lesson 8, 'Sequential: forward in order, backward in reverse').")(
+    _flag("backward_forward_order"))
+
+mistake("backward_same_dout", ["sequential"],
+        "Every layer of yours gets the network's dout: each layer's backward returns dx, and that dx is the dout "
+        "of the layer below it, dout = layer.backward(dout) (lesson 8, 'Sequential: forward in order, backward "
+        "in reverse').")(_flag("backward_same_dout"))
+
+mistake("backward_skips_layer", ["sequential"],
+        "Your backward loop leaves out a layer (e.g. reversed(layers[1:])): every layer's backward must run, "
+        "the first one's too, as it fills its own grads and returns dx (lesson 8, 'Sequential: forward in "
+        "order, backward in reverse').")(_flag("backward_skips_layer"))
+
+mistake("backward_no_return", ["sequential"],
+        "Your run_backward returns None: return the first layer's dx, the last value of dout (lesson 8, "
+        "'Sequential: forward in order, backward in reverse').")(_flag("backward_no_return"))
+
+mistake("update_not_in_place", ["sgd_momentum", "adam"],
+        "Your step puts new arrays into params (params[name] = p - ...) or rebinds a local name (p = p - ...): "
+        "the model's arrays do not change. Update them in place, p -= lr * ..., as the model reads its weights "
+        "from those very arrays (lesson 9, 'Mini-batches and one optimizer step').")(
+    lambda cases: any(c.data.get("not_in_place") or c.data.get("unchanged") for c in cases))
+
+mistake("momentum_sign", ["sgd_momentum"],
+        "Your velocity has the wrong sign: v = momentum * v + g, then p -= lr * v. Yours subtracts g from v "
+        "and still subtracts v from p, so every step goes uphill (lesson 9, 'Momentum and Adam').")(
+    _variant("momentum_sign"))
+
+mistake("momentum_not_kept", ["sgd_momentum"],
+        "Your steps are plain SGD: the velocity starts from zero at every call. Keep it in the dict you are "
+        "given and update that array in place (v *= momentum; v += g), or store the new one back, "
+        "velocity[name] = v (lesson 9, 'Momentum and Adam').")(_variant("momentum_not_kept"))
+
+mistake("momentum_dampened", ["sgd_momentum"],
+        "Your velocity is v = momentum * v + (1 - momentum) * g, a running mean. cnnlib (and PyTorch) add the "
+        "whole gradient, v = momentum * v + g (lesson 9, 'Momentum and Adam').")(_variant("momentum_dampened"))
+
+mistake("momentum_lag", ["sgd_momentum"],
+        "Your step moves p with the velocity from before this step's gradient was added: update v first, "
+        "v = momentum * v + g, then p -= lr * v (lesson 9, 'Momentum and Adam').")(_variant("momentum_lag"))
+
+mistake("adam_no_bias_correction", ["adam"],
+        "Your Adam leaves out the bias correction: m and v start at 0, so divide them by (1 - beta1**t) and "
+        "(1 - beta2**t) before the step (lesson 9, 'Momentum and Adam').")(_variant("adam_no_bias_correction"))
+
+mistake("adam_step_from_0", ["adam"],
+        "Your first step gives inf or NaN: the bias correction divides by 1 - beta**t, which is 0 for t = 0. "
+        "Count the steps from 1: increase t before you use it (lesson 9, 'Momentum and Adam').")(
+    lambda cases: any(c.data.get("nonfinite_first") for c in cases))
+
+mistake("adam_step_from_2", ["adam"],
+        "Your bias correction uses t + 1: the first step is t = 1, so the correction of the first step is "
+        "1 / (1 - beta1) for m (lesson 9, 'Momentum and Adam').")(_variant("adam_step_from_2"))
+
+mistake("adam_not_kept", ["adam"],
+        "Your m and v start from zero at every step: keep them in the state dict between calls and update "
+        "those arrays (lesson 9, 'Momentum and Adam').")(_variant("adam_not_kept"))
+
+mistake("adam_no_sqrt", ["adam"],
+        "Your step divides by v_hat + eps: the step is lr * m_hat / (sqrt(v_hat) + eps), as v is a mean of "
+        "squared gradients (lesson 9, 'Momentum and Adam').")(_variant("adam_no_sqrt"))
+
+mistake("adam_eps_inside", ["adam"],
+        "Your eps sits inside the square root, sqrt(v_hat + eps); cnnlib and PyTorch add it outside, "
+        "sqrt(v_hat) + eps (lesson 9, 'Momentum and Adam').")(_variant("adam_eps_inside"))
+
+mistake("adam_betas_swapped", ["adam"],
+        "Your beta1 and beta2 are swapped: beta1 (0.9) averages the gradient, m; beta2 (0.999) averages its "
+        "square, v (lesson 9, 'Momentum and Adam').")(_variant("adam_betas_swapped"))
+
+mistake("epoch_no_shuffle", ["train_epoch"],
+        "Your epoch takes the samples in their stored order: shuffle first, order = rng.permutation(len(x)), "
+        "and cut the batches from that order (lesson 9, 'An epoch, by hand').")(
+    lambda cases: any(c.data.get("variants", {}).get("epoch_no_shuffle") for c in cases))
+
+mistake("epoch_own_rng", ["train_epoch"],
+        "Your epoch shuffles, but not with the rng it is given (np.random.permutation, or a new generator): use "
+        "rng.permutation(len(x)), so that the run can be repeated and compared (lesson 9, 'An epoch, by hand').")(
+    _flag("own_rng"))
+
+mistake("epoch_skips_last", ["train_epoch"],
+        "Your epoch leaves out the last, smaller batch: with range(0, len(x), batch_size) the last slice "
+        "order[start:start + batch_size] simply holds what is left (lesson 9, 'An epoch, by hand').")(
+    _variant("epoch_skips_last"))
+
+mistake("epoch_separate_shuffles", ["train_epoch"],
+        "Your epoch shuffles x and y separately, so the images no longer meet their own labels. Draw one "
+        "order and index both with it, x[idx] and y[idx] (lesson 9, 'An epoch, by hand').")(
+    _variant("epoch_separate_shuffles"))
+
+mistake("epoch_unweighted_loss", ["train_epoch"],
+        "Your mean loss is the plain mean of the batch losses: a short last batch then counts as much as a full "
+        "one. Weight each batch's loss by its size and divide by len(x) (lesson 9, 'An epoch, by hand').")(
+    _variant("epoch_unweighted_loss"))
+
+mistake("epoch_last_loss", ["train_epoch"],
+        "Your epoch returns the last batch's loss: return the mean over the epoch, each batch's loss weighted "
+        "by its size, divided by len(x) (lesson 9, 'An epoch, by hand').")(_variant("epoch_last_loss"))
+
+mistake("training_in_place", ["layer", "train_epoch"],
+        "Your code changes an array it was given, in place (x, y or dout): the caller still needs it. Build new "
+        "arrays instead.")(_flag("changed"))
