@@ -149,6 +149,7 @@ def test_a_backward_returning_two_values_is_told_what_to_return():
     report = check.conv2d(forward=conv_forward, backward=conv_backward_buggy("two values"))
     assert not report.passed
     assert "backward should return (dx, dw, db), got 2 values" in str(report)
+    assert hint("return_form") in report.hints
 
 
 def test_flipped_kernel_pair_is_consistent_but_wrong():
@@ -197,6 +198,7 @@ def test_an_exception_is_reported_with_the_learners_line_and_not_raised():
     assert not report.passed
     text = str(report)
     assert "in backward, line" in text and "`return dout @ w, None, None  # the line that raises`" in text
+    assert hint("raises") in report.hints
 
 
 def test_a_stub_is_not_written_yet():
@@ -406,6 +408,17 @@ def test_a_flatten_that_mixes_samples_is_named(forward):
     assert not report.passed and hint("flatten_mixes_samples") in report.hints, str(report)
 
 
+def test_a_flatten_that_mixes_samples_is_not_also_blamed_for_its_exact_inverse():
+    def forward(x):
+        return x.T.reshape(x.shape[0], -1), x.shape
+
+    def backward(dout, shape):
+        return dout.reshape(shape[::-1]).T
+
+    report = check.flatten(forward=forward, backward=backward)
+    assert not report.passed and report.hints == [hint("flatten_mixes_samples")], str(report)
+
+
 # ---- dense, ReLU ----
 
 def test_dense_verdicts():
@@ -458,14 +471,19 @@ def softmax_ce(logits, y, bug=None):
     dlogits[np.arange(N), y] -= 1
     if bug == "sign":
         dlogits = -dlogits
+    if bug == "loss summed":
+        loss = loss * N
     return loss, dlogits if bug == "no 1/N" else dlogits / N
 
 
 @pytest.mark.parametrize("bug, key", [("no shift", "softmax_no_shift"), ("log of probs", "softmax_log_underflow"),
-                                      ("no 1/N", "softmax_no_mean"), ("sign", "softmax_sign")])
+                                      ("no 1/N", "softmax_no_mean"), ("sign", "softmax_sign"),
+                                      ("loss summed", "softmax_loss_sum")])
 def test_softmax_mistake_gets_its_hint(bug, key):
     report = check.softmax_cross_entropy(lambda logits, y: softmax_ce(logits, y, bug))
     assert not report.passed and hint(key) in report.hints, str(report)
+    others = {"softmax_no_mean", "softmax_loss_sum"} - {key}
+    assert not any(hint(k) in report.hints for k in others), str(report)
 
 
 def test_correct_softmax_cross_entropy_passes_without_warnings():
@@ -479,6 +497,7 @@ def test_every_layer_mistake_in_the_catalogue_is_tested_here():
               "transposed_dw", "float32", "in_place", "flipped_kernel", "consistent_pair", "output_size",
               "cache_layout", "every_tie", "spread_window", "avg_factor", "flatten_order",
               "flatten_mixes_samples", "dense_no_bias", "relu_mask_only", "softmax_no_shift",
-              "softmax_log_underflow", "softmax_no_mean", "softmax_sign"}
+              "softmax_log_underflow", "softmax_no_mean", "softmax_sign", "softmax_loss_sum", "raises",
+              "return_form"}
     layer_keys = {k for k, e in MISTAKES.items() if set(e["checks"]) & LAYER_CHECKS}
     assert layer_keys <= tested, f"catalogue entries without a test here: {sorted(layer_keys - tested)}"

@@ -44,25 +44,9 @@ def test_verdict(learner):
         assert first.startswith(f"check.{learner.check}: {FIRST_WORD[learner.verdict]} ("), str(report)
 
 
-# Found by this test when cnnlib.check landed (cc42faf); strict, so a fix shows as XPASS and
-# the mark comes off. The report's case lines do say what went wrong in each.
-NO_HINT = ("cnnlib.check gives no hint when a function raises or returns the wrong number of "
-           "values: the case lines say so, report.hints is empty")
-KNOWN_GAPS = {
-    "conv2d-forward-returns-out-only": NO_HINT,
-    "conv2d-backward-returns-two": NO_HINT,
-    "conv2d-axis-error": NO_HINT,
-    "dense-name-error": NO_HINT,
-    "flatten-index-error": NO_HINT,
-}
-
-
-def _params(cases, gaps):
-    return [pytest.param(c, id=c.id, marks=[pytest.mark.xfail(reason=gaps[c.id], strict=True)] if c.id in gaps else [])
-            for c in cases]
-
-
-@pytest.mark.parametrize("learner", _params([c for c in CASES if c.verdict == "fail"], KNOWN_GAPS))
+# Two gaps this test found when cnnlib.check landed (no hint for a function that raises or returns
+# the wrong number of values; a mixing flatten also blamed for its exact inverse) are fixed.
+@pytest.mark.parametrize("learner", [c for c in CASES if c.verdict == "fail"], ids=lambda c: c.id)
 def test_hint_names_the_mistake(learner):
     report = _run(learner)
     assert report.hints, f"no hint for: {learner.note}\n{report}"
@@ -71,11 +55,9 @@ def test_hint_names_the_mistake(learner):
 
 
 MIXERS = [c for c in CASES if c.mistake.startswith("mixes-samples")]
-BLAMES_BACKWARD = ("cnnlib.check also hints that the backward unflattens in the wrong order, "
-                   "though it is the exact inverse of the learner's forward")
 
 
-@pytest.mark.parametrize("learner", _params(MIXERS, {c.id: BLAMES_BACKWARD for c in MIXERS}))
+@pytest.mark.parametrize("learner", MIXERS, ids=lambda c: c.id)
 def test_a_backward_that_undoes_its_own_forward_is_not_blamed(learner):
     # The forward mixes samples; the backward is its exact inverse (tests/learners/flatten.py),
     # so the forward is the one thing to fix.

@@ -132,7 +132,7 @@ def _run(spec, cases, forward, backward):
                 return report
             except LearnerError as error:
                 case.fail(f"forward raised {error}")
-                data["forward_ok"] = False
+                data.update(forward_ok=False, error=str(error))
                 continue
             names = [list(arrays)[k] if isinstance(k, int) else k for k in changed]
             data["changed"] += [f"forward's {name}" for name in names]
@@ -142,7 +142,7 @@ def _run(spec, cases, forward, backward):
             if not (isinstance(result, tuple) and len(result) == 2):
                 case.fail(f"forward should return (out, cache), got {type(result).__name__}"
                           + (f" of {len(result)} values" if isinstance(result, tuple) else ""))
-                data["forward_ok"] = False
+                data.update(forward_ok=False, form_error="forward")
                 continue
             out, cache = result
             data["out"] = out
@@ -169,7 +169,7 @@ def _run(spec, cases, forward, backward):
             return report
         except LearnerError as error:
             case.fail(f"backward raised {error}")
-            data["backward_error"] = str(error)
+            data["backward_error"] = data["error"] = str(error)
             data["backward_ok"] = {name: False for name in spec.grads}
             continue
         data["warned"] += warned
@@ -179,6 +179,7 @@ def _run(spec, cases, forward, backward):
         grads, problem = _as_grads(result, spec.grads)
         if problem:
             case.fail(problem)
+            data["form_error"] = "backward"
             data["backward_ok"] = {name: False for name in spec.grads}
             continue
         data["grads"] = grads
@@ -189,7 +190,7 @@ def _run(spec, cases, forward, backward):
             data["backward_ok"][name] = problem is None
             if problem:
                 case.fail(problem)
-        if forward is not None and not extra.get("no_fd"):
+        if forward is not None and not extra.get("no_fd") and not data["changed"]:
             data["own_ok"] = _own_fd(forward, arrays, learner_kwargs, dout, grads, spec, case)
     diagnose(report, spec.name)
     return report
@@ -305,11 +306,13 @@ class _Flatten(_Layer):
 
     def expected_grads(self, forward, arrays, kwargs, dout, ref_grads, data):
         """The learner's forward is a permutation P of x's cells, so dL/dx = P^T dout exactly."""
-        if forward is None or data.get("forward_ok") is not True:
+        if forward is None or (data.get("forward_ok") is not True and not data.get("mixes_samples")):
             return ref_grads
         x = arrays["x"]
         labels = np.arange(x.size, dtype=np.float64).reshape(x.shape)  # each cell's own C-order index
         source = np.asarray(forward(labels, **kwargs)[0]).astype(np.intp)  # out cell -> x cell
+        if source.size != x.size or not np.array_equal(np.sort(source, axis=None), np.arange(x.size)):
+            return ref_grads  # not a rearrangement of x: the C-order inverse is all one can expect
         dx = np.zeros(x.size)
         dx[source.ravel()] = dout.ravel()
         return {"dx": dx.reshape(x.shape)}
@@ -421,6 +424,7 @@ def softmax_cross_entropy(fn=None, **kwargs):
         except LearnerError as error:
             case.fail(f"raised {error}")
             data["backward_ok"]["dlogits"] = False
+            data["error"] = str(error)
             continue
         data["changed"] = changed
         data["warned"] = warned
@@ -429,6 +433,7 @@ def softmax_cross_entropy(fn=None, **kwargs):
         if not (isinstance(result, tuple) and len(result) == 2):
             case.fail("should return (loss, dlogits)")
             data["backward_ok"]["dlogits"] = False
+            data["form_error"] = "fn"
             continue
         loss, dl = result
         try:

@@ -412,7 +412,7 @@ def _flatten_orders(dout, shape):
 def _flatten_order(cases):
     for c in cases:
         dx = _grad(c, "dx")
-        if dx is None or not _bad(c, "dx"):
+        if dx is None or not _bad(c, "dx") or c.data.get("mixes_samples"):
             continue
         want = c.data["ref_grads"]["dx"]
         if dx.shape == want.shape and np.array_equal(np.sort(dx, axis=None), np.sort(want, axis=None)):
@@ -496,16 +496,27 @@ def _softmax_log_underflow(cases):
 
 @mistake("softmax_no_mean", ["softmax_cross_entropy"],
          "The loss is the mean over the batch, so its gradient carries 1/N: dlogits = (probs - onehot) / N. "
-         "Yours is N times too large (or the loss is a sum) (lesson 3, 'The fused gradient').")
+         "Yours is N times too large (lesson 3, 'The fused gradient').")
 def _softmax_no_mean(cases):
     for c in cases:
         N = c.data["arrays"]["logits"].shape[0]
         if N == 1:
             continue
-        loss, dl = c.data.get("loss"), _grad(c, "dlogits")
+        dl = _grad(c, "dlogits")
         if dl is not None and _bad(c, "dlogits") and _close(dl, c.data["ref_grads"]["dlogits"] * N):
             return True
-        if loss is not None and c.data.get("loss_ok") is False and _close(loss, c.data["ref_loss"] * N):
+    return False
+
+
+@mistake("softmax_loss_sum", ["softmax_cross_entropy"],
+         "Your loss is N times too large: it sums the N samples' losses where it must average them, "
+         "-mean(log_probs[n, y[n]]), so that the loss, and the learning rate that suits it, do not "
+         "depend on the batch size (lesson 3, 'Softmax and cross-entropy').")
+def _softmax_loss_sum(cases):
+    for c in cases:
+        N = c.data["arrays"]["logits"].shape[0]
+        loss = c.data.get("loss")
+        if N > 1 and loss is not None and c.data.get("loss_ok") is False and _close(loss, c.data["ref_loss"] * N):
             return True
     return False
 
@@ -533,6 +544,27 @@ def _cache_layout(cases):
     return False
 
 
+ALL_LAYER_CHECKS = ("dense", "relu", "conv2d", "maxpool2d", "avgpool2d", "flatten", "softmax_cross_entropy")
+
+
+@mistake("raises", ALL_LAYER_CHECKS,
+         "Your code raised an exception; each failing case names the line. Run your function on that case's "
+         "shapes yourself (the case's name gives them) and print the shapes of the arrays on that line: "
+         "most such errors are an axis or a shape that only some cases expose (batch 1, pad 0, stride > 1, "
+         "a non-square image).")
+def _raises(cases):
+    return any(c.data.get("error") and "unpack" not in c.data["error"] for c in cases)
+
+
+@mistake("return_form", ALL_LAYER_CHECKS,
+         "Your function returns something of the wrong form (see the failing case): forward functions "
+         "return (out, cache), a tuple of two, so the backward later gets the cache; the backward returns "
+         "the gradient of each input, in the order of the inputs, (dx, dw, db) or dx alone; softmax "
+         "cross-entropy returns (loss, dlogits).")
+def _return_form(cases):
+    return any(c.data.get("form_error") for c in cases)
+
+
 def size_hint(cases):
     """The output_size hint with its {what} filled in (diagnose leaves formatting to the check)."""
     what = _size_mistake(cases)
@@ -540,6 +572,261 @@ def size_hint(cases):
 
 
 # ---- lessons 2-4: gradient checking and convolution basics (checks in basics.py) ----
+
+def _basics_same(a, b):
+    """Same shape and values to 1e-9 relative, NaN matching NaN and inf matching inf."""
+    if not isinstance(a, np.ndarray):
+        return False
+    b = np.asarray(b)
+    if a.shape != b.shape or a.size == 0:
+        return False
+    with np.errstate(all="ignore"):
+        return bool(np.allclose(a, b, rtol=1e-9, atol=1e-300, equal_nan=True))
+
+
+def _numgrad_wrong(case):
+    return isinstance(case.data.get("grad"), np.ndarray) and case.data.get("grad_ok") is False
+
+
+def _numgrad_near(grad, target):
+    from .basics import scaled_error
+    return grad.shape == np.shape(target) and scaled_error(grad, target) <= TOLERANCE
+
+
+@mistake("numgrad_one_sided", ["numerical_gradient"],
+         "Your gradient is the one-sided difference (f(x + h) - f(x)) / h (or (f(x) - f(x - h)) / h): its error "
+         "is of order h, about 1e-5 here, where the centred difference (f(x + h) - f(x - h)) / 2h has error of "
+         "order h**2, about 1e-10. Probe both sides of each element (lesson 2, 'Numerical gradient with centred "
+         "differences').")
+def _numgrad_one_sided(cases):
+    from .basics import one_sided
+    for c in cases:
+        if _numgrad_wrong(c):
+            f, x, dout, h = (c.data[k] for k in ("f", "x", "dout", "h"))
+            if any(_numgrad_near(c.data["grad"], one_sided(f, x, dout, h, forward)) for forward in (True, False)):
+                return True
+    return False
+
+
+@mistake("numgrad_not_restored", ["numerical_gradient"],
+         "x is not as it was after your function ran: after probing an element, put its saved value back, "
+         "`x[idx] = old`. Not restored, every later probe starts from a shifted x; restored by adding h back "
+         "(`x[idx] += h`), it drifts by rounding (lesson 2, 'Numerical gradient with centred differences').")
+def _numgrad_not_restored(cases):
+    return any(c.data.get("changed") for c in cases)
+
+
+@mistake("numgrad_divided_by_h", ["numerical_gradient"],
+         "Your gradient is twice the right one: x + h and x - h are 2h apart, so divide their difference by "
+         "2 * h, not h (lesson 2, 'Numerical gradient with centred differences').")
+def _numgrad_divided_by_h(cases):
+    return any(_numgrad_wrong(c) and _numgrad_near(c.data["grad"] / 2, c.data["want"]) for c in cases)
+
+
+@mistake("numgrad_no_dout", ["numerical_gradient"],
+         "Your gradient is that of sum(f(x)), as if dout were all ones: the function to differentiate is "
+         "sum(f(x) * dout), so multiply by dout before summing, `np.sum(f(x) * dout)` "
+         "(lesson 2, 'Numerical gradient with centred differences').")
+def _numgrad_no_dout(cases):
+    return any(_numgrad_wrong(c) and _numgrad_near(c.data["grad"], c.data["ones"]) for c in cases)
+
+
+@mistake("numgrad_view_kept", ["numerical_gradient"],
+         "Your gradient is 0 where f returns a view of x (as Flatten's reshape does): the array you kept from "
+         "f(x + h) changes when x changes again, so both sides end up equal. Reduce each side to a number right "
+         "away, `plus = np.sum(f(x) * dout)`, or keep a copy, `f(x).copy()` "
+         "(lesson 2, 'Numerical gradient with centred differences').")
+def _numgrad_view_kept(cases):
+    return any(c.data.get("view") and _numgrad_wrong(c) and not np.any(c.data["grad"]) for c in cases)
+
+
+def _rel_error_variant(cases, names):
+    from .basics import rel_error_variants
+    for c in cases:
+        if c.data.get("value_ok") is False:
+            variants = rel_error_variants(c.data["a"], c.data["b"])
+            got = c.data["got"]
+            if any(np.isnan(got) and np.isnan(variants[n]) or got == variants[n] or
+                   np.isfinite(got) and abs(got - variants[n]) <= 1e-9 * abs(variants[n]) for n in names):
+                return True
+    return False
+
+
+@mistake("rel_error_no_floor", ["rel_error"],
+         "Without the floor, two zero arrays give 0 / 0 = nan, and tiny gradients (1e-9 against 3e-9) look "
+         "wildly wrong: divide by `np.maximum(1e-8, np.abs(a) + np.abs(b))` (lesson 2, the rel_error formula).")
+def _rel_error_no_floor(cases):
+    return _rel_error_variant(cases, ("no floor",))
+
+
+@mistake("rel_error_mean", ["rel_error"],
+         "You average the elementwise errors: one wrong element among many then looks small. A gradient check "
+         "wants the worst element, `np.max(...)` (lesson 2, the rel_error formula).")
+def _rel_error_mean(cases):
+    return _rel_error_variant(cases, ("mean",))
+
+
+@mistake("rel_error_abs", ["rel_error"],
+         "An absolute value is missing: the error is |a - b| / max(1e-8, |a| + |b|). Without it a negative "
+         "difference counts as no error at all, and a + b of opposite signs can be 0 "
+         "(lesson 2, the rel_error formula).")
+def _rel_error_abs(cases):
+    return _rel_error_variant(cases, ("no abs in the numerator", "no abs in the denominator", "no abs",
+                                      "|a + b| in the denominator"))
+
+
+def _softmax_variant(cases, names):
+    from .basics import softmax_variants
+    for c in cases:
+        if c.data.get("out_ok") is False:
+            variants = softmax_variants(c.data["z"], c.data["log"])
+            if any(n in variants and _basics_same(c.data["out"], variants[n]) for n in names):
+                return True
+    return False
+
+
+@mistake("softmax_no_row_max", ["softmax", "log_softmax"],
+         "With logits around 1000, np.exp overflows to inf, and inf / inf is nan. Subtract each row's maximum "
+         "first, `shifted = z - z.max(axis=1, keepdims=True)`: the softmax does not change, and the largest "
+         "exponent becomes exp(0) = 1 (lesson 3, 'Overflow').")
+def _softmax_no_row_max(cases):
+    return _softmax_variant(cases, ("no shift",))
+
+
+@mistake("softmax_global_max", ["softmax", "log_softmax"],
+         "You subtract the largest logit of the whole batch, `z.max()`: a row far below it (around -1000 when "
+         "another is around 1000) then underflows to exp(-2000) = 0 everywhere, and 0 / 0 is nan. Each row "
+         "needs its own maximum, `z.max(axis=1, keepdims=True)` (lesson 3, 'Overflow').")
+def _softmax_global_max(cases):
+    return _softmax_variant(cases, ("global max",))
+
+
+@mistake("softmax_axis", ["softmax", "log_softmax"],
+         "Each row of z is one sample, so the maximum and the sum run over axis 1, the classes, with "
+         "keepdims=True so that the (N, 1) result broadcasts over the row: `z.max(axis=1, keepdims=True)`, "
+         "`e.sum(axis=1, keepdims=True)`. Yours uses axis 0 or drops keepdims (lesson 3, 'Overflow').")
+def _softmax_axis(cases):
+    if _softmax_variant(cases, ("max over axis 0", "sum over axis 0", "max without keepdims", "sum without keepdims")):
+        return True
+    return any("could not be broadcast" in c.data.get("raised", "") for c in cases)
+
+
+@mistake("log_softmax_of_softmax", ["log_softmax"],
+         "Yours takes np.log of the softmax: where a probability is below float64's range (e**-800) it is 0 and "
+         "its log is -inf. Compute the log directly, `shifted - np.log(np.exp(shifted).sum(axis=1, "
+         "keepdims=True))`, which gives -800 (lesson 3, 'Why log-softmax?').")
+def _log_softmax_of_softmax(cases):
+    return _softmax_variant(cases, ("log of softmax",))
+
+
+def _size_formula(cases, name):
+    """Every case that returned a number returned the mistaken formula's value, and one was wrong for it."""
+    from .basics import size_variants
+    seen = wrong = False
+    for c in cases:
+        got = c.data.get("got")
+        if "got" not in c.data or isinstance(got, bool) or not isinstance(got, (int, float, np.integer, np.floating)):
+            continue
+        value = size_variants(*c.data["args"])[name]
+        if got != value or (name == "true division") != isinstance(got, (float, np.floating)):
+            return False
+        seen = True
+        wrong = wrong or value != c.data["want"] or isinstance(got, (float, np.floating))
+    return seen and wrong
+
+
+@mistake("out_size_no_pad", ["output_size"],
+         "Your sizes leave the padding out: the window slides over the padded image, H + 2*pad rows, so "
+         "H' = (H + 2*pad - KH) // stride + 1 (lesson 4, 'Padding and stride').")
+def _out_size_no_pad(cases):
+    return _size_formula(cases, "pad left out")
+
+
+@mistake("out_size_pad_once", ["output_size"],
+         "Your sizes add the padding once: it goes on both sides, top and bottom (left and right), so the padded "
+         "image has H + 2*pad rows: H' = (H + 2*pad - KH) // stride + 1 (lesson 4, 'Padding and stride').")
+def _out_size_pad_once(cases):
+    return _size_formula(cases, "pad added once")
+
+
+@mistake("out_size_no_plus_one", ["output_size"],
+         "Your sizes are one too small: (H + 2*pad - KH) // stride counts the steps the window takes, and the "
+         "window at position 0 comes on top, so + 1 (lesson 4, 'Padding and stride').")
+def _out_size_no_plus_one(cases):
+    return _size_formula(cases, "no + 1")
+
+
+@mistake("out_size_no_stride", ["output_size"],
+         "Your sizes are right for stride 1 only: the window moves `stride` rows per step, so the number of steps "
+         "is (H + 2*pad - KH) // stride, plus 1 (lesson 4, 'Padding and stride').")
+def _out_size_no_stride(cases):
+    return _size_formula(cases, "no division by the stride")
+
+
+@mistake("out_size_true_division", ["output_size"],
+         "Your sizes are floats: `/` divides exactly, but only whole windows fit. Floor division `//` rounds "
+         "down and gives an int, H' = (H + 2*pad - KH) // stride + 1 (lesson 4, 'Padding and stride').")
+def _out_size_true_division(cases):
+    return _size_formula(cases, "true division")
+
+
+def _conv_one_variant(cases, **variant):
+    from .basics import conv_one_reference
+    for c in cases:
+        if c.data.get("out_ok") is False and isinstance(c.data.get("out"), np.ndarray):
+            d = c.data
+            if variant.get("flip") and np.allclose(d["k"], d["k"][::-1, ::-1]):
+                continue
+            if _close(d["out"], conv_one_reference(d["x"], d["k"], d["b"], d["stride"], d["pad"], **variant)):
+                return True
+    return False
+
+
+@mistake("conv_one_flipped", ["conv2d_one_channel"],
+         "Your convolution flips the kernel (out[i, j] uses k[KH-1-p, KW-1-q]): that is the convolution of "
+         "mathematics, but CNN layers compute cross-correlation, k[p, q] times the pixel at "
+         "(i*stride + p, j*stride + q), no flip (lesson 4, 'One channel, one filter').")
+def _conv_one_flipped(cases):
+    return _conv_one_variant(cases, flip=True)
+
+
+@mistake("conv_one_window_start", ["conv2d_one_channel"],
+         "Stride 1 works but your windows for larger strides start in the wrong place: the output has the right "
+         "size, but the window of out[i, j] starts at row i*stride and column j*stride of the padded image, not "
+         "at (i, j) (lesson 4, 'Padding and stride').")
+def _conv_one_window_start(cases):
+    return _conv_one_variant(cases, stride_in_window=False)
+
+
+@mistake("conv_one_no_bias", ["conv2d_one_channel"],
+         "Your output leaves the bias out: every output pixel is the sum of window times kernel, plus b "
+         "(lesson 4, 'One channel, one filter').")
+def _conv_one_no_bias(cases):
+    for c in cases:
+        d = c.data
+        if d.get("out_ok") is False and isinstance(d.get("out"), np.ndarray) and _close(d["out"], d["want"] - d["b"]):
+            return True
+    return False
+
+
+@mistake("conv_one_size", ["conv2d_one_channel"],
+         "Your output has the wrong height or width: H' = (H + 2*pad - KH) // stride + 1, and W' likewise; the "
+         "failing cases say which part of the formula is missing (lesson 4, 'Padding and stride').")
+def _conv_one_size(cases):
+    return any("that is the size" in p for c in cases for p in c.problems)
+
+
+@mistake("conv_one_no_padding", ["conv2d_one_channel"],
+         "Every case with pad 0 passes and every case with padding fails: pad the image with zeros on every "
+         "side before sliding the window, `xp = np.pad(x, pad)`, and read the windows from xp "
+         "(lesson 4, 'Padding and stride').")
+def _conv_one_no_padding(cases):
+    if _conv_one_size(cases):
+        return False  # the padded cases fail by their size, which conv_one_size explains
+    zero = [c.status == "pass" for c in cases if c.data.get("pad") == 0]
+    padded = [c.status == "pass" for c in cases if c.data.get("pad", 0) > 0]
+    return bool(zero) and bool(padded) and all(zero) and not any(padded)
+
 
 
 # ---- lessons 5-7: convolution backward, pooling, Flatten and the dense weights after it (checks in bridge.py) ----
