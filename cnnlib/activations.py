@@ -2,6 +2,7 @@
 
 import numpy as np
 
+from ._caches import check_cache
 from ._checks import as_float_array, check_dout
 
 
@@ -13,7 +14,7 @@ def relu_forward(x):
 
 def relu_backward(dout, cache):
     """dx = dout where x > 0, else 0 (at exactly 0 the slope is taken as 0, as PyTorch does)."""
-    x = cache
+    x = check_cache("relu", cache)
     dout = check_dout(dout, x.shape)
     # Multiplying by the 0/1 mask is several times faster than np.where, whose branches
     # mispredict on a mask that is as random as the signs of x.

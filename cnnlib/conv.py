@@ -21,6 +21,7 @@ forward stores None for the whole list.
 
 import numpy as np
 
+from ._caches import check_cache
 from ._checks import as_flag, as_float_array, as_pair, check_dout, check_ndim, output_hw
 from ._parallel import batch_slices, map_slices
 from ._windows import im2col, taps, unpad_hw
@@ -210,8 +211,8 @@ def _check_args(x, w, b, stride, pad):
     return x, w, b, stride, pad, out_hw
 
 
-def _check_backward(dout, cache):
-    x, w, b, stride, pad, _ = cache
+def _check_backward(dout, cache, backward):
+    x, w, b, stride, pad, _ = check_cache("conv2d", cache, backward)
     out_hw = output_hw(x.shape[2:], w.shape[2:], stride, pad, "kernel")
     return check_dout(dout, (x.shape[0], w.shape[0], *out_hw))
 
@@ -276,7 +277,7 @@ def conv2d_backward(dout, cache, *, input_grad=True):
     dw : (F, C, KH, KW) ndarray
     db : (F,) ndarray
     """
-    dout = _check_backward(dout, cache)
+    dout = _check_backward(dout, cache, "conv2d_backward")
     input_grad = as_flag(input_grad, "input_grad")
     x, w, b, stride, pad, kept = cache
     N, F, Ho, Wo = dout.shape
@@ -341,7 +342,7 @@ def conv2d_forward_naive(x, w, b, *, stride=1, pad=0):
 
 def conv2d_backward_naive(dout, cache):
     """Same as conv2d_backward, with one loop per output element: the reference version."""
-    dout = _check_backward(dout, cache)
+    dout = _check_backward(dout, cache, "conv2d_backward_naive")
     x, w, b, (sh, sw), (ph, pw), _ = cache
     N, F, Ho, Wo = dout.shape
     H, W, KH, KW = x.shape[2], x.shape[3], w.shape[2], w.shape[3]

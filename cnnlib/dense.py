@@ -5,6 +5,7 @@ Shapes: N batch, D input features, M output features.
 
 import numpy as np
 
+from ._caches import check_cache
 from ._checks import as_flag, as_float_array, check_dout, check_ndim
 from ._parallel import blas_one_thread
 
@@ -53,7 +54,7 @@ def dense_backward(dout, cache, *, input_grad=True):
     dw : (D, M) ndarray, x.T @ dout
     db : (M,) ndarray, dout summed over the batch
     """
-    x, w, b = cache
+    x, w, b = check_cache("dense", cache)
     dout = check_dout(dout, (x.shape[0], w.shape[1]))
     input_grad = as_flag(input_grad, "input_grad")
     dx = None

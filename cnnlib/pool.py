@@ -13,6 +13,7 @@ Both max-pool versions share the cache (x, argmax, size, stride, pad), where arg
 
 import numpy as np
 
+from ._caches import check_cache
 from ._checks import as_float_array, as_pair, check_dout, check_ndim, output_hw
 from ._parallel import batch_slices, map_slices
 from ._windows import pad_hw, taps, unpad_hw
@@ -80,7 +81,7 @@ def maxpool2d_backward(dout, cache):
     -------
     dx : (N, C, H, W) ndarray; each dout element lands on its window's maximum only.
     """
-    x, argmax, size, stride, pad = cache
+    x, argmax, size, stride, pad = check_cache("maxpool2d", cache)
     dout = check_dout(dout, argmax.shape)
     padded = (*x.shape[:2], x.shape[2] + 2 * pad[0], x.shape[3] + 2 * pad[1])
     overlap = stride[0] < size[0] or stride[1] < size[1]
@@ -122,7 +123,7 @@ def maxpool2d_forward_naive(x, *, size=2, stride=None, pad=0):
 
 def maxpool2d_backward_naive(dout, cache):
     """Same as maxpool2d_backward, with one loop per output element: the reference version."""
-    x, argmax, (KH, KW), (sh, sw), (ph, pw) = cache
+    x, argmax, (KH, KW), (sh, sw), (ph, pw) = check_cache("maxpool2d", cache, "maxpool2d_backward_naive")
     dout = check_dout(dout, argmax.shape)
     N, C, Ho, Wo = dout.shape
     H, W = x.shape[2:]
@@ -162,8 +163,8 @@ def avgpool2d_forward(x, *, size=2, stride=None):
     return out, (x, size, stride)
 
 
-def _check_avg_backward(dout, cache):
-    x, size, stride = cache
+def _check_avg_backward(dout, cache, backward):
+    x, size, stride = check_cache("avgpool2d", cache, backward)
     out_hw = output_hw(x.shape[2:], size, stride, (0, 0), "pool window")
     return check_dout(dout, (*x.shape[:2], *out_hw))
 
@@ -180,7 +181,7 @@ def avgpool2d_backward(dout, cache):
     -------
     dx : (N, C, H, W) ndarray; each pixel gets 1/(KH*KW) of dout from every window it is in.
     """
-    dout = _check_avg_backward(dout, cache)
+    dout = _check_avg_backward(dout, cache, "avgpool2d_backward")
     x, size, stride = cache
     # Every pixel of a window contributed 1/(KH*KW) of the output.
     share = (dout / (size[0] * size[1])).astype(x.dtype, copy=False)  # (N, C, H', W')
@@ -205,7 +206,7 @@ def avgpool2d_forward_naive(x, *, size=2, stride=None):
 
 def avgpool2d_backward_naive(dout, cache):
     """Same as avgpool2d_backward, with one loop per output element: the reference version."""
-    dout = _check_avg_backward(dout, cache)
+    dout = _check_avg_backward(dout, cache, "avgpool2d_backward_naive")
     x, (KH, KW), (sh, sw) = cache
     N, C, Ho, Wo = dout.shape
     dx = np.zeros_like(x)
