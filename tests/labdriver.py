@@ -274,13 +274,14 @@ def open_notebook(page, server, name, timeout=60_000):
     page.wait_for_selector(CELL.format(0), timeout=timeout)
     # Run All before the kernel is connected silently runs nothing, and the toolbar's
     # indicator says "idle" even then; the status bar names the kernel once it is ready.
-    wait_for_idle_kernel(page, name, timeout)
+    wait_for_idle_kernel(page, name.rsplit("/", 1)[-1], timeout)  # it names the file, not its folder
     sidebar = page.locator(".jp-SideBar.jp-mod-left .lm-TabBar-tab.lm-mod-current")
     if sidebar.count():
         sidebar.first.click()  # fold the file browser away: more room for the lesson
 
 
 def wait_for_idle_kernel(page, name, timeout=60_000):
+    """Wait until the status bar shows notebook `name`'s kernel (`name`: the file name) idle."""
     from playwright.sync_api import expect
 
     status = page.locator(f'.jp-StatusBar-TextItem[title="Change kernel for {name}"]')
@@ -398,7 +399,8 @@ def problems_in(index, seen, expected, execution_count):
 
 
 def run_and_inspect(page, server, name, expected, timeout, problem_shots=None):
-    """Open notebook `name`, Run All, and list every way its cells differ from `expected`.
+    """Open notebook `name` (a path under the server's root), Run All, and list every way its
+    cells differ from `expected`.
 
     `expected` is `expected_outputs` of the committed notebook. Cells with problems are
     screenshotted to `problem_shots` + "-problem-cell{index}.png" when it is given.

@@ -11,6 +11,15 @@ Screenshots of each lesson (its top, and each widget cell before and after the s
 moved) go to build/browser-screenshots/ (or $CNN_SCREENSHOTS); the test summary names the
 folder. A lesson that fails leaves a screenshot of the page as it was.
 
+The exercise editions (notebooks/exercises/) get the same run, unsolved as committed: every
+stub falls back to cnnlib's version, so Run All must reach the last cell with no error, and
+every check cell must show its NOT WRITTEN YET report. The hints must be collapsed, the
+second opening only after the first. What an edition shares with its lesson is not done
+twice: its widget cells whose code is the lesson's (the explorers, on the same cnnlib code
+and the same inputs, since a stub falls back to cnnlib) must render, with their Log Console
+empty, but their sliders are walked in the lesson's run only. That keeps an edition's run to
+about the time of Run All and a look at each cell (about 8-15 s, against 9-22 s for a lesson).
+
 Needs Chromium: `sudo apt install chromium` on Debian, or $CNN_CHROMIUM pointing at a Chrome
 or Chromium executable. Without it these tests skip, unless $CNN_REQUIRE_BROWSER=1 (CI).
 """
@@ -29,6 +38,7 @@ pytestmark = pytest.mark.browser
 
 ROOT = Path(__file__).resolve().parent.parent
 LESSONS = sorted((ROOT / "notebooks").glob("[0-9][0-9]-*.ipynb"))
+EDITIONS = sorted((ROOT / "notebooks" / "exercises").glob("*.ipynb"))
 RUN_TIMEOUT = 300  # seconds for one lesson's Run All; they take 2-8 s in a kernel of their own
 
 
@@ -57,8 +67,10 @@ def lab(tmp_path_factory):
 
     root = tmp_path_factory.mktemp("lab") / "notebooks"
     root.mkdir()
-    for path in LESSONS:
-        (root / path.name).write_text(json.dumps(labdriver.strip_outputs(load(path))), encoding="utf-8")
+    (root / "exercises").mkdir()
+    for path in LESSONS + EDITIONS:
+        copy = root / path.relative_to(ROOT / "notebooks")
+        copy.write_text(json.dumps(labdriver.strip_outputs(load(path))), encoding="utf-8")
     labdriver.screenshot_folder().mkdir(parents=True, exist_ok=True)
 
     server = labdriver.LabServer(root, root.parent / "home")
@@ -131,27 +143,91 @@ def check_flatten_explorer(explorer):
 EXPLORER_CHECKS = {"07-flatten-and-unflatten.ipynb": check_flatten_explorer}
 
 
-@pytest.mark.parametrize("path", LESSONS, ids=lambda p: p.stem)
+def source(cell):
+    return "".join(cell["source"])
+
+
+def committed_text(cell):
+    """What a committed code cell printed and returned, as plain text."""
+    parts = []
+    for out in cell.get("outputs", []):
+        if out["output_type"] == "stream":
+            parts.append(source({"source": out["text"]}))
+        elif out["output_type"] in ("execute_result", "display_data"):
+            parts.append(source({"source": out.get("data", {}).get("text/plain", "")}))
+    return "\n".join(parts)
+
+
+def check_reports(page, committed, code):
+    """Each check cell of an unsolved edition shows the NOT WRITTEN YET report it committed.
+
+    Returns the indices of the check cells found.
+    """
+    found = []
+    for index in code:
+        wanted = [line for line in committed_text(committed["cells"][index]).splitlines()
+                  if re.fullmatch(r"check\.\w+: NOT WRITTEN YET", line)]
+        if wanted:
+            found.append(index)
+            shown = " ".join(labdriver.reveal(page, index).locator(".jp-OutputArea-output").all_inner_texts())
+            for line in wanted:
+                assert line in shown, f"cell {index} should show {line!r}, shows {shown[:300]!r}"
+    return found
+
+
+def check_hints_open_one_at_a_time(page, nb, screenshot):
+    """The first hints cell: all hints folded, Hint 2 hidden until Hint 1 is opened."""
+    from playwright.sync_api import expect
+
+    index = next(i for i, c in enumerate(nb["cells"])
+                 if c["cell_type"] == "markdown" and source(c).startswith("<details><summary>Hint 1</summary>"))
+    hints = source(nb["cells"][index]).count("<details>")
+    cell = labdriver.reveal(page, index)
+    details = cell.locator(".jp-RenderedMarkdown details")
+    expect(details).to_have_count(hints, timeout=10_000)
+    assert not any(details.nth(k).evaluate("d => d.open") for k in range(hints)), "a hint is open from the start"
+    first = cell.locator("summary", has_text=re.compile("^Hint 1$"))
+    expect(first).to_be_visible()
+    if hints > 1:
+        second = cell.locator("summary", has_text=re.compile("^Hint 2$"))
+        expect(second).to_be_hidden()
+        first.click()
+        expect(second).to_be_visible()
+        assert not details.nth(1).evaluate("d => d.open"), "opening hint 1 opened hint 2 too"
+    cell.screenshot(path=screenshot)
+
+
+@pytest.mark.parametrize("path", LESSONS + EDITIONS, ids=lambda p: str(p.relative_to(ROOT / "notebooks"))[:-6])
 def test_lesson_runs_in_jupyterlab_and_its_widgets_render(lab, path):
     server, browser = lab
+    name = path.relative_to(ROOT / "notebooks").as_posix()
+    stem = name[:-len(".ipynb")].replace("/", "-")  # exercises-02-...: beside the lesson's screenshots
+    edition = name.startswith("exercises/")
     committed = load(path)
     expected = labdriver.expected_outputs(committed)
     code = sorted(expected)
+    # In an edition, widget cells with the lesson's code were walked in the lesson's run.
+    lesson_sources = {source(c) for c in load(ROOT / "notebooks" / path.name)["cells"]} if edition else set()
     shots = labdriver.screenshot_folder()
-    for old in shots.glob(f"{path.stem}*.png"):
-        old.unlink()  # this lesson's screenshots from an earlier run
+    for old in shots.glob(f"{stem}*.png"):
+        old.unlink()  # this notebook's screenshots from an earlier run
     page = browser.new_page(viewport=labdriver.VIEWPORT)
     passed = False
     try:
-        problems = labdriver.run_and_inspect(page, server, path.name, expected, RUN_TIMEOUT,
-                                             problem_shots=shots / path.stem)
+        problems = labdriver.run_and_inspect(page, server, name, expected, RUN_TIMEOUT,
+                                             problem_shots=shots / stem)
         widget_cells = [i for i in code if expected[i]["widgets"]]
         for index in widget_cells:
-            labdriver.reveal(page, index).screenshot(path=shots / f"{path.stem}-cell{index}.png")
-        assert not problems, f"{path.name} in JupyterLab:\n" + "\n".join(problems)
+            labdriver.reveal(page, index).screenshot(path=shots / f"{stem}-cell{index}.png")
+        assert not problems, f"{name} in JupyterLab:\n" + "\n".join(problems)
 
+        if edition:
+            assert check_reports(page, committed, code), f"{name}: no check cell shows NOT WRITTEN YET"
+            check_hints_open_one_at_a_time(page, committed, shots / f"{stem}-hints.png")
+
+        walked = [i for i in widget_cells if source(committed["cells"][i]) not in lesson_sources]
         tried = 0
-        for index in widget_cells:
+        for index in walked:
             cell = labdriver.reveal(page, index)
             explorers = cell.locator(".cnn-explorer")
             for k in range(explorers.count()):
@@ -159,20 +235,20 @@ def test_lesson_runs_in_jupyterlab_and_its_widgets_render(lab, path):
                 tried += 1
             if explorers.count():
                 labdriver.wait_for_idle_kernel(page, path.name)
-                cell.screenshot(path=shots / f"{path.stem}-cell{index}-after-moving-sliders.png")
-        calls = sum("".join(committed["cells"][i]["source"]).count("_explorer(") for i in code)
-        assert tried == calls, f"{path.name}: {calls} explorer call(s) in the code, {tried} explorer(s) tried"
+                cell.screenshot(path=shots / f"{stem}-cell{index}-after-moving-sliders.png")
+        calls = sum(source(committed["cells"][i]).count("_explorer(") for i in walked)
+        assert tried == calls, f"{name}: {calls} explorer call(s) in the code, {tried} explorer(s) tried"
 
         labdriver.wait_for_idle_kernel(page, path.name)
         log = labdriver.log_console_entries(page)
-        assert not log, f"{path.name}: the Log Console shows\n" + "\n".join(log)[:2000]
+        assert not log, f"{name}: the Log Console shows\n" + "\n".join(log)[:2000]
 
         labdriver.reveal(page, 0)
-        page.screenshot(path=shots / f"{path.stem}.png")
+        page.screenshot(path=shots / f"{stem}.png")
         passed = True
     finally:
         if not passed:
-            page.screenshot(path=shots / f"{path.stem}-at-failure.png")
+            page.screenshot(path=shots / f"{stem}-at-failure.png")
         page.close()
         server.shutdown_kernels()
 

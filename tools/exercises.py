@@ -66,8 +66,8 @@ NOTE = (
     "and then its check cell, which says `PASSED`, `FAILED` (and what to look at) or "
     "`NOT WRITTEN YET`. Stuck? Open the hints under the check one at a time, and compare with "
     "the lesson when you are done.\n\n"
-    "A stub you have not written yet falls back to cnnlib's version (the cell says so), so "
-    "every cell below it still runs."
+    "A stub you have not written yet falls back to cnnlib's version (the first cell that uses it "
+    "says so), so every cell below it still runs."
 )
 
 
