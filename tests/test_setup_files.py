@@ -1,8 +1,8 @@
 """The set-up files agree with each other and with pyproject.toml.
 
-pyproject.toml is the source of truth for versions; environment.yml (conda) and its
-Binder copy must pin the same minor versions, and the README must show the commands
-that course.py and CI actually run.
+pyproject.toml is the source of truth for versions; environment.yml (conda) must pin the
+same minor versions, partly in its pip: section, and the README must show the commands that
+course.py and CI actually run. Binder's files (binder/) are checked by test_binder.py.
 """
 
 import ast
@@ -18,6 +18,9 @@ from packaging.specifiers import SpecifierSet
 
 ROOT = Path(__file__).resolve().parent.parent
 IGNORED = {"python", "pip"}
+# conda-forge's name -> PyPI's, where they differ. matplotlib-base is matplotlib without the Qt
+# toolkit that conda-forge's `matplotlib` adds.
+CONDA_TO_PIP = {"matplotlib-base": "matplotlib"}
 
 
 def normalize(name):
@@ -49,8 +52,11 @@ def pip_pins(extras=CONDA_EXTRAS):
 
 
 def conda_dependencies(text):
-    """The entries of the top-level `dependencies:` list of a simple environment.yml."""
-    entries, inside = [], False
+    """(conda entries, pip entries) of the `dependencies:` list of a simple environment.yml.
+
+    The pip entries are those of its `- pip:` item, a list indented deeper than the rest.
+    """
+    conda, pip, inside, item_indent, in_pip = [], [], False, None, False
     for line in text.splitlines():
         stripped = line.split("#", 1)[0].rstrip()
         if not stripped:
@@ -58,23 +64,55 @@ def conda_dependencies(text):
         if not line[0].isspace():  # a top-level key starts or ends the list
             inside = stripped == "dependencies:"
             continue
-        if inside:
-            match = re.fullmatch(r"\s+-\s+(\S+)", stripped)
-            assert match, f"cannot read environment.yml dependency line {line!r}"
-            entries.append(match.group(1))
-    return entries
+        if not inside:
+            continue
+        match = re.fullmatch(r"(\s+)-\s+(\S+)", stripped)
+        assert match, f"cannot read environment.yml dependency line {line!r}"
+        indent, entry = len(match.group(1)), match.group(2)
+        if item_indent is None:
+            item_indent = indent
+        if indent == item_indent:
+            in_pip = entry == "pip:"
+            if not in_pip:
+                conda.append(entry)
+        else:
+            assert in_pip and indent > item_indent, f"unexpected nesting in environment.yml: {line!r}"
+            pip.append(entry)
+    return conda, pip
 
 
 def conda_pins():
-    """{name: version} from environment.yml, each entry `name=X.Y` (or a bare name)."""
+    """{name: version} from environment.yml's conda entries `name=X.Y` (or a bare name)."""
     pins = {}
-    for entry in conda_dependencies((ROOT / "environment.yml").read_text()):
+    for entry in conda_dependencies((ROOT / "environment.yml").read_text())[0]:
         name, _, version = entry.partition("=")
         assert not version.startswith("="), f"use conda's single '=' in {entry!r}"
         name = normalize(name)
         assert name not in pins, f"{name} is listed twice in environment.yml"
         pins[name] = version
     return pins
+
+
+def conda_pip_pins():
+    """{name: "X.Y"} from environment.yml's pip: section, each entry `name==X.Y.*`."""
+    pins = {}
+    for entry in conda_dependencies((ROOT / "environment.yml").read_text())[1]:
+        match = re.fullmatch(r"([A-Za-z0-9._-]+)==(\d+\.\d+)\.\*", entry)
+        assert match, f"environment.yml's pip: entry {entry!r} is not of the form name==X.Y.*"
+        name = normalize(match.group(1))
+        assert name not in pins, f"{name} is listed twice in environment.yml's pip: section"
+        pins[name] = match.group(2)
+    return pins
+
+
+def environment_yml_pins():
+    """{PyPI name: "X.Y"} of everything environment.yml installs, from conda or from pip."""
+    conda = {CONDA_TO_PIP.get(name, name): version
+             for name, version in conda_pins().items() if name not in IGNORED}
+    pip = conda_pip_pins()
+    both = sorted(set(conda) & set(pip))
+    assert not both, f"environment.yml installs {both} both from conda-forge and from pip"
+    return {**conda, **pip}
 
 
 def test_every_extra_is_pinned_to_a_minor_version():
@@ -86,13 +124,7 @@ def test_course_py_installs_every_extra_and_conda_leaves_out_only_the_browser_on
     target = re.search(r'^TARGET = "\.\[([a-z,]+)\]"', (ROOT / "course.py").read_text(), re.M)
     assert target and set(target.group(1).split(",")) == extras, "course.py must install every extra"
     assert extras - set(CONDA_EXTRAS) == {"browser"}
-    assert "playwright" not in conda_pins()
-
-
-def test_binder_environment_is_a_copy_of_environment_yml():
-    assert (ROOT / "binder" / "environment.yml").read_bytes() == (
-        ROOT / "environment.yml"
-    ).read_bytes(), "binder/environment.yml must be identical to environment.yml"
+    assert "playwright" not in environment_yml_pins()
 
 
 def test_environment_yml_uses_conda_forge_and_the_course_name():
@@ -107,16 +139,29 @@ def test_environment_yml_uses_conda_forge_and_the_course_name():
 
 
 def test_environment_yml_pins_the_same_minor_versions_as_pyproject():
-    conda = {k: v for k, v in conda_pins().items() if k not in IGNORED}
+    conda = environment_yml_pins()
     pip = pip_pins()
     assert sorted(conda) == sorted(pip), "environment.yml and pyproject.toml list different packages"
     for name, minor in pip.items():
         assert conda[name] == minor, f"{name}: environment.yml pins {conda[name]!r}, pyproject {minor}.*"
 
 
+def test_environment_yml_takes_matplotlib_without_qt():
+    # conda-forge's `matplotlib` adds pyside6 (Qt), which the lessons' inline plots never use.
+    assert "matplotlib" not in conda_pins(), "environment.yml must ask conda for matplotlib-base"
+    assert "matplotlib-base" in conda_pins()
+
+
+def test_environment_yml_reader_knows_the_pip_section():
+    text = "name: x\ndependencies:\n  - python=3.11\n  - pip\n  - pip:\n      - a==1.2.*\n  - b=3.4\nchannels:\n  - c\n"
+    assert conda_dependencies(text) == (["python=3.11", "pip", "b=3.4"], ["a==1.2.*"])
+    with pytest.raises(AssertionError, match="unexpected nesting"):
+        conda_dependencies("dependencies:\n  - a\n      - b\n")
+
+
 def test_environment_yml_has_pip_and_a_python_that_pyproject_allows():
     pins = conda_pins()
-    assert "pip" in pins, "environment.yml must install pip (postBuild and the conda route use it)"
+    assert "pip" in pins, "environment.yml must install pip (its pip: section and `pip install -e .` use it)"
     python = pins.get("python")
     assert python and re.fullmatch(r"\d+\.\d+", python), "environment.yml must pin python=X.Y"
     allowed = SpecifierSet(pyproject()["project"]["requires-python"])
@@ -126,17 +171,11 @@ def test_environment_yml_has_pip_and_a_python_that_pyproject_allows():
 
 
 @pytest.mark.skipif(os.name == "nt", reason="no executable bit on Windows")
-@pytest.mark.parametrize("script", [".ci/run", "binder/postBuild"])
+@pytest.mark.parametrize("script", [".ci/run"])
 def test_scripts_are_executable(script):
     path = ROOT / script
     assert path.is_file(), f"{script} is missing"
     assert path.stat().st_mode & 0o111, f"{script} is not executable (chmod +x {script})"
-
-
-def test_binder_post_build_installs_the_package_without_dependencies():
-    text = (ROOT / "binder" / "postBuild").read_text()
-    assert text.startswith("#!/usr/bin/env bash")
-    assert "pip install --no-deps -e ." in text
 
 
 def commands(text):
