@@ -4,10 +4,16 @@
 lesson and test can run offline. `load_mnist` downloads the four MNIST files once (SHA-256
 checked by pooch), caches them, and parses the IDX format with numpy alone, never pickle.
 Both return ``(x_train, y_train), (x_test, y_test)`` like Keras does.
+
+For a classroom, `download_mnist` (``python3 course.py download``) fetches the files ahead of
+time, with a progress bar, and the environment variable ``CNNLIB_DATA_DIR`` names a folder
+holding them, shared or filled in advance, that `load_mnist` then reads (it may be read-only).
 """
 
 import gzip
 import math
+import os
+from pathlib import Path
 
 import numpy as np
 import pooch
@@ -23,6 +29,7 @@ MNIST_HASHES = {
     "t10k-images-idx3-ubyte.gz": "sha256:8d422c7b0a1c1c79245a5bcf07fe86e33eeafee792b84584aec276f5a2dbc4e6",
     "t10k-labels-idx1-ubyte.gz": "sha256:f7ae60f92e00ec6debd23a6088c31dbd2371eca3ffa0defaefb259924204aec6",
 }
+DATA_DIR_ENV = "CNNLIB_DATA_DIR"
 _IMAGES_MAGIC, _LABELS_MAGIC = 2051, 2049  # IDX: unsigned bytes, 3 dims / 1 dim
 _N_DIGITS, _N_CLASSES = 1797, 10
 
@@ -93,14 +100,115 @@ def _read_idx(path, magic):
     return np.frombuffer(data, dtype=np.uint8, offset=header), dims
 
 
+def mnist_dir(cache_dir=None, *, create=False):
+    """The folder MNIST's files are kept in: `cache_dir` if given, else the folder named by
+    the environment variable ``CNNLIB_DATA_DIR``, else ``pooch.os_cache("cnnlib")``.
+
+    A folder named by ``CNNLIB_DATA_DIR`` must be an absolute path (notebooks and scripts run
+    from different folders) and must already exist, unless `create` is true: a missing shared
+    folder is more likely a typing mistake than a wish for a new one.
+
+    Raises
+    ------
+    ValueError
+        If ``CNNLIB_DATA_DIR`` is a relative path.
+    FileNotFoundError
+        If the folder named by ``CNNLIB_DATA_DIR`` does not exist and `create` is false.
+    NotADirectoryError
+        If the chosen path exists but is not a folder.
+    """
+    if cache_dir is not None:
+        folder, source = Path(cache_dir), "cache_dir"
+    elif os.environ.get(DATA_DIR_ENV, "").strip():
+        folder = Path(os.environ[DATA_DIR_ENV].strip()).expanduser()
+        source = f"{DATA_DIR_ENV} (from the environment)"
+        if not folder.is_absolute():
+            raise ValueError(
+                f"{DATA_DIR_ENV} must be an absolute path, got {str(folder)!r}: notebooks and "
+                "scripts run from different folders, so a relative path would mean different places"
+            )
+        if not folder.exists() and not create:
+            raise FileNotFoundError(
+                f"{DATA_DIR_ENV} names the folder {folder}, which does not exist. Fix the "
+                f"variable, or fill the folder first with `python3 course.py download` "
+                f"(cnnlib.datasets.download_mnist()), or unset {DATA_DIR_ENV} to use the "
+                "default cache."
+            )
+    else:
+        folder, source = Path(pooch.os_cache("cnnlib")), "the default cache"
+    if folder.exists() and not folder.is_dir():
+        raise NotADirectoryError(f"{source} names {folder}, which is a file, not a folder")
+    return folder
+
+
+def _fetch_mnist(folder, base_url, hashes, progressbar):
+    """{file name: local path} of the four files, downloaded into `folder` where missing."""
+    unknown = set(hashes or {}) - set(MNIST_HASHES)
+    if unknown:
+        raise ValueError(f"hashes has unknown file names {sorted(unknown)}")
+    hashes = {**MNIST_HASHES, **(hashes or {})}
+    paths = {}
+    for name, known_hash in hashes.items():
+        try:
+            paths[name] = pooch.retrieve(
+                base_url + name, known_hash, fname=name, path=folder, progressbar=progressbar
+            )
+        except PermissionError as exc:  # before OSError: not a network problem
+            raise PermissionError(
+                f"{name} is missing from {folder} (or does not match its SHA-256), and that "
+                f"folder is not writable, so it cannot be downloaded there ({exc}). Ask whoever "
+                f"fills the folder to run `python3 course.py download` with {DATA_DIR_ENV} "
+                "pointing at it, or use a folder you can write to."
+            ) from exc
+        except OSError as exc:  # requests' errors (refused, DNS, HTTP, timeout) are OSErrors
+            raise RuntimeError(
+                f"MNIST could not be downloaded from {base_url + name} ({exc}). Connect to "
+                f"the internet and try again, or download the four files {list(hashes)} by "
+                f"hand from {base_url} into {folder}, or use "
+                "cnnlib.datasets.load_digits(), which needs no download."
+            ) from exc
+    return paths
+
+
+def download_mnist(*, cache_dir=None, base_url=MNIST_URL, hashes=None, progressbar=True):
+    """Fetch MNIST's four files ahead of time, so that `load_mnist` needs no network later.
+
+    For a classroom: run it once (``python3 course.py download``) with ``CNNLIB_DATA_DIR``
+    naming a shared folder, which it creates if needed, then give every learner's Jupyter the
+    same ``CNNLIB_DATA_DIR``; the folder can be read-only for them. Files already there with
+    the right hash are kept.
+
+    Parameters
+    ----------
+    cache_dir, base_url, hashes
+        As for `load_mnist`.
+    progressbar : bool, optional
+        Show a progress bar for each file (tqdm, on standard error).
+
+    Returns
+    -------
+    pathlib.Path
+        The folder holding the four files.
+
+    Raises
+    ------
+    As `load_mnist` and `mnist_dir`.
+    """
+    folder = mnist_dir(cache_dir, create=True)
+    _fetch_mnist(folder, base_url, hashes, progressbar)
+    return folder
+
+
 def load_mnist(*, cache_dir=None, base_url=MNIST_URL, hashes=None, dtype=np.float32):
     """Download (once) and load the 70,000 MNIST digits, 60,000 train and 10,000 test.
 
     Parameters
     ----------
     cache_dir : str or path-like, optional
-        Where the four ``.gz`` files are kept; default ``pooch.os_cache("cnnlib")``. Files
-        already there with the right hash are not downloaded again.
+        Where the four ``.gz`` files are kept; default: the folder named by the environment
+        variable ``CNNLIB_DATA_DIR`` (an absolute path to an existing folder, which may be
+        read-only once filled), else ``pooch.os_cache("cnnlib")``. Files already there with
+        the right hash are not downloaded again.
     base_url : str, optional
         URL of the directory holding the files; must end with ``/``.
     hashes : dict, optional
@@ -117,28 +225,16 @@ def load_mnist(*, cache_dir=None, base_url=MNIST_URL, hashes=None, dtype=np.floa
     ------
     RuntimeError
         If a file cannot be downloaded (offline, server down, HTTP error).
+    PermissionError
+        If a file is missing from a folder that is not writable.
     ValueError
-        If a file does not match its hash, or is not a well-formed IDX file.
+        If a file does not match its hash, or is not a well-formed IDX file, or
+        ``CNNLIB_DATA_DIR`` is a relative path.
+    FileNotFoundError, NotADirectoryError
+        If ``CNNLIB_DATA_DIR`` names no folder, or the chosen path is a file.
     """
     dtype = _check_dtype(dtype)
-    unknown = set(hashes or {}) - set(MNIST_HASHES)
-    if unknown:
-        raise ValueError(f"hashes has unknown file names {sorted(unknown)}")
-    hashes = {**MNIST_HASHES, **(hashes or {})}
-    cache_dir = pooch.os_cache("cnnlib") if cache_dir is None else cache_dir
-    paths = {}
-    for name, known_hash in hashes.items():
-        try:
-            paths[name] = pooch.retrieve(
-                base_url + name, known_hash, fname=name, path=cache_dir, progressbar=False
-            )
-        except OSError as exc:  # requests' errors (refused, DNS, HTTP, timeout) are OSErrors
-            raise RuntimeError(
-                f"MNIST could not be downloaded from {base_url + name} ({exc}). Connect to "
-                f"the internet and try again, or download the four files {list(hashes)} by "
-                f"hand from {base_url} into {cache_dir}, or use "
-                "cnnlib.datasets.load_digits(), which needs no download."
-            ) from exc
+    paths = _fetch_mnist(mnist_dir(cache_dir), base_url, hashes, progressbar=False)
 
     splits = []
     for prefix in ("train", "t10k"):

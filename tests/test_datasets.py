@@ -4,18 +4,23 @@ load_digits runs on the data bundled with scikit-learn. load_mnist runs against 
 files served from 127.0.0.1, so nothing here touches the internet.
 """
 
+import contextlib
 import gzip
 import hashlib
 import http.server
+import os
 import re
+import shutil
 import socket
+import stat
 import threading
 
 import numpy as np
 import pytest
 import sklearn.datasets
 
-from cnnlib.datasets import MNIST_HASHES, load_digits, load_mnist
+import cnnlib.datasets
+from cnnlib.datasets import MNIST_HASHES, download_mnist, load_digits, load_mnist, mnist_dir
 
 MNIST_FILES = [
     "train-images-idx3-ubyte.gz",
@@ -130,8 +135,14 @@ def server(tiny_mnist, monkeypatch):
     # a proxy set in the environment must not intercept requests to the local server
     monkeypatch.setenv("NO_PROXY", "127.0.0.1")
     monkeypatch.setenv("no_proxy", "127.0.0.1")
-    served = tiny_mnist[0]
     requested = []
+    with serving(tiny_mnist[0], requested) as url:
+        yield url, requested
+
+
+@contextlib.contextmanager
+def serving(served, requested):
+    """Serve the folder `served` on 127.0.0.1 until the block ends; yields the base URL."""
 
     class Handler(http.server.SimpleHTTPRequestHandler):
         def __init__(self, *args, **kwargs):
@@ -148,7 +159,7 @@ def server(tiny_mnist, monkeypatch):
     thread = threading.Thread(target=httpd.serve_forever, args=(0.01,), daemon=True)
     thread.start()
     try:
-        yield f"http://127.0.0.1:{httpd.server_address[1]}/", requested
+        yield f"http://127.0.0.1:{httpd.server_address[1]}/"
     finally:
         httpd.shutdown()
         httpd.server_close()
@@ -279,3 +290,134 @@ def test_mnist_default_hashes_are_four_sha256_digests():
     for value in MNIST_HASHES.values():
         assert re.fullmatch(r"sha256:[0-9a-f]{64}", value), value
     assert len(set(MNIST_HASHES.values())) == 4
+
+
+# ------------------------------------------- a classroom's MNIST: download_mnist, CNNLIB_DATA_DIR
+
+
+def _dead_url():
+    """A URL on 127.0.0.1 where nothing listens: any download attempt fails at once."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return f"http://127.0.0.1:{sock.getsockname()[1]}/"
+
+
+@pytest.fixture
+def no_data_dir(monkeypatch):
+    monkeypatch.delenv("CNNLIB_DATA_DIR", raising=False)
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1")
+    monkeypatch.setenv("no_proxy", "127.0.0.1")
+
+
+def _assert_tiny_mnist(loaded, arrays):
+    (x_train, y_train), (x_test, y_test) = loaded
+    np.testing.assert_array_equal(x_train[:, 0], arrays["train"][0] / np.float32(255))
+    np.testing.assert_array_equal(y_train, arrays["train"][1])
+    np.testing.assert_array_equal(x_test[:, 0], arrays["t10k"][0] / np.float32(255))
+    np.testing.assert_array_equal(y_test, arrays["t10k"][1])
+
+
+def test_download_then_load_from_the_data_dir_with_the_server_stopped(tiny_mnist, no_data_dir, tmp_path,
+                                                                      monkeypatch, capfd):
+    served, arrays, hashes = tiny_mnist
+    shared = tmp_path / "class" / "mnist"  # does not exist yet: download_mnist creates it
+    requested = []
+    with serving(served, requested) as url:
+        assert download_mnist(cache_dir=shared, base_url=url, hashes=hashes) == shared
+    assert sorted(requested) == sorted("/" + name for name in MNIST_FILES)
+    assert sorted(p.name for p in shared.iterdir()) == sorted(MNIST_FILES)
+    # pooch's progress bar is tqdm's, on standard error, one bar per file
+    assert capfd.readouterr().err.count("100%") == 4
+
+    monkeypatch.setenv("CNNLIB_DATA_DIR", str(shared))
+    _assert_tiny_mnist(load_mnist(base_url=url, hashes=hashes), arrays)  # the server is gone
+    assert len(requested) == 4
+
+
+def test_download_mnist_takes_the_data_dir_from_the_environment(tiny_mnist, server, no_data_dir, tmp_path,
+                                                                monkeypatch, capfd):
+    url, requested = server
+    shared = tmp_path / "shared"
+    monkeypatch.setenv("CNNLIB_DATA_DIR", str(shared))
+    assert download_mnist(base_url=url, hashes=tiny_mnist[2], progressbar=False) == shared
+    assert sorted(p.name for p in shared.iterdir()) == sorted(MNIST_FILES)
+    assert capfd.readouterr().err == ""
+    # a second run finds the files there with the right hashes and downloads nothing
+    download_mnist(base_url=url, hashes=tiny_mnist[2], progressbar=False)
+    assert len(requested) == 4
+
+
+def test_load_mnist_reads_a_read_only_prefilled_folder(tiny_mnist, no_data_dir, tmp_path, monkeypatch):
+    served, arrays, hashes = tiny_mnist
+    shared = tmp_path / "prefilled"
+    shutil.copytree(served, shared)
+    for path in [*shared.iterdir(), shared]:
+        path.chmod(stat.S_IRUSR | stat.S_IRGRP | stat.S_IROTH | (stat.S_IXUSR if path.is_dir() else 0))
+    before = {p.name: p.stat().st_mtime_ns for p in shared.iterdir()}, shared.stat().st_mtime_ns
+    monkeypatch.setenv("CNNLIB_DATA_DIR", str(shared))
+    try:
+        _assert_tiny_mnist(load_mnist(base_url=_dead_url(), hashes=hashes), arrays)
+        # root may write to a read-only folder: check that nothing was written, not only that it worked
+        after = {p.name: p.stat().st_mtime_ns for p in shared.iterdir()}, shared.stat().st_mtime_ns
+        assert after == before
+    finally:
+        shared.chmod(0o755)
+
+
+def test_a_read_only_folder_missing_a_file_says_so(tiny_mnist, no_data_dir, tmp_path, monkeypatch):
+    served, _, hashes = tiny_mnist
+    shared = tmp_path / "prefilled"
+    shutil.copytree(served, shared)
+    (shared / "t10k-labels-idx1-ubyte.gz").unlink()
+
+    # pooch's own check of a folder it must write to, as it fails for a user without write access
+    # (the tests may run as root, who can write anywhere)
+    def not_writable(path, env=None):
+        raise PermissionError(f"[Errno 13] Permission denied | Pooch could not write to data cache folder '{path}'.")
+
+    monkeypatch.setattr("pooch.core.make_local_storage", not_writable)
+    monkeypatch.setenv("CNNLIB_DATA_DIR", str(shared))
+    with pytest.raises(PermissionError) as info:
+        load_mnist(base_url=_dead_url(), hashes=hashes)
+    message = str(info.value)
+    assert "t10k-labels-idx1-ubyte.gz is missing from " + str(shared) in message
+    assert "not writable" in message and "python3 course.py download" in message
+
+
+def test_a_data_dir_that_does_not_exist_is_refused_by_load_mnist(no_data_dir, tmp_path, monkeypatch):
+    missing = tmp_path / "typo"
+    monkeypatch.setenv("CNNLIB_DATA_DIR", str(missing))
+    with pytest.raises(FileNotFoundError, match=rf"CNNLIB_DATA_DIR names the folder {re.escape(str(missing))}, "
+                                                r"which does not exist.*course\.py download"):
+        load_mnist(base_url=_dead_url())
+    assert not missing.exists()
+
+
+def test_a_data_dir_that_is_a_file_is_refused(no_data_dir, tmp_path, monkeypatch):
+    a_file = tmp_path / "mnist.gz"
+    a_file.write_bytes(b"")
+    monkeypatch.setenv("CNNLIB_DATA_DIR", str(a_file))
+    for call in (lambda: load_mnist(base_url=_dead_url()), lambda: download_mnist(base_url=_dead_url())):
+        with pytest.raises(NotADirectoryError, match=rf"CNNLIB_DATA_DIR .*names {re.escape(str(a_file))}, "
+                                                     "which is a file, not a folder"):
+            call()
+    with pytest.raises(NotADirectoryError, match="cache_dir names .*which is a file"):
+        download_mnist(cache_dir=a_file, base_url=_dead_url())
+
+
+def test_a_relative_data_dir_is_refused(no_data_dir, monkeypatch):
+    monkeypatch.setenv("CNNLIB_DATA_DIR", "data/mnist")
+    with pytest.raises(ValueError, match="CNNLIB_DATA_DIR must be an absolute path, got 'data/mnist'"):
+        load_mnist(base_url=_dead_url())
+
+
+def test_the_folder_is_the_argument_then_the_variable_then_poochs_cache(no_data_dir, tmp_path, monkeypatch):
+    monkeypatch.setattr(cnnlib.datasets.pooch, "os_cache", lambda project: tmp_path / "default" / project)
+    assert mnist_dir() == tmp_path / "default" / "cnnlib"
+    monkeypatch.setenv("CNNLIB_DATA_DIR", "  ")  # blank counts as unset
+    assert mnist_dir() == tmp_path / "default" / "cnnlib"
+    monkeypatch.setenv("CNNLIB_DATA_DIR", str(tmp_path))
+    assert mnist_dir() == tmp_path
+    assert mnist_dir(tmp_path / "mine") == tmp_path / "mine"
+    monkeypatch.setenv("CNNLIB_DATA_DIR", "~")
+    assert mnist_dir() == type(tmp_path)(os.path.expanduser("~"))
