@@ -6,6 +6,7 @@
     python3 course.py setup    only set everything up
     python3 course.py execute  re-run notebooks in place and store their outputs (for authors)
     python3 course.py exercises  regenerate the lessons' exercise editions and execute them (for authors)
+    python3 course.py download   fetch MNIST ahead of time, e.g. into a class's shared CNNLIB_DATA_DIR
 
 On Windows, write `py course.py ...` instead of `python3 course.py ...`.
 
@@ -37,7 +38,7 @@ PYPROJECT = os.path.join(ROOT, "pyproject.toml")
 STAMP = os.path.join(VENV, "course-installed.txt")
 TARGET = ".[dev,browser]"  # the course, its lesson tools and tests, and Playwright for the browser test
 
-USAGE = """usage: python3 course.py {lab,test,setup,execute,exercises} [args...]
+USAGE = """usage: python3 course.py {lab,test,setup,execute,exercises,download} [args...]
 
   lab     set everything up, then open JupyterLab on notebooks/
   test    set everything up, then run the unit tests, each lesson in a browser
@@ -49,6 +50,10 @@ USAGE = """usage: python3 course.py {lab,test,setup,execute,exercises} [args...]
           regenerate the exercise editions (notebooks/exercises/) of the given lessons
           (default: all) from their exercise markup, then execute the editions that
           changed; --force executes every regenerated edition
+  download
+          set everything up, then fetch MNIST's four files (11 MB) with a progress bar
+          into the folder named by CNNLIB_DATA_DIR (created if missing), or else into
+          the default cache; give a class the same CNNLIB_DATA_DIR to share one copy
 """
 
 
@@ -198,6 +203,27 @@ def exercises(args):
     return execute(run_these)
 
 
+# Run by the course's Python, since this script cannot import cnnlib: a failed download ends
+# with its message rather than a traceback.
+DOWNLOAD_CODE = """\
+import os, sys
+from cnnlib.datasets import download_mnist
+try:
+    folder = download_mnist()
+except (OSError, RuntimeError, ValueError) as error:
+    sys.exit("[course] MNIST was not downloaded: %s" % error)
+print("[course] MNIST is in %s" % folder)
+if not os.environ.get("CNNLIB_DATA_DIR", "").strip():
+    print("[course] To share it with a class, download into a shared folder named by CNNLIB_DATA_DIR.")
+"""
+
+
+def download():
+    python = setup()
+    say("Fetching MNIST into its cache ...")
+    return run([python, "-c", DOWNLOAD_CODE])
+
+
 def main(argv):
     if not argv or argv[0] in ("-h", "--help", "help"):
         print(USAGE)
@@ -216,6 +242,8 @@ def main(argv):
     if command == "setup":
         setup()
         return 0
+    if command == "download":
+        return download()
     sys.exit("Unknown command %r.\n\n%s" % (command, USAGE))
 
 

@@ -421,3 +421,36 @@ def test_the_folder_is_the_argument_then_the_variable_then_poochs_cache(no_data_
     assert mnist_dir(tmp_path / "mine") == tmp_path / "mine"
     monkeypatch.setenv("CNNLIB_DATA_DIR", "~")
     assert mnist_dir() == type(tmp_path)(os.path.expanduser("~"))
+
+
+def test_course_py_download_runs_download_mnist_in_the_course_python(tiny_mnist, server, no_data_dir, tmp_path,
+                                                                     monkeypatch, capsys):
+    import runpy
+    from pathlib import Path
+
+    url, requested = server
+    namespace = runpy.run_path(str(Path(__file__).resolve().parent.parent / "course.py"),
+                               run_name="course_under_test")["main"].__globals__
+    commands = []
+    namespace.update(setup=lambda: "the-course-python", say=lambda message: None,
+                     run=lambda command: commands.append(command) or 0)
+    assert namespace["main"](["download"]) == 0
+    [(python, flag, code)] = commands
+    assert (python, flag) == ("the-course-python", "-c")
+
+    # The code it hands to the course's Python, run here against the local server.
+    monkeypatch.setitem(download_mnist.__kwdefaults__, "base_url", url)
+    monkeypatch.setitem(download_mnist.__kwdefaults__, "hashes", tiny_mnist[2])
+    monkeypatch.setitem(download_mnist.__kwdefaults__, "progressbar", False)
+    monkeypatch.setenv("CNNLIB_DATA_DIR", str(tmp_path / "class"))
+    exec(code, {})
+    assert f"[course] MNIST is in {tmp_path / 'class'}" in capsys.readouterr().out
+    assert sorted(p.name for p in (tmp_path / "class").iterdir()) == sorted(MNIST_FILES)
+    assert len(requested) == 4
+
+    monkeypatch.setitem(download_mnist.__kwdefaults__, "base_url", _dead_url())
+    monkeypatch.setenv("CNNLIB_DATA_DIR", str(tmp_path / "other"))
+    with pytest.raises(SystemExit, match=r"^\[course\] MNIST was not downloaded: MNIST could not be downloaded"):
+        exec(code, {})
+    with pytest.raises(SystemExit, match="takes no extra arguments"):
+        namespace["main"](["download", "now"])
