@@ -302,7 +302,6 @@ def test_avgpool2d_recognises_a_backward_without_the_division():
 
 # Classic mistakes the layer checks fail but do not name yet (told to the lead, who owns the layer
 # entries of the catalogue). strict: when an entry names them, these tests fail until the marker goes.
-@pytest.mark.xfail(strict=True, reason="no catalogue entry yet: avg-pool backward divides by size, not size**2")
 def test_avgpool2d_names_a_division_by_the_window_side():
     report = check.avgpool2d(forward=avgpool_forward_loop,
                              backward=lambda dout, cache: avgpool_backward_loop(dout, cache, lambda k: k))
@@ -310,12 +309,10 @@ def test_avgpool2d_names_a_division_by_the_window_side():
     assert any("size" in h for h in report.hints), str(report)
 
 
-@pytest.mark.xfail(strict=True, reason="no catalogue entry yet: max-pool backward decodes argmax with the stride")
 def test_maxpool2d_names_argmax_decoded_with_the_stride():
     report = check.maxpool2d(forward=maxpool_forward_loop,
                              backward=lambda dout, cache: maxpool_backward_loop(dout, cache, "divmod by stride"))
     assert not report.passed
-    # today only the generic "your code raised" hint: none says that a window's rows have `size` cells
     assert any("divmod" in h for h in report.hints), str(report)
 
 

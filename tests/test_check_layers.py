@@ -290,7 +290,7 @@ def maxpool_backward(dout, cache, bug=None):
         elif bug == "spread":
             dxp[n, c, rows, cols] += dout[n, c, i, j] / size ** 2
         else:
-            p, q = divmod(int(np.argmax(window)), size)
+            p, q = divmod(int(np.argmax(window)), stride if bug == "decode by stride" else size)
             if bug == "=":
                 dxp[n, c, i * stride + p, j * stride + q] = dout[n, c, i, j]
             else:
@@ -309,7 +309,8 @@ def test_correct_max_pooling_passes():
 
 
 @pytest.mark.parametrize("bug, key", [("every tie", "every_tie"), ("spread", "spread_window"),
-                                      ("=", "overwrite_dx"), ("crop", "pad_crop")])
+                                      ("=", "overwrite_dx"), ("crop", "pad_crop"),
+                                      ("decode by stride", "argmax_decoded_by_stride")])
 def test_max_pooling_mistake_gets_its_hint(bug, key):
     report = check.maxpool2d(forward=maxpool_forward, backward=lambda d, c: maxpool_backward(d, c, bug))
     assert not report.passed and hint(key) in report.hints, str(report)
@@ -498,6 +499,6 @@ def test_every_layer_mistake_in_the_catalogue_is_tested_here():
               "cache_layout", "every_tie", "spread_window", "avg_factor", "flatten_order",
               "flatten_mixes_samples", "dense_no_bias", "relu_mask_only", "softmax_no_shift",
               "softmax_log_underflow", "softmax_no_mean", "softmax_sign", "softmax_loss_sum", "raises",
-              "return_form"}
+              "return_form", "argmax_decoded_by_stride"}
     layer_keys = {k for k, e in MISTAKES.items() if set(e["checks"]) & LAYER_CHECKS}
     assert layer_keys <= tested, f"catalogue entries without a test here: {sorted(layer_keys - tested)}"

@@ -338,6 +338,11 @@ def _maxpool_variant(case, mode):
             flat = window.ravel()
             k = len(flat) - 1 - int(np.argmax(flat[::-1]))
             target[divmod(k, KW)] += dout[n, c, i, j]
+        elif mode == "decode by stride":
+            p, q = divmod(int(np.argmax(window)), sw)
+            if i * sh + p >= dxp.shape[2] or j * sw + q >= dxp.shape[3]:
+                return None  # that decoding reads outside the image: the learner's code raised there
+            dxp[n, c, i * sh + p, j * sw + q] += dout[n, c, i, j]
         elif mode == "whole window":
             target += dout[n, c, i, j]
         elif mode == "window mean":
@@ -351,7 +356,8 @@ def _maxpool_matches(cases, modes):
         if dx is None or not _bad(c, "dx"):
             continue
         for mode in modes:
-            if _close(dx, _maxpool_variant(c, mode)):
+            variant = _maxpool_variant(c, mode)
+            if variant is not None and _close(dx, variant):
                 return True
     return False
 
@@ -372,23 +378,42 @@ def _spread_window(cases):
     return _maxpool_matches(cases, ("whole window", "window mean"))
 
 
+@mistake("argmax_decoded_by_stride", ["maxpool2d"],
+         "Your max-pool backward puts the gradient in the wrong cell of the window when the stride differs "
+         "from the window: a flat index k inside a KH x KW window is row k // KW, column k % KW, "
+         "`p, q = divmod(k, KW)`, whatever the stride; the pixel is then (i*stride + p, j*stride + q) "
+         "(lesson 6, 'Max pooling backward: the gradient goes to the winner').")
+def _argmax_decoded_by_stride(cases):
+    if _maxpool_matches(cases, ("decode by stride",)):
+        return True
+    same, other = [], []  # the cases whose stride is the window's, and the others
+    for c in cases:
+        if c.data.get("forward_ok") is False or not c.data.get("backward_ok") or c.data.get("no_fd"):
+            continue
+        _, kernel, stride, _ = _windows(c)
+        (same if stride == kernel else other).append(all(c.data["backward_ok"].values()))
+    return bool(same) and bool(other) and all(same) and not any(other) and any(
+        c.data.get("backward_error") for c in cases)
+
+
 @mistake("avg_factor", ["avgpool2d"],
-         "Average pooling divides each window's sum by KH*KW, in the forward, and so each pixel gets "
-         "dout / (KH*KW) in the backward. Yours is KH*KW times too large or too small "
-         "(lesson 6, 'Average pooling').")
+         "Average pooling divides each window's sum by KH*KW, the number of pixels in the window (size**2 "
+         "for a square one, not size), in the forward, and so each pixel gets dout / (KH*KW) in the backward. "
+         "Yours is off by a factor of KH*KW, or of one side of the window (lesson 6, 'Average pooling').")
 def _avg_factor(cases):
     for c in cases:
         (_, _, _, _), (KH, KW), _, _ = _windows(c)
-        k = KH * KW
-        out = c.data.get("out")
-        if isinstance(out, np.ndarray) and c.data.get("forward_ok") is False and out.shape == c.data["ref_out"].shape:
-            if _close(out, c.data["ref_out"] * k) or _close(out * k, c.data["ref_out"]):
+        for k in {KH * KW, KH, KW} - {1}:
+            out = c.data.get("out")
+            ref = c.data["ref_out"]
+            if (isinstance(out, np.ndarray) and c.data.get("forward_ok") is False and out.shape == ref.shape
+                    and (_close(out, ref * k) or _close(out * k, ref))):
                 return True
-        dx = _grad(c, "dx")
-        if dx is not None and _bad(c, "dx") and dx.shape == c.data["ref_grads"]["dx"].shape:
-            ref = c.data["ref_grads"]["dx"]
-            if _close(dx, ref * k) or _close(dx * k, ref):
-                return True
+            dx = _grad(c, "dx")
+            if dx is not None and _bad(c, "dx") and dx.shape == c.data["ref_grads"]["dx"].shape:
+                ref = c.data["ref_grads"]["dx"]
+                if _close(dx, ref * k) or _close(dx * k, ref):
+                    return True
     return False
 
 
