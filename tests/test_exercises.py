@@ -417,3 +417,16 @@ def test_malformed_markup_is_refused_naming_notebook_and_cell(case):
         exercises.make_edition(copy.deepcopy(lesson), "03-things.ipynb")
     assert str(raised.value).startswith("03-things.ipynb: "), str(raised.value)
     assert re.search(message, str(raised.value)), str(raised.value)
+
+
+def test_nbval_collects_the_editions_and_nothing_but_notebooks():
+    """`course.py test` passes `notebooks --nbval` to pytest: the editions are collected with
+    the lessons, and the generator (tools/, outside notebooks/) is not collected at all."""
+    import subprocess
+
+    result = subprocess.run([sys.executable, "-m", "pytest", "--collect-only", "-q", "-p", "no:xdist",
+                             "-p", "no:cacheprovider", "--nbval", "notebooks"],
+                            cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    files = {line.split("::")[0] for line in result.stdout.splitlines() if "::" in line}
+    assert files == {str(p.relative_to(ROOT)) for p in LESSONS + EDITIONS}, sorted(files)
