@@ -5,7 +5,9 @@ learner who passes the wrong thing gets a message that names the argument, its s
 what was expected, instead of a broadcast that silently computes nonsense.
 """
 
+import functools
 import numbers
+import os
 
 import numpy as np
 
@@ -13,26 +15,76 @@ import numpy as np
 def as_float_array(x, name):
     """Return `x` as a float ndarray, keeping float32 and float64 as they are.
 
-    Integers and booleans become float64 (pixel values arrive as uint8 more often than not);
-    other floats (float16, longdouble) also become float64, so every layer computes in one
-    of the two precisions the tests cover.
+    Parameters
+    ----------
+    x : array_like of real numbers: floats, integers or booleans.
+    name : str, the argument's name for the error message.
+
+    Returns
+    -------
+    ndarray of dtype float32 or float64. float32 stays float32 and float64 stays float64
+    whatever their byte order (a big-endian array read from a file comes back in the
+    machine's own); integers and booleans become float64 (pixel values arrive as uint8 more
+    often than not), and so do other floats (float16, longdouble), so every layer computes
+    in one of the two precisions the tests cover.
+
+    Raises
+    ------
+    TypeError
+        For anything that is not a real number: complex, datetime64 and timedelta64 (NumPy
+        counts timedeltas as integers, but a duration is not a pixel), strings, bytes,
+        structured records and Python objects.
     """
     arr = np.asarray(x)
-    if arr.dtype in (np.float32, np.float64):
+    if arr.dtype in (np.float32, np.float64):  # the normal path: nothing to convert
         return arr
-    if arr.dtype == np.bool_ or np.issubdtype(arr.dtype, np.integer):
+    kind = arr.dtype.kind
+    if kind == "f" and arr.dtype.itemsize in (4, 8):
+        return arr.astype(arr.dtype.newbyteorder("="))
+    if kind in "biuf":
         return arr.astype(np.float64)
-    if np.issubdtype(arr.dtype, np.floating):
-        return arr.astype(np.float64)
-    raise TypeError(f"{name} must hold real numbers, got an array of dtype {arr.dtype}")
+    what = _KIND_NAMES.get(kind, "values that are not numbers")
+    raise TypeError(f"{name} must hold real numbers, got an array of dtype {arr.dtype} ({what})")
+
+
+_KIND_NAMES = {
+    "c": "complex numbers",
+    "M": "dates and times",
+    "m": "time durations",
+    "U": "strings",
+    "S": "bytes",
+    "O": "Python objects",
+    "V": "structured records",
+}
 
 
 def check_ndim(arr, ndim, name, layout):
-    """Raise ValueError unless `arr` has `ndim` axes; `layout` names them, e.g. '(N, C, H, W)'."""
+    """Raise ValueError unless `arr` has `ndim` axes, none of them empty but the batch axis.
+
+    Parameters
+    ----------
+    arr : ndarray
+    ndim : int
+    name : str, the argument's name for the error message.
+    layout : str naming the axes, e.g. '(N, C, H, W)'. The axis named N, the batch, may be
+        empty (an empty batch is a batch all the same); any other of length 0 is a
+        degenerate layer: no channels, no filters, no features or an empty kernel, which
+        compute nothing useful (PyTorch refuses them too).
+    """
     if arr.ndim != ndim:
         raise ValueError(
             f"{name} must be {ndim}-D {layout}, got shape {arr.shape} ({arr.ndim}-D)"
         )
+    if 0 in arr.shape:
+        axes = [axis.strip() for axis in layout.strip("()").split(",") if axis.strip()]
+        empty = [axis for axis, length in zip(axes, arr.shape) if length == 0 and axis != "N"]
+        if empty:
+            raise ValueError(
+                f"{name} has shape {arr.shape}, laid out {layout}: "
+                + ", ".join(f"{axis} = 0" for axis in empty)
+                + "; every axis but the batch N must be at least 1 (a layer needs channels, "
+                "filters, features and a kernel of at least 1 x 1)"
+            )
 
 
 def check_shape(arr, shape, name):
@@ -78,16 +130,77 @@ def as_pair(value, name, *, minimum):
 def output_hw(hw, kernel, stride, pad, what):
     """Output height and width, (H + 2*pad - KH) // stride + 1 per axis, checked.
 
-    `hw`, `kernel`, `stride` and `pad` are (vertical, horizontal) pairs; `what` names the
-    window ("kernel", "pool window") for the error message.
+    Parameters
+    ----------
+    hw, kernel, stride, pad : (vertical, horizontal) pairs of ints.
+    what : str naming the window ("kernel", "pool window") for the error message.
+
+    Returns
+    -------
+    (H', W') : tuple of int.
+
+    Raises
+    ------
+    ValueError
+        If the window is empty or larger than the padded input, or if one padded plane
+        (one channel of one image) could not fit in this machine's memory even as float32:
+        a pad or image that large is a slip (pad=2**40), and is refused here, before any
+        array is allocated, rather than by NumPy's allocator halfway through a layer.
     """
+    if kernel[0] < 1 or kernel[1] < 1:
+        raise ValueError(f"{what} {tuple(kernel)} is empty: it must be at least 1 x 1")
     padded = (hw[0] + 2 * pad[0], hw[1] + 2 * pad[1])
     if kernel[0] > padded[0] or kernel[1] > padded[1]:
         raise ValueError(
             f"{what} {kernel} is larger than the padded input {padded} "
             f"(input H, W = {tuple(hw)}, pad = {pad})"
         )
+    values = padded[0] * padded[1]  # Python ints: no overflow however absurd the pad
+    if values * 4 > _memory_bytes():
+        raise ValueError(
+            f"the padded input would be {padded[0]} x {padded[1]} = {values:.3g} values per "
+            f"channel of each image (input H, W = {tuple(hw)}, pad = {pad}), "
+            f"{values * 4 / 2**30:.3g} GiB even as float32, more than this machine's "
+            f"{_memory_bytes() / 2**30:.3g} GiB of memory"
+        )
     return (padded[0] - kernel[0]) // stride[0] + 1, (padded[1] - kernel[1]) // stride[1] + 1
+
+
+@functools.cache
+def _memory_bytes():
+    """This machine's physical memory in bytes, or 2**63 where the OS does not tell."""
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, ValueError, OSError):  # Windows has no sysconf
+        return 2**63
+
+
+def as_shape(value, name):
+    """Return `value` as a tuple of ints >= 0 after checking it is one (an array's shape).
+
+    Parameters
+    ----------
+    value : sequence of ints, NumPy's integers included.
+    name : str, the argument's name for the error message.
+
+    Raises
+    ------
+    TypeError
+        If `value` is not a sequence, or an entry is not an int: a float such as 2.5 is
+        refused, not truncated, and so is 2.0 (a size computed with / rather than //).
+    ValueError
+        If an entry is negative.
+    """
+    if isinstance(value, (str, bytes)) or not isinstance(value, (tuple, list, np.ndarray)):
+        raise TypeError(f"{name} must be a tuple of ints, got {value!r}")
+    shape = tuple(value.tolist() if isinstance(value, np.ndarray) else value)
+    for size in shape:
+        # bool is an int subclass; a size of True is always a mistake.
+        if isinstance(size, bool) or not isinstance(size, numbers.Integral):
+            raise TypeError(f"{name} must be a tuple of ints, got {value!r} ({size!r} is not an int)")
+        if size < 0:
+            raise ValueError(f"{name} must hold sizes >= 0, got {value!r}")
+    return tuple(int(size) for size in shape)
 
 
 def check_dout(dout, cache_shape, name="dout"):

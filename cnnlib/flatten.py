@@ -9,10 +9,11 @@ forward input's shape. Any fixed order would work, as long as forward and backwa
 """
 
 import math
+import numbers
 
 import numpy as np
 
-from ._checks import as_float_array
+from ._checks import as_float_array, as_shape
 
 
 def flatten_forward(x):
@@ -40,19 +41,25 @@ def unflatten(a, shape):
     Parameters
     ----------
     a : (N, D) ndarray with D = d1*...*dk.
-    shape : tuple, the full shape of the array that was flattened, batch axis included.
+    shape : tuple of int, the full shape of the array that was flattened, batch axis
+        included. Sizes must be ints: (2, 2.5, 2) is refused with a TypeError rather than
+        truncated to (2, 2, 2).
 
     Returns
     -------
     (N, d1, ..., dk) ndarray, a view of `a` whenever `a` is C-contiguous.
     """
-    a = as_float_array(a, "a")
-    shape = tuple(int(s) for s in shape)
+    return _unflatten(a, shape, "a")
+
+
+def _unflatten(a, shape, name):
+    a = as_float_array(a, name)
+    shape = as_shape(shape, "shape")
     if len(shape) < 2:
         raise ValueError(f"shape must be (N, d1, ..., dk) with k >= 1, got {shape}")
     expected = (shape[0], math.prod(shape[1:]))
     if a.shape != expected:
-        raise ValueError(f"to unflatten into {shape}, a must have shape {expected}, got {a.shape}")
+        raise ValueError(f"to unflatten into {shape}, {name} must have shape {expected}, got {a.shape}")
     return a.reshape(shape)  # (N, d1, ..., dk)
 
 
@@ -69,4 +76,17 @@ def flatten_backward(dout, cache):
     dx : (N, d1, ..., dk) ndarray, the same numbers (and dtype) as dout in the shape of x.
         Flatten does no arithmetic, so there is nothing to differentiate: only to re-index.
     """
-    return unflatten(dout, cache)
+    if not isinstance(cache, tuple) or len(cache) < 2 or not all(
+            isinstance(size, numbers.Integral) and not isinstance(size, bool) for size in cache):
+        raise TypeError(
+            f"flatten_backward needs the cache flatten_forward returned, the input's shape "
+            f"(N, d1, ..., dk), got {_describe(cache)}: the cache of another layer?")
+    return _unflatten(dout, cache, "dout")
+
+
+def _describe(cache):
+    if cache is None:
+        return "None"
+    if isinstance(cache, tuple):
+        return f"a tuple of {len(cache)} ({', '.join(type(item).__name__ for item in cache)})"
+    return f"a {type(cache).__name__}"

@@ -10,13 +10,19 @@ A layer is a cnnlib `Layer` or anything shaped like one: an object with `forward
 `backward(dout)` and `params`/`grads` dicts, such as the layers a learner writes in lesson 8.
 """
 
+import math
+import os
+import secrets
+import struct
+import zipfile
+import zlib
 from collections import namedtuple
 from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
 
-from ._checks import as_flag, positive_int
+from ._checks import as_flag, as_shape, positive_int
 from .layers import Conv2D, Dense, Flatten, Layer, MaxPool2D, ReLU, _takes_input_grad
 
 LayerTrace = namedtuple("LayerTrace", ["name", "x_shape", "out_shape", "dx_shape"])
@@ -130,7 +136,7 @@ class Sequential:
         rather than assigning a new one).
         """
         rows = []
-        shape = tuple(input_shape)
+        shape = input_shape = as_shape(input_shape, "input_shape")
         for name, layer in zip(self.names, self.layers):
             shape = _output_shape(layer, name, shape)
             rows.append((name, _with_batch(shape), sum(p.size for p in layer.params.values())))
@@ -139,46 +145,94 @@ class Sequential:
         w_shape = max(len("Output shape"), *(len(r[1]) for r in rows))
         w_count = max(len("Params"), len(f"{total:,}"))
         line = "=" * (w_name + w_shape + w_count + 4)
-        lines = [f"Input: {_with_batch(tuple(input_shape))}", line,
+        lines = [f"Input: {_with_batch(input_shape)}", line,
                  f"{'Layer':<{w_name}}  {'Output shape':<{w_shape}}  {'Params':>{w_count}}", line]
         lines += [f"{name:<{w_name}}  {shp:<{w_shape}}  {count:>{w_count},}" for name, shp, count in rows]
         lines += [line, f"Total params: {total:,}"]
         return "\n".join(lines)
 
     def save_weights(self, path):
-        """Save every parameter to an .npz file (plain arrays, no pickle); returns the Path.
+        """Save every parameter to an .npz file (plain arrays, no pickle).
 
-        numpy appends ".npz" to `path` if it does not end with it already.
+        Parameters
+        ----------
+        path : str or Path; ".npz" is appended when it does not end with it already, as
+            np.savez does.
+
+        Returns
+        -------
+        Path, the file written.
+
+        Raises
+        ------
+        ValueError
+            If a parameter holds NaN or infinity (training diverged): load_weights would
+            refuse the file, so none is written.
+
+        Notes
+        -----
+        The arrays go to a temporary file next to `path`, which then replaces `path` in one
+        step: a save interrupted halfway (a full disk, a stopped kernel) leaves the previous
+        file as it was, never a truncated one.
         """
         path = _npz_path(path)
-        np.savez(path, **self.params())
+        params = self.params()
+        if bad := [name for name, p in params.items() if not np.isfinite(p).all()]:
+            raise ValueError(f"cannot save to {path}: NaN or infinity in {', '.join(bad)} "
+                             "(training diverged?); load_weights would refuse the file")
+        # O_EXCL: never write into a file someone else made; 0o666 and the umask give the
+        # permissions np.savez's own file would have had.
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+        try:
+            with os.fdopen(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666), "wb") as file:
+                np.savez(file, **params)
+            os.replace(tmp, path)
+        finally:
+            tmp.unlink(missing_ok=True)
         return path
 
     def load_weights(self, path):
         """Copy the parameters saved by save_weights into this model, in place.
 
-        `path` is taken as save_weights takes it (".npz" is added when missing).
-        The file must hold exactly this model's parameter names and shapes; anything else
-        raises ValueError before a single value is copied. Copying in place (rather than
-        replacing the arrays) keeps every reference to them, an optimizer's for example, valid.
+        Parameters
+        ----------
+        path : str or Path, taken as save_weights takes it (".npz" is added when missing).
+
+        Raises
+        ------
+        OSError
+            If the file cannot be opened (FileNotFoundError when it does not exist).
+        ValueError
+            If the file is not an .npz archive of arrays (empty, truncated, a single .npy, a
+            text file, a member that is not an array), or its arrays do not fit this model:
+            every name and shape must be this model's, every dtype a real float or integer,
+            every value finite and within the range of the parameter's dtype. All of the
+            file is checked before a single value is copied, so on any error the model is
+            left exactly as it was.
+
+        Notes
+        -----
+        Nothing is ever unpickled: an array of Python objects is refused from its header,
+        without reading its data. Copying in place (rather than replacing the arrays) keeps
+        every reference to them, an optimizer's for example, valid.
         """
         path = _npz_path(path)
-        with np.load(path, allow_pickle=False) as data:
-            stored = {name: data[name] for name in data.files}
         params = self.params()
+        stored = _read_npz(path, params)
         problems = []
         if missing := sorted(params.keys() - stored.keys()):
             problems.append(f"missing from the file: {', '.join(missing)}")
         if extra := sorted(stored.keys() - params.keys()):
             problems.append(f"not in this model: {', '.join(extra)}")
+        staged = {}
         for name in sorted(params.keys() & stored.keys()):
-            if stored[name].shape != params[name].shape:
-                problems.append(f"{name} has shape {stored[name].shape} in the file, "
-                                f"{params[name].shape} in the model")
+            problem, staged[name] = _stage(stored[name], params[name])
+            if problem:
+                problems.append(f"{name} {problem}")
         if problems:
             raise ValueError(f"weights in {path} do not fit this model: " + "; ".join(problems))
-        for name, p in params.items():
-            p[...] = stored[name]
+        for name, p in params.items():  # same shapes and dtypes: no copy below can fail
+            p[...] = staged[name]
 
     def __repr__(self):
         return "Sequential(\n" + "".join(f"  {layer!r},\n" for layer in self.layers) + ")"
@@ -273,6 +327,130 @@ def _npz_path(path):
     """`path` as a Path ending in .npz, the way np.savez names the file it writes."""
     path = Path(path)
     return path if path.suffix == ".npz" else path.with_name(path.name + ".npz")
+
+
+# How a file that is not a zip archive begins, to say what it is instead.
+_NOT_NPZ = (
+    (b"\x93NUMPY", "a single array saved with np.save (.npy), not an .npz archive of named "
+                   "arrays as save_weights and np.savez write"),
+    ((b"\x80\x02", b"\x80\x03", b"\x80\x04", b"\x80\x05"), "binary Python data, not an .npz archive of arrays"),
+    (b"\x89HDF", "an HDF5 file (Keras .h5?), not an .npz archive of arrays"),
+)
+_ZIP_STARTS = (b"PK\x03\x04", b"PK\x05\x06")  # a first member, or an empty archive
+
+
+def _read_npz(path, params):
+    """The members of the .npz file `path` as {name: _Member}, checked one by one.
+
+    A member's data is read only when its name is a key of `params` and its header gives
+    that parameter's shape and a real dtype: no file can make load_weights read an array
+    it will refuse, nor a larger one than the model's.
+    """
+    with open(path, "rb") as file:
+        start = file.read(16)
+    if not start.startswith(_ZIP_STARTS):
+        raise ValueError(f"cannot load weights from {path}: the file is {_what_file(start)}")
+    try:
+        with zipfile.ZipFile(path) as archive:
+            names = archive.namelist()
+            if duplicated := sorted({n for n in names if names.count(n) > 1}):
+                raise _NpzError(f"it holds two members named {', '.join(duplicated)}")
+            stored = {}
+            for member in names:
+                if not member.endswith(".npy"):
+                    raise _NpzError(f"its member {member!r} is not an array (.npy)")
+                name = member.removesuffix(".npy")
+                with archive.open(member) as file:
+                    stored[name] = _read_member(file, member, params.get(name))
+            return stored
+    except _NpzError as exc:
+        raise ValueError(f"cannot load weights from {path}: {exc}") from None
+    except (zipfile.BadZipFile, zlib.error, EOFError, OSError, ValueError, struct.error,
+            OverflowError, NotImplementedError, RuntimeError) as exc:
+        # A zip cut short has no directory; a damaged member fails its CRC, ends early or
+        # points outside the file (OSError from seek); an encrypted or unusually compressed
+        # one cannot be read. The file itself opened above, so none of these is a missing file.
+        raise ValueError(f"cannot load weights from {path}: the file is truncated or damaged "
+                         f"({type(exc).__name__}: {exc})") from None
+
+
+class _NpzError(Exception):
+    """A problem with an .npz file's contents, reported by _read_npz with the file's name."""
+
+
+_Member = namedtuple("_Member", ["shape", "dtype", "array"])  # array None: data not read
+
+
+def _read_member(file, member, param):
+    """One .npy member of an .npz as a _Member; its data is read only when it may fit `param`.
+
+    The header comes first: an object dtype is refused from it alone, as its data would be
+    a pickle. The member must end with its array; reading up to that end lets zipfile check
+    the member's CRC, so a damaged byte is refused rather than loaded.
+    """
+    try:
+        version = np.lib.format.read_magic(file)
+        if version == (1, 0):
+            shape, fortran_order, dtype = np.lib.format.read_array_header_1_0(file)
+        elif version == (2, 0):
+            shape, fortran_order, dtype = np.lib.format.read_array_header_2_0(file)
+        else:  # 3.0 exists for field names in UTF-8, which no array of weights has
+            raise ValueError(f"format version {version[0]}.{version[1]}, not 1.0 or 2.0")
+    except ValueError as exc:
+        raise _NpzError(f"its member {member!r} is not a readable .npy array ({exc})") from None
+    if dtype.hasobject:
+        raise _NpzError(f"its member {member!r} holds Python objects (dtype {dtype}), not numbers")
+    if param is None or shape != param.shape or dtype.kind not in "iuf":
+        return _Member(shape, dtype, None)
+    size = math.prod(shape) * dtype.itemsize
+    data = file.read(size)
+    if len(data) < size:
+        raise _NpzError(f"its member {member!r} is cut short: {len(data)} of its array's {size} bytes")
+    if file.read(1):
+        raise _NpzError(f"its member {member!r} has more data after its array of shape {shape}")
+    array = np.frombuffer(data, dtype=dtype).reshape(shape, order="F" if fortran_order else "C")
+    return _Member(shape, dtype, array)
+
+
+def _stage(member, param):
+    """(problem, staged): `member`'s array cast to `param`'s dtype, or what keeps it from fitting.
+
+    The problem is None when the member has param's shape, a real float or integer dtype,
+    and finite values that stay finite in param's dtype (1e300 does not fit a float32); the
+    staged array is then a new array ready to be copied into param.
+    """
+    if member.dtype.kind not in "iuf":
+        kind = _KIND_NAMES.get(member.dtype.kind, "values that are not real numbers")
+        return f"has dtype {member.dtype} ({kind}) in the file; weights must be real floats or integers", None
+    if member.shape != param.shape:
+        return f"has shape {member.shape} in the file, {param.shape} in the model", None
+    with np.errstate(over="ignore", invalid="ignore"):
+        staged = member.array.astype(param.dtype)
+    finite = np.isfinite(staged)
+    if not finite.all():
+        at = tuple(int(i) for i in np.argwhere(~finite)[0])
+        value = member.array[at]
+        why = "not a finite number" if not np.isfinite(value) else f"too large for the model's {param.dtype}"
+        return f"holds {value} at index {at}, {why}", None
+    return None, staged
+
+
+_KIND_NAMES = {"b": "booleans", "c": "complex numbers", "M": "dates and times", "m": "time durations",
+               "U": "strings", "S": "bytes", "V": "structured records", "O": "Python objects"}
+
+
+def _what_file(start):
+    """What a file that starts with the bytes `start` is, for load_weights' error message."""
+    if not start:
+        return "empty"
+    for magic, what in _NOT_NPZ:
+        if start.startswith(magic):
+            return what
+    try:
+        text = start.decode("utf-8")
+    except UnicodeDecodeError:
+        return f"not an .npz archive (it starts with the bytes {start!r})"
+    return f"text, not an .npz archive (it starts with {text!r})"
 
 
 def _with_batch(shape):
