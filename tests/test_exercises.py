@@ -430,3 +430,16 @@ def test_nbval_collects_the_editions_and_nothing_but_notebooks():
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
     files = {line.split("::")[0] for line in result.stdout.splitlines() if "::" in line}
     assert files == {str(p.relative_to(ROOT)) for p in LESSONS + EDITIONS}, sorted(files)
+
+
+def test_the_generator_script_checks_writes_and_reports_markup_errors(tmp_path, capsys):
+    lesson = tmp_path / "03-things.ipynb"
+    lesson.write_text(json.dumps(synthetic()), encoding="utf-8")
+    edition = tmp_path / "exercises" / "03-things.ipynb"
+    assert exercises.main(["--check", str(lesson)]) == 1 and not edition.exists()
+    assert "out of date" in capsys.readouterr().err
+    assert exercises.main([str(lesson)]) == 0 and edition.exists()
+    assert exercises.main(["--check", str(lesson)]) == 0
+    lesson.write_text(json.dumps(with_exercise(5, hints=[])), encoding="utf-8")
+    assert exercises.main([str(lesson)]) == 1
+    assert "exercise markup error: 03-things.ipynb: cell 5" in capsys.readouterr().err
