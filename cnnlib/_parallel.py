@@ -15,13 +15,20 @@ many slices there are can change the last bits (BLAS rounds differently for fewe
 and dw adds the partial sums of the slices, or of conv's chunks, in a fixed order, whichever
 thread computed them.
 
+The helper threads are shared by every caller, at most n_threads() - 1 of them, started when
+first needed. A split takes only helpers idle at that moment and its own thread takes the
+rest of the calls, so a split never waits for a helper: one started inside a helper's work,
+or while another thread's split holds every helper, runs in its own thread alone, and two
+user threads running layers at once each go at their own pace instead of one queueing
+behind the other's work.
+
 CNNLIB_THREADS=k in the environment sets the number of slices and threads (1: never split).
 """
 
 import contextlib
 import os
 import threading
-from concurrent.futures import ThreadPoolExecutor
+import queue
 
 # Each slice gets at least this many elements of work (e.g. of its im2col matrix): handing a
 # slice to another thread costs 0.1-0.3 ms on a 2-core VM, more than a smaller slice saves
@@ -30,7 +37,6 @@ MIN_SLICE_WORK = 1 << 17
 CPU_MAX = "/sys/fs/cgroup/cpu.max"  # a container's CPU quota (cgroup v2), e.g. "200000 100000"
 
 _lock = threading.Lock()
-_pools = {}
 _blas = None  # threadpoolctl's handle on NumPy's BLAS, made on first use
 _limiter = None  # the one-thread limit of the outermost blas_one_thread block
 _depth = 0  # how many blas_one_thread blocks the main thread is inside
@@ -75,6 +81,10 @@ def map_slices(fn, slices, *args):
     the next call not yet taken whenever it is free. A layer that cuts its slices into
     smaller chunks (conv) thus keeps every core busy to the end even when the host slows one
     down for a while, as it often does on a shared VM: that core just takes fewer chunks.
+    Only helpers idle at that moment join in (see _claim): a split from inside a helper's
+    work, or while another thread's split keeps every helper busy, runs in the caller's
+    thread alone rather than waiting for one, so it can neither wait on itself nor queue
+    behind another caller's work.
     Returns (or raises an error of a failed call) only once no call is still running, so no
     thread is still writing into the caller's arrays.
     """
@@ -91,26 +101,126 @@ def map_slices(fn, slices, *args):
                 return
             results[i] = fn(*calls[i])
 
+    threads = n_threads()
     with blas_one_thread():
-        helpers = min(len(calls), n_threads()) - 1
-        futures = [_pool(helpers).submit(take_calls) for _ in range(helpers)]  # none when 1 thread
+        helpers = _claim(min(len(calls), threads) - 1, threads - 1)  # none when 1 thread
+        jobs = [helper.run(take_calls) for helper in helpers]
         try:
             take_calls()  # the caller takes calls too: one hand-off fewer
         finally:
-            # Waits for each helper; lighter than concurrent.futures.wait (measured: 0.08 ms
-            # less per call on 2 cores, about 0.6% of the conv workload's step).
-            errors = [future.exception() for future in futures]
+            errors = [job.wait() for job in jobs]
         for error in errors:
             if error is not None:
                 raise error
     return results
 
 
-def _pool(k):
+class _Job:
+    """One take_calls handed to a helper; wait() returns once it is done, with its error or None."""
+
+    __slots__ = ("done", "error")
+
+    def __init__(self):
+        # A held lock that the helper releases when done: the lightest wait there is (a
+        # future's or an Event's sits on a Condition built on such a lock).
+        self.done = threading.Lock()
+        self.done.acquire()
+        self.error = None
+
+    def wait(self):
+        self.done.acquire()
+        return self.error
+
+
+class _Helper:
+    """A thread that runs the jobs handed to it, one at a time, and is idle in between."""
+
+    def __init__(self):
+        self._jobs = queue.SimpleQueue()
+        self.thread = threading.Thread(target=self._serve, name="cnnlib-helper", daemon=True)
+        self.thread.start()
+
+    def run(self, work):
+        job = _Job()
+        self._jobs.put((job, work))
+        return job
+
+    def retire(self):
+        self._jobs.put(None)
+
+    def _serve(self):
+        _local.helper = True  # a split from inside this thread's work runs inline (see _claim)
+        while True:
+            item = self._jobs.get()
+            if item is None:
+                return
+            job, work = item
+            try:
+                work()
+            except BaseException as error:  # handed to the caller, who raises it
+                job.error = error
+            item = work = None  # the caller's arrays are not this thread's to keep alive
+            # Idle again before the caller hears it is done: the caller's next split (the
+            # next layer, at once) then finds this helper free, not busy and over the cap.
+            stay = _return(self)
+            job.done.release()
+            if not stay:
+                return
+
+
+# Helper threads, shared by every caller: _idle holds those waiting for a job, _live counts
+# them all, idle or busy, and _cap is the most that may live, n_threads() - 1 at the last
+# split. All three under _lock.
+_idle = []
+_live = 0
+_cap = 0
+_local = threading.local()
+
+
+def _claim(wanted, cap):
+    """Up to `wanted` helpers, idle ones or new ones while fewer than `cap` live.
+
+    None from a helper's own thread: its work is a slice of a split whose other helpers are
+    busy, and waiting for one of them could be waiting for itself. A caller is never made to
+    wait for a helper: it gets those free now, possibly none, and takes the rest itself.
+    When `cap` has been lowered (CNNLIB_THREADS), idle helpers above it end here, and busy
+    ones when their job is done (_return).
+    """
+    global _live, _cap
+    if getattr(_local, "helper", False) or (wanted <= 0 and _live <= cap):
+        return []
+    claimed, retired = [], []
     with _lock:
-        if k not in _pools:
-            _pools[k] = ThreadPoolExecutor(max_workers=k, thread_name_prefix="cnnlib")
-        return _pools[k]
+        _cap = cap
+        while _idle and _live > cap:  # the setting was lowered: idle helpers above it go
+            retired.append(_idle.pop())
+            _live -= 1
+        while _idle and len(claimed) < wanted:
+            claimed.append(_idle.pop())
+        new = max(0, min(wanted - len(claimed), cap - _live))
+        _live += new
+    for helper in retired:
+        helper.retire()
+        helper.thread.join()
+    try:
+        for _ in range(new):
+            claimed.append(_Helper())
+            new -= 1
+    except RuntimeError:  # no thread could be started (a resource limit): go on with fewer
+        with _lock:
+            _live -= new
+    return claimed
+
+
+def _return(helper):
+    """Put a helper back among the idle ones after its job; False if it must end instead."""
+    global _live
+    with _lock:
+        if _live > _cap:  # the setting was lowered while it worked
+            _live -= 1
+            return False
+        _idle.append(helper)
+        return True
 
 
 @contextlib.contextmanager
@@ -148,9 +258,10 @@ def blas_one_thread():
 def _after_fork_in_child():
     # The child has only the thread that forked: none of the pool threads, and no other
     # thread that could release the lock or leave a blas_one_thread block. Start afresh.
-    global _lock, _depth
+    global _lock, _depth, _live
     _lock = threading.Lock()
-    _pools.clear()
+    _idle.clear()
+    _live = 0
     if _depth:
         _limiter.restore_original_limits()
         _depth = 0

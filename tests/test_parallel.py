@@ -275,3 +275,135 @@ def test_a_forked_child_can_still_split(monkeypatch):
     assert child.exitcode == 0 and slices == 4  # chunks: two slices of 16 images, cut 10 + 6
     assert total == pytest.approx(expected, rel=1e-12)
 
+
+
+# ---- the helper threads: bounded, never waiting on themselves or on another caller ----
+
+
+def _helpers():
+    return [t for t in threading.enumerate() if t.name.startswith("cnnlib")]
+
+
+def _in_thread(target):
+    """Run target() in a daemon thread; returns (thread, done event, results dict)."""
+    done, results = threading.Event(), {}
+
+    def run():
+        try:
+            results["value"] = target()
+        except BaseException as error:  # noqa: BLE001 - reported by the test
+            results["error"] = error
+        finally:
+            done.set()
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    return thread, done, results
+
+
+def test_at_most_n_threads_minus_one_helpers_ever_live(monkeypatch):
+    # Splits of every size, at several settings: one shared set of helpers, never more than
+    # n_threads() - 1, where one pool per helper count kept k(k-1)/2 threads.
+    for threads in (4, 3, 2):
+        monkeypatch.setenv("CNNLIB_THREADS", str(threads))
+        for calls in range(2, threads + 1):
+            barrier = threading.Barrier(calls, timeout=10)  # every call at once: all helpers busy
+            seen = _parallel.map_slices(lambda part: (barrier.wait(), len(_helpers()))[1],
+                                        [slice(i, i + 1) for i in range(calls)])
+            assert max(seen) <= threads - 1
+        assert len(_helpers()) <= threads - 1
+    monkeypatch.setenv("CNNLIB_THREADS", "1")
+    _parallel.map_slices(lambda part: None, [slice(0, 1), slice(1, 2)])
+    assert _helpers() == []  # lowered to 1: the idle helpers end at the next split
+
+
+def test_a_helper_busy_when_the_setting_is_lowered_ends_after_its_job(monkeypatch):
+    monkeypatch.setenv("CNNLIB_THREADS", "3")
+    all_three, inside, release = threading.Barrier(3, timeout=10), threading.Semaphore(0), threading.Event()
+
+    def fn(part):
+        all_three.wait()
+        inside.release()
+        assert release.wait(20)
+
+    thread, done, results = _in_thread(lambda: _parallel.map_slices(fn, [slice(i, i + 1) for i in range(3)]))
+    try:
+        assert all(inside.acquire(timeout=10) for _ in range(3))
+        busy = _helpers()
+        assert len(busy) == 2
+        monkeypatch.setenv("CNNLIB_THREADS", "1")
+        # No helper is free, and the setting allows none: this split runs inline.
+        assert _parallel.map_slices(lambda part: threading.get_ident(), [slice(0, 1), slice(1, 2)]) == (
+            [threading.get_ident()] * 2)
+    finally:
+        release.set()
+    assert done.wait(20) and "error" not in results, results
+    for helper in busy:
+        helper.join(10)
+        assert not helper.is_alive()
+    assert _helpers() == []
+
+
+def test_a_split_inside_a_helpers_work_runs_inline_instead_of_waiting_for_itself(monkeypatch):
+    # A layer called from inside a split layer's work: its split used to queue a job behind
+    # the helper's own, and wait for it forever.
+    monkeypatch.setenv("CNNLIB_THREADS", "2")
+    both = threading.Barrier(2, timeout=10)  # one outer call in the caller, one in the helper
+
+    def inner(part):
+        return threading.get_ident()
+
+    def outer(part):
+        both.wait()
+        return threading.get_ident(), _parallel.map_slices(inner, [slice(i, i + 1) for i in range(4)])
+
+    thread, done, results = _in_thread(lambda: _parallel.map_slices(outer, [slice(0, 1), slice(1, 2)]))
+    assert done.wait(20), "a split inside a helper's work waited for the helper itself"
+    assert "error" not in results, results
+    caller = thread.ident
+    for ident, inner_idents in results["value"]:
+        if ident != caller:  # the helper's outer call: every inner call ran in the helper
+            assert inner_idents == [ident] * 4
+    assert {ident for ident, _ in results["value"]} != {caller}
+
+
+def test_a_second_caller_does_not_queue_behind_a_first_that_holds_every_helper(monkeypatch):
+    # A small layer in one thread used to wait behind a large one from another thread (2.3 ms
+    # became 140 ms): its share went into the same queue as the large layer's.
+    monkeypatch.setenv("CNNLIB_THREADS", "2")
+    both, inside, release = threading.Barrier(2, timeout=10), threading.Semaphore(0), threading.Event()
+
+    def held(part):
+        both.wait()  # the first caller's thread and the one helper are both in here
+        inside.release()
+        assert release.wait(20)
+
+    first, first_done, first_results = _in_thread(lambda: _parallel.map_slices(held, [slice(0, 1), slice(1, 2)]))
+    try:
+        assert inside.acquire(timeout=10) and inside.acquire(timeout=10)
+        second, second_done, second_results = _in_thread(
+            lambda: _parallel.map_slices(lambda part: threading.get_ident(), [slice(i, i + 1) for i in range(4)]))
+        assert second_done.wait(10), "the second caller waited for the first caller's helper"
+        assert second_results["value"] == [second.ident] * 4  # no helper was free: all inline
+    finally:
+        release.set()
+    assert first_done.wait(20) and "error" not in first_results, first_results
+
+
+def test_two_callers_with_free_helpers_both_split(monkeypatch):
+    # Independent callers share the helpers: with three free, two callers of two calls each
+    # both get one (they need not run inline when helpers are idle).
+    monkeypatch.setenv("CNNLIB_THREADS", "4")
+    _parallel.map_slices(lambda part: None, [slice(i, i + 1) for i in range(4)])  # three helpers up
+    four = threading.Barrier(4, timeout=10)  # both callers and a helper each: all four at once
+
+    def run():
+        return _parallel.map_slices(lambda part: (four.wait(), threading.get_ident())[1], [slice(0, 1), slice(1, 2)])
+
+    a, a_done, a_results = _in_thread(run)
+    b, b_done, b_results = _in_thread(run)
+    assert a_done.wait(20) and b_done.wait(20)
+    assert "error" not in a_results and "error" not in b_results, (a_results, b_results)
+    idents = a_results["value"] + b_results["value"]
+    assert len(set(idents)) == 4 and a.ident in idents and b.ident in idents
+    assert len(_helpers()) <= 3
