@@ -53,11 +53,15 @@ def fit(model, x, y, *, optimizer, epochs=1, batch_size=32, validation_data=None
         x_val, y_val = _check_data(*validation_data, name="validation_data")
     if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0:
         raise TypeError(f"seed must be a non-negative int, got {seed!r}")
-    # A label the network has no output for would stop training halfway, after some
-    # updates; one small forward pass tells how many classes there are, so check first.
-    n_classes = model.forward(x[:1]).shape[-1]
+    # Anything that would stop training halfway, after some updates, is checked first: a
+    # label the network has no output for, or validation images it cannot take (found only
+    # at the first epoch's end otherwise). One small forward pass tells how many classes.
+    n_classes = _n_outputs(model, x, "")
     _check_labels(y, n_classes, "y")
     if validation_data is not None:
+        if (n_val := _n_outputs(model, x_val, "validation_data: ")) != n_classes:
+            raise ValueError(f"validation_data: the model gives {n_val} outputs for each sample of its x, "
+                             f"{n_classes} for each sample of the training x")
         _check_labels(y_val, n_classes, "validation_data y")
     rng = np.random.default_rng(seed)
     history = {"loss": [], "accuracy": []}
@@ -74,7 +78,11 @@ def fit(model, x, y, *, optimizer, epochs=1, batch_size=32, validation_data=None
             for start in bar:
                 idx = order[start:start + batch_size]
                 logits = model.forward(x[idx])  # (B, K)
-                loss, dlogits = softmax_cross_entropy(logits, y[idx])
+                try:
+                    loss, dlogits = softmax_cross_entropy(logits, y[idx])
+                except ValueError:
+                    _raise_if_diverged(logits, idx, epoch, start // batch_size, len(batches))
+                    raise
                 model.backward(dlogits, input_grad=False)  # no one uses dL/d(images)
                 optimizer.step(model.params(), model.grads())
                 # Weighting by the batch size makes the epoch average exact when the last batch is short.
@@ -84,7 +92,7 @@ def fit(model, x, y, *, optimizer, epochs=1, batch_size=32, validation_data=None
             history["loss"].append(loss_sum / n)
             history["accuracy"].append(correct / n)
             if validation_data is not None:
-                val_loss, val_acc = evaluate(model, x_val, y_val)
+                val_loss, val_acc = _evaluate(model, x_val, y_val, 256)
                 history["val_loss"].append(val_loss)
                 history["val_accuracy"].append(val_acc)
                 bar.set_postfix(loss=f"{loss_sum / n:.4f}", val_acc=f"{val_acc:.4f}", refresh=False)
@@ -108,6 +116,11 @@ def evaluate(model, x, y, *, batch_size=256):
     """
     x, y = _check_data(x, y)
     batch_size = positive_int(batch_size, "batch_size")
+    return _evaluate(model, x, y, batch_size)
+
+
+def _evaluate(model, x, y, batch_size):
+    """evaluate() on data already checked (fit checks its validation data once, not every epoch)."""
     loss_sum, correct = 0.0, 0
     for start in range(0, len(x), batch_size):
         logits = model.forward(x[start:start + batch_size])  # (B, K)
@@ -118,20 +131,86 @@ def evaluate(model, x, y, *, batch_size=256):
     return loss_sum / len(x), correct / len(x)
 
 
-def _check_data(x, y, name="x, y"):
+def _check_data(x, y, name=None):
+    """x, y as arrays after checking they are N samples of real numbers, finite, and N labels.
+
+    `name` is "validation_data" for fit's validation pair, None for the data itself; the
+    errors name the first bad sample by its index in the array the caller passed.
+    """
+    where = f"{name}: " if name else ""
+    pair = where or "x, y: "
     x, y = np.asarray(x), np.asarray(y)
     if x.ndim < 1 or y.ndim != 1:
-        raise ValueError(f"{name}: x must be (N, ...) and y must be (N,), got shapes {x.shape} and {y.shape}")
+        raise ValueError(f"{pair}x must be (N, ...) and y must be (N,), got shapes {x.shape} and {y.shape}")
     if len(x) != len(y):
-        raise ValueError(f"{name}: x has {len(x)} samples but y has {len(y)} labels")
+        raise ValueError(f"{pair}x has {len(x)} samples but y has {len(y)} labels")
     if len(x) == 0:
-        raise ValueError(f"{name}: no samples (x has shape {x.shape})")
-    if y.dtype == np.bool_ or not np.issubdtype(y.dtype, np.integer):
-        raise TypeError(f"{name}: y must hold integer class labels, got dtype {y.dtype}")
+        raise ValueError(f"{pair}no samples (x has shape {x.shape})")
+    if x.dtype.kind not in "biuf":
+        raise TypeError(f"{where}x must hold real numbers, got an array of dtype {x.dtype}")
+    if y.dtype.kind not in "iu":  # timedelta64 counts as an integer to NumPy; bool is no label
+        hint = ""
+        if y.dtype.kind == "f":
+            bad = _first_non_finite(y)
+            hint = (f" (y[{bad}] is {y[bad]})" if bad is not None else
+                    "; y.astype(int) turns these whole numbers into labels" if np.array_equal(y, np.round(y))
+                    else "")
+        raise TypeError(f"{pair}y must hold integer class labels, got dtype {y.dtype}{hint}")
+    if x.dtype.kind == "f" and (bad := _first_non_finite(x)) is not None:
+        at = (bad, *(int(i) for i in np.argwhere(~np.isfinite(x[bad : bad + 1]))[0][1:]))
+        raise ValueError(
+            f"{where}x holds {x[at]} at sample {bad}, index {at}: the model's outputs for it, and "
+            "in training every weight it reaches, would be NaN; drop or repair that sample")
     return x, y
 
 
+# Samples per isfinite pass: bounds the temporary boolean array whatever the data's size.
+_FINITE_CHUNK_VALUES = 1 << 22
+
+
+def _first_non_finite(a):
+    """Index of the first sample (along axis 0) of float array `a` with a NaN or inf, or None."""
+    per_sample = max(1, a[0].size)
+    step = max(1, _FINITE_CHUNK_VALUES // per_sample)
+    for start in range(0, len(a), step):
+        finite = np.isfinite(a[start:start + step]).reshape(-1, per_sample).all(axis=1)
+        if not finite.all():
+            return start + int(np.argmin(finite))
+    return None
+
+
+def _n_outputs(model, x, where):
+    """The model's number of outputs K for one sample of x; `where` prefixes the error."""
+    try:
+        out = model.forward(x[:1])
+    except ValueError as exc:
+        raise ValueError(f"{where}the model cannot take x's samples of shape {x.shape[1:]}: {exc}") from exc
+    return out.shape[-1]
+
+
 def _check_labels(y, n_classes, name):
-    if y.min() < 0 or y.max() >= n_classes:
+    low, high = y.min(), y.max()
+    if low < 0 or high >= n_classes:
+        bad = int(np.argmax((y < 0) | (y >= n_classes)))
         raise ValueError(f"{name}: labels must be in 0..{n_classes - 1}, the model's {n_classes} outputs; "
-                         f"got values from {y.min()} to {y.max()}")
+                         f"got values from {low} to {high} (the first outside, {y[bad]}, at sample {bad})")
+
+
+def _raise_if_diverged(logits, idx, epoch, batch, n_batches):
+    """Raise a ValueError naming the samples, in the caller's data, whose logits are not finite.
+
+    The data were checked finite before training, so non-finite logits mean that the
+    weights overflowed, or, before any update, that x's values are too large for the
+    model: the loss function's own message would give positions inside a shuffled batch,
+    which mean nothing to the caller.
+    """
+    bad_rows = ~np.isfinite(logits).all(axis=1)
+    if not bad_rows.any():
+        return
+    samples = ", ".join(str(int(i)) for i in idx[bad_rows][:5]) + (", ..." if bad_rows.sum() > 5 else "")
+    updates = epoch * n_batches + batch
+    why = (f"after {updates} update{'s' * (updates > 1)} the weights have overflowed: try a smaller learning rate" if updates
+           else "no update has been made yet, so x's values are too large for the model: scale them")
+    raise ValueError(
+        f"training diverged in epoch {epoch + 1}, batch {batch + 1}: the model's outputs for samples "
+        f"{samples} of x are not finite (NaN or inf), though x is; {why}")
