@@ -17,6 +17,8 @@ import numbers
 
 import numpy as np
 
+from ._checks import as_shape
+
 INITS = ("he", "glorot")
 
 
@@ -47,6 +49,7 @@ def he_normal(shape, fan_in, rng):
     -------
     w : ndarray of `shape`, float64.
     """
+    shape = as_shape(shape, "shape")
     _check_fan(fan_in, "fan_in")
     return as_generator(rng).normal(0.0, np.sqrt(2.0 / fan_in), size=shape)
 
@@ -64,6 +67,7 @@ def glorot_uniform(shape, fan_in, fan_out, rng):
     -------
     w : ndarray of `shape`, float64.
     """
+    shape = as_shape(shape, "shape")
     _check_fan(fan_in, "fan_in")
     _check_fan(fan_out, "fan_out")
     limit = np.sqrt(6.0 / (fan_in + fan_out))
@@ -80,11 +84,16 @@ def init_weights(init, shape, fan_in, fan_out, rng, dtype):
 
 
 def check_float_dtype(dtype):
-    """Return np.dtype(dtype) if it is float32 or float64, the two precisions the layers support."""
+    """Return np.dtype(dtype) if it is float32 or float64, the two precisions the layers support.
+
+    Either byte order is taken ('>f4' is float32 all the same) and the machine's own returned.
+    """
     try:
         dtype = np.dtype(dtype)
     except TypeError as exc:
         raise TypeError(f"dtype must be np.float32 or np.float64, got {dtype!r}") from exc
+    if dtype.kind == "f":
+        dtype = dtype.newbyteorder("=")
     if dtype not in (np.float32, np.float64):
         raise TypeError(f"dtype must be np.float32 or np.float64, got {dtype}")
     return dtype

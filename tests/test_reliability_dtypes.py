@@ -253,3 +253,20 @@ def test_absurd_sizes_are_refused_before_any_allocation_naming_the_size(call):
     finally:
         tracemalloc.stop()
     assert peak < 1 << 20
+
+
+@pytest.mark.parametrize("make", [lambda s: c.he_normal(s, 4, rng=0), lambda s: c.glorot_uniform(s, 4, 3, rng=0)],
+                         ids=["he", "glorot"])
+@pytest.mark.parametrize("shape", [(4, 2.5), (4.0, 3), (True, 3)])
+def test_initialisers_refuse_sizes_that_are_not_ints(make, shape):
+    with pytest.raises(TypeError, match=r"shape must be a tuple of ints"):
+        make(shape)
+
+
+@pytest.mark.parametrize("dtype, expected", [(">f4", np.float32), ("<f4", np.float32), (">f8", np.float64)])
+@pytest.mark.parametrize("make", [lambda d: Conv2D(1, 2, 3, rng=0, dtype=d), lambda d: Dense(3, 2, rng=0, dtype=d)],
+                         ids=["conv", "dense"])
+def test_layers_take_a_float_dtype_in_either_byte_order(make, dtype, expected):
+    layer = make(np.dtype(dtype))
+    for p in (*layer.params.values(), *layer.grads.values()):
+        assert p.dtype == expected and p.dtype.isnative
