@@ -293,7 +293,8 @@ def test_binder_environment_is_consistent_and_holds_the_course_not_the_tests(bin
         "print(json.dumps({'cnnlib': cnnlib.__file__, 'versions': {n: m.version(n) for n in names},"
         " 'present': [n for n in absent if u.find_spec(n)]}))\n"
     )
-    found = json.loads(run([venv / "bin" / "python", "-c", probe], ROOT, env, 120).strip().splitlines()[-1])
+    # From the lessons' folder, as a kernel starts: the repository root is not on sys.path there.
+    found = json.loads(run([venv / "bin" / "python", "-c", probe], home / "notebooks", env, 120).strip().splitlines()[-1])
     assert Path(found["cnnlib"]) == home / "cnnlib" / "__init__.py", "cnnlib must come from the repository copy"
     assert found["present"] == [], f"Binder must not install the test tools {found['present']}"
     for pin in pyproject()["project"]["dependencies"]:
