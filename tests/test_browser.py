@@ -17,8 +17,11 @@ every check cell must show its NOT WRITTEN YET report. The hints must be collaps
 second opening only after the first. What an edition shares with its lesson is not done
 twice: its widget cells whose code is the lesson's (the explorers, on the same cnnlib code
 and the same inputs, since a stub falls back to cnnlib) must render, with their Log Console
-empty, but their sliders are walked in the lesson's run only. That keeps an edition's run to
-about the time of Run All and a look at each cell (about 8-15 s, against 9-22 s for a lesson).
+empty, but their sliders are walked in the lesson's run only. An edition then costs about
+what its lesson does, plus its checks' own run time: in one run on 2 cores, 8-16 s per lesson
+(124 s for the nine) and 9-34 s per edition (159 s for the eight; lesson 9's checks train).
+Everything else an edition could skip is what it has to prove: that Run All gets through
+every stub, and what each cell shows.
 
 Needs Chromium: `sudo apt install chromium` on Debian, or $CNN_CHROMIUM pointing at a Chrome
 or Chromium executable. Without it these tests skip, unless $CNN_REQUIRE_BROWSER=1 (CI).
