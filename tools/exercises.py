@@ -28,8 +28,8 @@ Stored outputs: `write_editions` leaves an existing edition file untouched when 
 would write are the same as the file's, ignoring outputs, execution counts and execution
 timings (`same_cells`). So an edition keeps its executed outputs until its lesson's markup or
 text changes, and regenerating all lessons only rewrites (and `course.py exercises` only
-re-executes) the editions that changed; ``python3 course.py exercises --force`` rewrites
-and re-executes every one, e.g. after cnnlib changes what a check prints.
+re-executes) the editions that changed; ``python3 course.py exercises --force`` executes
+every one again, e.g. after cnnlib changes what a check prints.
 
 Standard library only: course.py runs it before the course's environment exists.
 
