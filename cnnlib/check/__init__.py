@@ -12,6 +12,7 @@ The catalogue of recognised mistakes is `cnnlib/check/mistakes.py`.
 """
 
 from ._core import TOLERANCE, Case, Report
+from .basics import conv2d_one_channel, log_softmax, numerical_gradient, output_size, rel_error, softmax
 from .fallback import exercise
 from .layers import avgpool2d, conv2d, dense, flatten, maxpool2d, relu, softmax_cross_entropy
 from .bridge import flatten_dense, permute_dense_weights, pool_output_size, port_dense_weights, scatter_one
@@ -19,5 +20,6 @@ from .training import adam, layer, network, sequential, sgd_momentum, train_epoc
 
 __all__ = ["TOLERANCE", "Case", "Report", "avgpool2d", "conv2d", "dense", "exercise", "flatten", "maxpool2d",
            "relu", "softmax_cross_entropy"]
+__all__ += ["conv2d_one_channel", "log_softmax", "numerical_gradient", "output_size", "rel_error", "softmax"]
 __all__ += ["flatten_dense", "permute_dense_weights", "pool_output_size", "port_dense_weights", "scatter_one"]
 __all__ += ["adam", "layer", "network", "sequential", "sgd_momentum", "train_epoch"]
