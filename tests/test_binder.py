@@ -26,10 +26,11 @@ environment, so that nothing for the tests is added to Binder's.
 What this cannot reproduce: conda-forge's builds of the base packages (this machine cannot
 reach conda-forge; PyPI's wheels of the same versions stand in), Docker and Binder's launch.
 
-It downloads ~300 MB from PyPI, so unlike the other tests it does not run on every
-`python3 course.py test`: CI runs it (CI=true), and CNN_TEST_BINDER=1 runs it anywhere. The
-built environment is kept in build/binder-env/, keyed on the hash of every file that went into
-it, and reused while none of them changes.
+Building it downloads ~300 MB from PyPI, and tests never download: the build is a set-up step,
+`.venv/bin/python tests/test_binder.py build`, which .ci/run runs before the tests (and which
+anyone can run). The built environment is kept in build/binder-env/, keyed on the hash of every
+file that went into it, and reused while none of them changes; the slow tests use it, and skip
+when it is missing for today's files (under CI they fail instead).
 """
 
 import hashlib
@@ -246,24 +247,24 @@ def build(folder, python):
         run(["./binder/postBuild"], home, env, 1800)
 
 
-@pytest.fixture(scope="module")
-def binder_env():
-    """(venv, home): Binder's environment and the repository copy it was built from."""
-    if not (os.environ.get("CI") == "true" or os.environ.get("CNN_TEST_BINDER") == "1"):
-        pytest.skip("rebuilds Binder's environment from PyPI (~300 MB, minutes cold): "
-                    "CI runs it; CNN_TEST_BINDER=1 runs it here")
-    if os.name == "nt":
-        pytest.skip("Binder builds on Linux; the rebuild uses a POSIX venv and file lock")
+def prepare(*, build_missing):
+    """(venv, home) of the Binder rebuild for today's files, built first if build_missing.
+
+    Without build_missing a missing build is None: the tests never download (only the set-up
+    step does, `python tests/test_binder.py build`, which .ci/run runs before the tests).
+    """
     import fcntl
 
     python = python_for(runtime_python())
     CACHE.mkdir(parents=True, exist_ok=True)
     with open(CACHE / "lock", "w") as lock:
-        # Another test run on this checkout waits here instead of rebuilding the same folder.
+        # Another run on this checkout waits here instead of building the same folder.
         fcntl.flock(lock, fcntl.LOCK_EX)
         key = cache_key()
         folder = CACHE / key
         done = folder / "complete"
+        if not done.exists() and not build_missing:
+            return None
         for old in CACHE.iterdir():
             if old.is_dir() and old.name != key:
                 shutil.rmtree(old)  # built from files as they no longer are
@@ -277,7 +278,22 @@ def binder_env():
             # same place brings in today's code and lessons without reinstalling anything.
             shutil.rmtree(folder / "home")
             copy_repository(folder / "home", repository_files())
-        yield folder / "venv", folder / "home"
+        return folder / "venv", folder / "home"
+
+
+@pytest.fixture(scope="module")
+def binder_env():
+    """(venv, home): Binder's environment and the repository copy it was built from."""
+    if os.name == "nt":
+        pytest.skip("Binder builds on Linux; the rebuild uses a POSIX venv and file lock")
+    built = prepare(build_missing=False)
+    if built is None:
+        message = ("Binder's environment is not built for these files: `.venv/bin/python tests/test_binder.py "
+                   "build` builds it (it downloads ~300 MB from PyPI, a few minutes; .ci/run does it)")
+        if os.environ.get("CI") == "true":
+            pytest.fail(message)
+        pytest.skip(message)
+    return built
 
 
 @pytest.mark.slow
@@ -330,3 +346,10 @@ def test_binder_environment_runs_a_lesson_under_nbval(binder_env, tmp_path):
     output = run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-p", "no:xdist", "--nbval",
                   "--nbval-kernel-name", KERNEL, LESSON], home, env, 900)
     assert re.search(r"\b\d+ passed\b", output) and " failed" not in output, output[-3000:]
+
+
+if __name__ == "__main__":
+    if sys.argv[1:] != ["build"]:
+        sys.exit("usage: python tests/test_binder.py build   (builds Binder's environment in build/binder-env/)")
+    venv, home = prepare(build_missing=True)
+    print(f"[binder] environment ready: {venv}")
