@@ -26,6 +26,7 @@ CNNLIB_THREADS=k in the environment sets the number of slices and threads (1: ne
 """
 
 import contextlib
+import contextvars
 import os
 import threading
 import queue
@@ -141,8 +142,9 @@ class _Helper:
         self.thread.start()
 
     def run(self, work):
+        """Start work() in this helper, in a copy of the caller's context (see _serve)."""
         job = _Job()
-        self._jobs.put((job, work))
+        self._jobs.put((job, contextvars.copy_context(), work))
         return job
 
     def retire(self):
@@ -154,12 +156,15 @@ class _Helper:
             item = self._jobs.get()
             if item is None:
                 return
-            job, work = item
+            job, context, work = item
             try:
-                work()
+                # In the caller's context, so that its np.errstate holds in its slices here too
+                # (NumPy keeps it in a context variable): a split layer warns, or not, as a
+                # whole one would.
+                context.run(work)
             except BaseException as error:  # handed to the caller, who raises it
                 job.error = error
-            item = work = None  # the caller's arrays are not this thread's to keep alive
+            item = context = work = None  # the caller's arrays are not this thread's to keep alive
             # Idle again before the caller hears it is done: the caller's next split (the
             # next layer, at once) then finds this helper free, not busy and over the cap.
             stay = _return(self)

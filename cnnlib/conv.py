@@ -127,9 +127,9 @@ def _runs(flat, n, plane, kernel, Wp):
     width Wp (_widen), zeros in its last Wp - W' columns, and dout[..., i*Wp + j] goes with
     pixel i*Wp + j of tap (p, q)'s run: the run is one contiguous stretch, where the tap's
     strided view (see _windows.taps) has rows only W' long. The zero columns pair dout with
-    pixels where a run wraps onto the next row or image, adding exact zeros, as long as x and w
-    are finite: 0 * inf is NaN, so an inf there also spreads NaN to taps or pixels it never
-    meets (the loop version keeps those finite; the forward's output is not finite either way).
+    pixels where a run wraps onto the next row or image, adding exact zeros, as long as x (for
+    dw) and w (for dx) are finite: 0 * inf is NaN, so an inf there would spread NaN to taps or
+    pixels it never meets. conv2d_backward therefore goes by runs only for finite x and w.
     """
     KH, KW = kernel
     for k in range(KH * KW):
@@ -288,6 +288,12 @@ def conv2d_backward(dout, cache, *, input_grad=True):
     # w_tap[k] = w[:, :, p, q].T, the (C, F) weights of tap k = (p, q) (see _windows.taps).
     w_tap = w.transpose(2, 3, 1, 0).reshape(KH * KW, -1, F)  # (KH*KW, C, F)
     padded = (x.shape[1], x.shape[2] + 2 * pad[0], x.shape[3] + 2 * pad[1])  # (C, Hp, Wp)
+    # Runs pair the zero columns of dout with real weights (dx) and pixels (dw), see _runs: for
+    # an inf or NaN there that is NaN where the true gradient is finite. So runs are taken only
+    # for finite w (checked once here, a few microseconds) and finite x (checked chunk by chunk
+    # below where runs would be used, a pass over x, well under 1% of this backward); the taps
+    # give the exact result otherwise.
+    w_finite = bool(np.isfinite(w).all())
     if kept is None:  # the naive forward's cache: copy every chunk's windows below
         kept = [(chunk, None) for chunk in _batch_chunks(N, w2.shape[1], (Ho, Wo), x.itemsize)[1]]
 
@@ -297,11 +303,13 @@ def conv2d_backward(dout, cache, *, input_grad=True):
         db = np.einsum("nfhw->f", dout[chunk])  # (F,)
         n = chunk.stop - chunk.start
         g = _images_per_product(n, (Ho, Wo))  # as in the forward
-        if _by_runs(stride, g, F, w2.shape[1]):
+        by_runs = _by_runs(stride, g, F, w2.shape[1])
+        dw_by_runs = by_runs and bool(np.isfinite(x[chunk]).all())
+        dx_by_runs = by_runs and w_finite
+        if dw_by_runs or dx_by_runs:
             dout_wide = _widen(dout[chunk], padded[2], out_dtype)  # (n, F, H'*Wp)
+        if dw_by_runs:
             dw_t = _dw_by_runs(x[chunk], dout_wide, (KH, KW), pad, padded)  # (C*KH*KW, F)
-            if input_grad:
-                dxp = _dx_by_runs(dout_wide, w_tap, (KH, KW), padded)  # (n, C, Hp, Wp)
         else:
             cols = matrix if matrix is not None else (
                 im2col(x[chunk], w.shape[2:], stride, pad, (Ho, Wo)))  # (C*KH*KW, n*H'*W')
@@ -310,8 +318,10 @@ def conv2d_backward(dout, cache, *, input_grad=True):
             # The forward was prod = w2 @ stacked_cols, so dw = dprod @ stacked_cols.T summed
             # over the stack. Written transposed, as OpenBLAS ran it about 1.2x faster that way.
             dw_t = (stacked_cols @ dprod.transpose(0, 2, 1)).sum(axis=0)  # (C*KH*KW, F)
-            if input_grad:
-                dxp = _dx_by_taps(dout[chunk], w_tap, (KH, KW), stride, padded, g, dx.dtype)
+        if input_grad and dx_by_runs:
+            dxp = _dx_by_runs(dout_wide, w_tap, (KH, KW), padded)  # (n, C, Hp, Wp)
+        elif input_grad:
+            dxp = _dx_by_taps(dout[chunk], w_tap, (KH, KW), stride, padded, g, dx.dtype)
         if input_grad:
             dx[chunk] = unpad_hw(dxp, pad, x.shape[2:])  # (n, C, H, W)
         return dw_t, db

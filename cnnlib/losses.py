@@ -15,12 +15,13 @@ def softmax_cross_entropy(logits, y):
 
     Parameters
     ----------
-    logits : (N, K) ndarray of finite scores.
+    logits : (N, K) ndarray of finite scores; any finite ones, 1e308 and -1e308 included.
     y : (N,) ndarray of integer labels in 0..K-1.
 
     Returns
     -------
-    loss : float, -mean(log softmax(logits)[n, y[n]]).
+    loss : float, -mean(log softmax(logits)[n, y[n]]); inf only when some sample's loss is
+        beyond the largest float (for float64, above 1.8e308).
     dlogits : (N, K) ndarray, (softmax(logits) - onehot(y)) / N.
     """
     logits = as_float_array(logits, "logits")
@@ -39,11 +40,17 @@ def softmax_cross_entropy(logits, y):
     if y.min() < 0 or y.max() >= K:
         raise ValueError(f"labels must be in 0..{K - 1} for {K} classes, got values from {y.min()} to {y.max()}")
     # Subtracting the row maximum changes nothing mathematically and keeps exp() from
-    # overflowing: the largest exponent becomes exp(0) = 1.
-    shifted = logits - logits.max(axis=1, keepdims=True)  # (N, K)
-    log_probs = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))  # (N, K)
-    rows = np.arange(N)
-    loss = -log_probs[rows, y].mean()
+    # overflowing: the largest exponent becomes exp(0) = 1. The subtraction itself overflows
+    # only for finite extremes (1e308 - -1e308), to -inf: the right float for a log-probability
+    # below -1.8e308 (its exp is 0, its loss inf), so the overflow is no error to warn about.
+    with np.errstate(over="ignore"):
+        shifted = logits - logits.max(axis=1, keepdims=True)  # (N, K)
+        log_probs = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))  # (N, K)
+        rows = np.arange(N)
+        losses = -log_probs[rows, y]  # (N,)
+        loss = losses.mean()
+        if loss == np.inf and np.isfinite(losses).all():  # the sum overflowed, not the mean
+            loss = (losses / N).sum()
     dlogits = np.exp(log_probs)  # (N, K), the softmax probabilities
     dlogits[rows, y] -= 1
     dlogits /= N

@@ -6,7 +6,10 @@ Shapes: N batch, C channels, H x W input, KH x KW pool window (`size`), H' x W' 
 
 Max pooling pads with -inf, so padding never wins the max, and routes each output's
 gradient to the first maximum of its window in row-major order (PyTorch's rule for ties).
-Both max-pool versions share the cache (x, argmax, size, stride, pad), where argmax
+Non-finite pixels follow PyTorch too: a window holding a NaN outputs NaN and sends its
+gradient to the NaN (the first one, as np.argmax picks it; PyTorch picks the last), and a
+padded window whose real pixels are all -inf sends it to its first real pixel, not to the
+padding. Both max-pool versions share the cache (x, argmax, size, stride, pad), where argmax
 (N, C, H', W') holds the flat index, in 0..KH*KW-1, of the winner inside each window
 (the fast forward stores it as uint8 for any window up to 16x16, to save memory and time).
 """
@@ -64,9 +67,38 @@ def maxpool2d_forward(x, *, size=2, stride=None, pad=0):
             # Taps come in increasing k, so max(argmax, k * better) is k exactly where this tap
             # won: the same as argmax[better] = k, without a boolean mask's slow scattered writes.
             np.maximum(argmax_part, np.multiply(better, k, dtype=argmax.dtype), out=argmax_part)
+        # A NaN never compares greater, so the running argmax above missed it, and an all -inf
+        # window kept tap 0, maybe padding. Both leave a non-finite max: one pass over out (a
+        # few % of this loop) tells whether any window needs its winner put right.
+        if not np.isfinite(out_part).all():
+            _nonfinite_winners(x[part], out_part, argmax_part, size, stride, pad)
 
     map_slices(one_slice, batch_slices(x.shape[0], work=x.size))  # see _parallel
     return out, (x, argmax, size, stride, pad)
+
+
+def _nonfinite_winners(x, out, argmax, size, stride, pad):
+    """Put right argmax (n, C, H', W') of the windows whose max `out` is NaN or -inf.
+
+    A NaN window's winner is its first NaN, as np.argmax (the loop version) has it. A window
+    whose real pixels are all -inf ties them with its -inf padding; its winner is its first
+    real pixel, as in PyTorch, so that its gradient reaches x.
+    """
+    nan = np.isnan(out)  # (n, C, H', W')
+    if nan.any():
+        found = ~nan  # windows done with: those without a NaN, and each NaN window once found
+        for k, tap in enumerate(taps(pad_hw(x, pad, value=-np.inf), size, stride, out.shape[2:])):
+            first = np.isnan(tap) & ~found
+            argmax[first] = k
+            found |= first
+    if pad != (0, 0):
+        lost = out == -np.inf
+        if lost.any():
+            # Window (i, j) starts at padded row i*sh, so its first real row is ph - i*sh of it
+            # when that is positive, else 0; columns likewise.
+            rows = np.maximum(0, pad[0] - stride[0] * np.arange(out.shape[2]))  # (H',)
+            cols = np.maximum(0, pad[1] - stride[1] * np.arange(out.shape[3]))  # (W',)
+            np.copyto(argmax, (rows[:, None] * size[1] + cols).astype(argmax.dtype), where=lost)
 
 
 def maxpool2d_backward(dout, cache):
@@ -92,12 +124,23 @@ def maxpool2d_backward(dout, cache):
 
     def one_slice(part):  # images x[part], n of them; writes dxp[part]
         dout_part, argmax_part = dout[part], argmax[part]  # (n, C, H', W') views
+        # dout * (argmax == k) would turn an inf or NaN in dout into NaN (inf * 0) at every
+        # pixel of its window; np.where does not, but costs several times as much: one pass says
+        # whether dout is finite, and np.where is taken only when it is not.
+        finite = np.isfinite(dout_part).all()
         for k, tap in enumerate(taps(dxp[part], size, stride, (Ho, Wo))):
             # Only each window's winner influenced its output, so only it gets the gradient.
-            if overlap:  # windows share pixels, and a shared winner collects from each of them
-                tap += dout_part * (argmax_part == k)  # (n, C, H', W')
+            winners = argmax_part == k  # (n, C, H', W')
+            if not finite:
+                routed = np.where(winners, dout_part, 0)
+                if overlap:
+                    tap += routed
+                else:
+                    tap[...] = routed
+            elif overlap:  # windows share pixels, and a shared winner collects from each of them
+                tap += dout_part * winners
             else:  # each pixel is in one window at most: write the gradient straight in
-                np.multiply(dout_part, argmax_part == k, out=tap)
+                np.multiply(dout_part, winners, out=tap)
 
     map_slices(one_slice, batch_slices(x.shape[0], work=x.size))  # see _parallel
     return np.ascontiguousarray(unpad_hw(dxp, pad, x.shape[2:]))  # (N, C, H, W)
@@ -116,8 +159,11 @@ def maxpool2d_forward_naive(x, *, size=2, stride=None, pad=0):
             for i in range(Ho):
                 for j in range(Wo):
                     window = xp[n, c, i * sh:i * sh + KH, j * sw:j * sw + KW]  # (KH, KW)
-                    argmax[n, c, i, j] = np.argmax(window)  # flat index, first maximum
-                    out[n, c, i, j] = window.flat[argmax[n, c, i, j]]
+                    k = np.argmax(window)  # flat index of the first maximum (or of the first NaN)
+                    if window.flat[k] == -np.inf:  # every real pixel is -inf: not the padding,
+                        k = max(0, ph - i * sh) * KW + max(0, pw - j * sw)  # the first real one wins
+                    argmax[n, c, i, j] = k
+                    out[n, c, i, j] = window.flat[k]
     return out, (x, argmax, size, stride, pad)
 
 

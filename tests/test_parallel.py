@@ -407,3 +407,20 @@ def test_two_callers_with_free_helpers_both_split(monkeypatch):
     idents = a_results["value"] + b_results["value"]
     assert len(set(idents)) == 4 and a.ident in idents and b.ident in idents
     assert len(_helpers()) <= 3
+
+
+def test_the_callers_errstate_holds_in_the_helpers(monkeypatch):
+    # NumPy keeps np.errstate per context: a split layer must warn, or not, as a whole one would.
+    monkeypatch.setenv("CNNLIB_THREADS", "2")
+    both = threading.Barrier(2, timeout=10)
+
+    def fn(part):
+        both.wait()  # one call in the caller, one in a helper
+        return np.geterr()["invalid"], threading.get_ident()
+
+    with np.errstate(invalid="ignore"):
+        results = _parallel.map_slices(fn, [slice(0, 1), slice(1, 2)])
+    assert [setting for setting, _ in results] == ["ignore", "ignore"]
+    assert len({ident for _, ident in results}) == 2
+    with np.errstate(invalid="raise"):
+        assert [s for s, _ in _parallel.map_slices(fn, [slice(0, 1), slice(1, 2)])] == ["raise", "raise"]
