@@ -96,6 +96,8 @@ def test_fallback_names():
     assert fallback_name(cnnlib.explorers.flatten.flat_index) == "cnnlib.explorers.flatten.flat_index"
     assert fallback_name(np.maximum) == "numpy.maximum"
     assert fallback_name(lambda x: x) == "cnnlib's version"
+    from cnnlib.check import training
+    assert fallback_name(training.adam_step) == "cnnlib's version"
 
 
 def test_bad_arguments_are_refused_by_name():
