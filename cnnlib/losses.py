@@ -30,7 +30,7 @@ def softmax_cross_entropy(logits, y):
         bad = np.argwhere(~np.isfinite(logits))[0]
         raise ValueError(f"logits must be finite, found {logits[tuple(bad)]} at index {tuple(int(i) for i in bad)}")
     y = np.asarray(y)
-    if y.dtype == np.bool_ or not np.issubdtype(y.dtype, np.integer):
+    if y.dtype.kind not in "iu":  # not bool, nor timedelta64, which NumPy counts as an integer
         raise TypeError(f"y must hold integer class labels, got dtype {y.dtype}")
     N, K = logits.shape
     if y.shape != (N,):

@@ -270,3 +270,10 @@ def test_layers_take_a_float_dtype_in_either_byte_order(make, dtype, expected):
     layer = make(np.dtype(dtype))
     for p in (*layer.params.values(), *layer.grads.values()):
         assert p.dtype == expected and p.dtype.isnative
+
+
+@pytest.mark.parametrize("labels", [np.array([0, 1], "m8[s]"), np.array([True, False]), np.array([0.0, 1.0]),
+                                    np.array([0, 1], object)], ids=["timedelta", "bool", "float", "object"])
+def test_softmax_cross_entropy_refuses_labels_that_are_not_integers(labels):
+    with pytest.raises(TypeError, match=rf"y must hold integer class labels, got dtype {labels.dtype}"):
+        c.softmax_cross_entropy(np.zeros((2, 3)), labels)
