@@ -43,11 +43,12 @@ def as_float_array(x, name):
         return arr.astype(arr.dtype.newbyteorder("="))
     if kind in "biuf":
         return arr.astype(np.float64)
-    what = _KIND_NAMES.get(kind, "values that are not numbers")
+    what = KIND_NAMES.get(kind, "values that are not numbers")
     raise TypeError(f"{name} must hold real numbers, got an array of dtype {arr.dtype} ({what})")
 
 
-_KIND_NAMES = {
+# What each NumPy dtype kind that is not a real number holds, for error messages.
+KIND_NAMES = {
     "c": "complex numbers",
     "M": "dates and times",
     "m": "time durations",

@@ -10,6 +10,7 @@ A layer is a cnnlib `Layer` or anything shaped like one: an object with `forward
 `backward(dout)` and `params`/`grads` dicts, such as the layers a learner writes in lesson 8.
 """
 
+import codecs
 import math
 import os
 import secrets
@@ -22,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ._checks import as_flag, as_shape, positive_int
+from ._checks import KIND_NAMES, as_flag, as_shape, positive_int
 from .layers import Conv2D, Dense, Flatten, Layer, MaxPool2D, ReLU, _takes_input_grad
 
 LayerTrace = namedtuple("LayerTrace", ["name", "x_shape", "out_shape", "dx_shape"])
@@ -420,7 +421,7 @@ def _stage(member, param):
     staged array is then a new array ready to be copied into param.
     """
     if member.dtype.kind not in "iuf":
-        kind = _KIND_NAMES.get(member.dtype.kind, "values that are not real numbers")
+        kind = "booleans" if member.dtype.kind == "b" else KIND_NAMES.get(member.dtype.kind, "not numbers")
         return f"has dtype {member.dtype} ({kind}) in the file; weights must be real floats or integers", None
     if member.shape != param.shape:
         return f"has shape {member.shape} in the file, {param.shape} in the model", None
@@ -435,10 +436,6 @@ def _stage(member, param):
     return None, staged
 
 
-_KIND_NAMES = {"b": "booleans", "c": "complex numbers", "M": "dates and times", "m": "time durations",
-               "U": "strings", "S": "bytes", "V": "structured records", "O": "Python objects"}
-
-
 def _what_file(start):
     """What a file that starts with the bytes `start` is, for load_weights' error message."""
     if not start:
@@ -447,8 +444,11 @@ def _what_file(start):
         if start.startswith(magic):
             return what
     try:
-        text = start.decode("utf-8")
+        # Incremental: the 16 bytes may end inside a character, which is no reason to doubt the rest.
+        text = codecs.getincrementaldecoder("utf-8")().decode(start)
     except UnicodeDecodeError:
+        text = None
+    if text is None or not all(ch.isprintable() or ch.isspace() for ch in text):
         return f"not an .npz archive (it starts with the bytes {start!r})"
     return f"text, not an .npz archive (it starts with {text!r})"
 

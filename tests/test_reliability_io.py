@@ -198,12 +198,14 @@ def valid_file(tmp_path):
     [
         (b"", "the file is empty"),
         (b"hello, weights\n", r"the file is text, not an \.npz archive \(it starts with 'hello, weights"),
+        ("0,1;é,è,ê\n".encode() * 3, r"the file is text, .*'0,1;é,è,ê\\n0,1'"),  # the 16 bytes end inside a character
+        (b"\x00\x00\x00\x01" * 8, r"not an \.npz archive \(it starts with the bytes b'\\x00"),
         (bytes(range(128, 256)), r"not an \.npz archive \(it starts with the bytes"),
         (pickle.dumps({"0_dense.w": np.zeros((3, 2))}), "binary Python data, not an .npz archive"),
         (b"\x89HDF\r\n\x1a\n" + bytes(100), "an HDF5 file"),
         (b"PK\x03\x04" + bytes(40), "truncated or damaged"),
     ],
-    ids=["empty", "text", "binary", "pickle", "hdf5", "zip header only"],
+    ids=["empty", "text", "utf-8 text", "zeros", "binary", "pickle", "hdf5", "zip header only"],
 )
 def test_a_file_that_is_not_an_npz_archive_is_refused(tmp_path, content, match):
     path = write(tmp_path / "w.npz", content)
