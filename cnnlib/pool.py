@@ -68,9 +68,10 @@ def maxpool2d_forward(x, *, size=2, stride=None, pad=0):
             # won: the same as argmax[better] = k, without a boolean mask's slow scattered writes.
             np.maximum(argmax_part, np.multiply(better, k, dtype=argmax.dtype), out=argmax_part)
         # A NaN never compares greater, so the running argmax above missed it, and an all -inf
-        # window kept tap 0, maybe padding. Both leave a non-finite max: one pass over out (a
-        # few % of this loop) tells whether any window needs its winner put right.
-        if not np.isfinite(out_part).all():
+        # window kept tap 0, maybe padding. The max of out is NaN in the first case and its min
+        # -inf in the second (padding only): a reduction or two over out (a few % of this loop)
+        # tells whether any window needs its winner put right.
+        if out_part.size and (np.isnan(out_part.max()) or pad != (0, 0) and out_part.min() == -np.inf):
             _nonfinite_winners(x[part], out_part, argmax_part, size, stride, pad)
 
     map_slices(one_slice, batch_slices(x.shape[0], work=x.size))  # see _parallel
