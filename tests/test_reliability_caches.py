@@ -150,3 +150,18 @@ def test_layers_still_run_forward_then_backward():
     for layer in [c.Conv2D(3, 4, 3, pad=1), c.MaxPool2D(2), c.AvgPool2D(2), c.ReLU(), c.Flatten()]:
         out = layer.forward(X4)
         assert layer.backward(np.ones_like(out)).shape == X4.shape
+
+
+def test_flatten_backward_refuses_other_caches_too():
+    # flatten.py checks its own cache (a shape); with it, every backward in cnnlib says so.
+    for other in LAYERS:
+        if other == "flatten":
+            continue
+        for _, out, cache in _caches(other):
+            with pytest.raises(TypeError, match=r"^flatten_backward needs the cache flatten_forward"):
+                c.flatten_backward(np.zeros((2, 108)), cache)
+    for cache in HAND_MADE:
+        if isinstance(cache, tuple) and all(isinstance(v, int) for v in cache):
+            continue  # a shape, flatten's own kind of cache (ValueError if it does not fit dout)
+        with pytest.raises((TypeError, ValueError), match=r"^flatten_backward"):
+            c.flatten_backward(np.zeros((2, 108)), cache)
