@@ -258,3 +258,88 @@ def image_and_maps(image, maps, *, suptitle, image_title="input", signed=False, 
     fig.colorbar(im, ax=map_axes, shrink=0.9, label=cbar_label)
     fig.suptitle(suptitle)
     return fig
+
+
+def plot_im2col(image, filters, *, windows=((0, 0), (1, 2), (2, 1)), title=None):
+    """Picture im2col for one grey image: windows become columns, filters rows, one product.
+
+    Left, the image with a few windows outlined; right, the matrix product laid out so that
+    row f of the filter matrix and column (i, j) of the window matrix meet at output f, (i, j).
+    Stride 1, no padding; every number is printed in its cell.
+
+    Parameters
+    ----------
+    image : (H, W) ndarray, small (e.g. 4x4) so that every number can be read.
+    filters : (F, KH, KW) ndarray.
+    windows : sequence of (i, j), the windows to outline (at most 3), each in its own colour.
+    title : str, optional; the figure's title.
+
+    Returns
+    -------
+    fig : matplotlib.figure.Figure; ``fig.axes[0]`` the image, ``fig.axes[1]`` the product.
+    """
+    from matplotlib.patches import Rectangle
+
+    image, filters = np.asarray(image), np.asarray(filters)
+    if image.ndim != 2 or filters.ndim != 3:
+        raise ValueError(f"image must be (H, W) and filters (F, KH, KW), got shapes {image.shape} and "
+                         f"{filters.shape}")
+    (H, W), (F, KH, KW) = image.shape, filters.shape
+    Ho, Wo = H - KH + 1, W - KW + 1
+    if Ho < 1 or Wo < 1:
+        raise ValueError(f"a {KH}x{KW} filter does not fit in a {H}x{W} image")
+    windows = [tuple(int(v) for v in ij) for ij in windows]
+    if len(windows) > 3 or any(not (0 <= i < Ho and 0 <= j < Wo) for i, j in windows):
+        raise ValueError(f"windows must be at most 3 positions (i, j) with i < {Ho}, j < {Wo}, got {windows}")
+    K, P = KH * KW, Ho * Wo
+    cols = np.stack([image[i:i + KH, j:j + KW].ravel() for i in range(Ho) for j in range(Wo)], axis=1)
+    w2 = filters.reshape(F, K)
+    out = w2 @ cols
+    colour = {i * Wo + j: OKABE_ITO[n] for n, (i, j) in enumerate(windows)}
+
+    def fmt(v):
+        return f"{v:.0f}" if float(v).is_integer() else f"{v:.1f}"
+
+    fig, (ax0, ax1) = plt.subplots(1, 2, figsize=(3.2 + 0.5 * (K + P), 0.5 * (K + F) + 2.2),
+                                   width_ratios=[W, K + P + 1.5], constrained_layout=True)
+    ax0.imshow(np.zeros_like(image, dtype=float), cmap=GREYS, vmin=0, vmax=1)
+    for (h, w), v in np.ndenumerate(image):
+        ax0.text(w, h, fmt(v), ha="center", va="center", fontsize=9)
+    for n, (i, j) in enumerate(windows):
+        inset = 0.06 * (n + 1)
+        ax0.add_patch(Rectangle((j - 0.5 + inset, i - 0.5 + inset), KW - 2 * inset, KH - 2 * inset,
+                                fill=False, lw=2.5, ec=OKABE_ITO[n]))
+    ax0.set_title(f"image {H}x{W}, {KH}x{KW} windows", fontsize=10)
+    ax0.set_xlabel("column")
+    ax0.set_ylabel("row")
+    ax0.set_xticks(range(W))
+    ax0.set_yticks(range(H))
+
+    def grid(x0, y0, values, fills):
+        for (r, c), v in np.ndenumerate(values):
+            ax1.add_patch(Rectangle((x0 + c, y0 + r), 1, 1, fc=fills(r, c), ec="0.5", lw=0.8))
+            ax1.text(x0 + c + 0.5, y0 + r + 0.5, fmt(v), ha="center", va="center", fontsize=8)
+
+    x_cols, y_out = K + 1.5, K + 1  # cols top right, w2 bottom left, out bottom right
+    grid(x_cols, 0, cols, lambda r, c: colour.get(c, "white"))
+    grid(0, y_out, w2, lambda r, c: "0.9")
+    grid(x_cols, y_out, out, lambda r, c: colour.get(c, "white"))
+    ax1.text(x_cols + P / 2, -0.4, f"window matrix: one column per window ({K} x {P})",
+             ha="center", va="bottom", fontsize=9)
+    ax1.text(K / 2, y_out - 0.4, f"filter matrix:\none row per filter ({F} x {K})",
+             ha="center", va="bottom", fontsize=9)
+    ax1.text(x_cols + P / 2, y_out + F + 0.3, f"output = filters @ windows ({F} x {P})",
+             ha="center", va="top", fontsize=9)
+    ax1.set_xlim(-0.2, x_cols + P + 0.2)
+    ax1.set_ylim(y_out + F + 1.2, -1.2)
+    ax1.set_aspect("equal")
+    ax1.set_xticks([x_cols + c + 0.5 for c in range(P)], [f"{c // Wo},{c % Wo}" for c in range(P)], fontsize=8)
+    ax1.set_yticks([r + 0.5 for r in range(K)] + [y_out + f + 0.5 for f in range(F)],
+                   [f"{r // KW},{r % KW}" for r in range(K)] + [f"filter {f}" for f in range(F)], fontsize=8)
+    ax1.set_xlabel("window (i, j): its top-left corner")
+    ax1.set_ylabel("pixel (p, q) in the window  /  filter")
+    for side in ("top", "right"):
+        ax1.spines[side].set_visible(False)
+    ax1.set_title("windows become columns, filters rows: one matrix product", fontsize=10)
+    fig.suptitle(title or "im2col: a convolution as one matrix product")
+    return fig

@@ -207,3 +207,29 @@ def test_image_grid_labels_its_colour_bar():
                      colorbar_label="weight")
     assert fig.axes[-1].get_ylabel() == "weight"
     plt.close(fig)
+
+
+def test_plot_im2col_shows_windows_as_columns_and_the_product():
+    image = np.arange(16.0).reshape(4, 4)
+    filters = np.array([[[-1.0, 1], [-1, 1]], [[1, 0], [0, 2]]])
+    fig = plots.plot_im2col(image, filters, windows=[(0, 0), (2, 1)], title="im2col")
+    ax_img, ax_mat = fig.axes
+    assert fig._suptitle.get_text() == "im2col"
+    for ax in (ax_img, ax_mat):
+        assert ax.get_title() and ax.get_xlabel() and ax.get_ylabel()
+    texts = [t.get_text() for t in ax_mat.texts]
+    # window (2, 1) is pixels 9, 10, 13, 14: its column, and filter 1's output 9 + 2 * 14 = 37
+    assert "37" in texts and "-1" in texts
+    assert sum(t in ("9", "10", "13", "14") for t in texts) >= 4
+    assert len(ax_img.patches) == 2  # one outline per window
+
+
+@pytest.mark.parametrize("image, filters, windows", [
+    (np.zeros(4), np.zeros((1, 2, 2)), [(0, 0)]),
+    (np.zeros((2, 2)), np.zeros((1, 3, 3)), [(0, 0)]),
+    (np.zeros((4, 4)), np.zeros((1, 2, 2)), [(3, 0)]),
+    (np.zeros((4, 4)), np.zeros((1, 2, 2)), [(0, 0)] * 4),
+])
+def test_plot_im2col_bad_input(image, filters, windows):
+    with pytest.raises(ValueError):
+        plots.plot_im2col(image, filters, windows=windows)
