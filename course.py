@@ -7,6 +7,7 @@
     python3 course.py execute  re-run notebooks in place and store their outputs (for authors)
     python3 course.py exercises  regenerate the lessons' exercise editions and execute them (for authors)
     python3 course.py download   fetch MNIST ahead of time, e.g. into a class's shared CNNLIB_DATA_DIR
+    python3 course.py links OWNER/NAME [--branch BRANCH]   point every Binder and Colab link at a fork
 
 On Windows, write `py course.py ...` instead of `python3 course.py ...`.
 
@@ -38,7 +39,7 @@ PYPROJECT = os.path.join(ROOT, "pyproject.toml")
 STAMP = os.path.join(VENV, "course-installed.txt")
 TARGET = ".[dev,browser]"  # the course, its lesson tools and tests, and Playwright for the browser test
 
-USAGE = """usage: python3 course.py {lab,test,setup,execute,exercises,download} [args...]
+USAGE = """usage: python3 course.py {lab,test,setup,execute,exercises,download,links} [args...]
 
   lab     set everything up, then open JupyterLab on notebooks/
   test    set everything up, then run the unit tests, each lesson in a browser
@@ -54,6 +55,10 @@ USAGE = """usage: python3 course.py {lab,test,setup,execute,exercises,download} 
           set everything up, then fetch MNIST's four files (11 MB) with a progress bar
           into the folder named by CNNLIB_DATA_DIR (created if missing), or else into
           the default cache; give a class the same CNNLIB_DATA_DIR to share one copy
+  links OWNER/NAME [--branch BRANCH]
+          write the course's GitHub address into pyproject.toml ([tool.course]) and
+          rewrite every Binder and Colab link (READMEs, lessons, exercise editions, start
+          page) to match; run it after forking, e.g. `links you/cnn-from-scratch`
 """
 
 
@@ -169,14 +174,24 @@ def execute(paths):
     return 0
 
 
-def load_exercise_tools():
-    """tools/exercises.py, the generator of the exercise editions (standard library only)."""
+def load_tool(name):
+    """tools/<name>.py (standard library only), e.g. the exercise generator or the launch links."""
     import importlib.util
 
-    spec = importlib.util.spec_from_file_location("exercises", os.path.join(ROOT, "tools", "exercises.py"))
+    spec = importlib.util.spec_from_file_location("course_" + name, os.path.join(ROOT, "tools", name + ".py"))
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+def load_exercise_tools():
+    """tools/exercises.py, the generator of the exercise editions."""
+    return load_tool("exercises")
+
+
+def links(args):
+    """Point every launch link at OWNER/NAME (and --branch BRANCH); see tools/links.py."""
+    return load_tool("links").main(args, root=ROOT)
 
 
 def exercises(args):
@@ -235,6 +250,8 @@ def main(argv):
         return execute(rest)
     if command == "exercises":
         return exercises(rest)
+    if command == "links":
+        return links(rest)
     if rest:
         sys.exit("`%s` takes no extra arguments.\n\n%s" % (command, USAGE))
     if command == "lab":

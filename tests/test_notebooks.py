@@ -5,13 +5,20 @@ saved half-run, run out of order, saved with an error, or hides output it should
 These checks read the committed files only, so they are quick and need no kernel.
 """
 
+import ast
+import importlib.util
 import json
 import re
+import sys
+import types
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
+_spec = importlib.util.spec_from_file_location("course_links", ROOT / "tools" / "links.py")
+links = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(links)
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]-*.ipynb"))
 # The exercise editions (tools/exercises.py makes them) are committed executed too.
 EDITIONS = sorted((ROOT / "notebooks" / "exercises").glob("*.ipynb"))
@@ -92,3 +99,89 @@ def test_readme_lists_every_exercise_edition_with_a_binder_link():
         assert re.search(r"mybinder\.org/v2/gh/[^)\s]+notebooks/exercises/" + re.escape(path.name), text), (
             f"notebooks/README.md has no Binder link for exercises/{path.name}"
         )
+
+
+def notebook_path(path):
+    """`path` as the launch links name it: relative to notebooks/, e.g. exercises/02-....ipynb."""
+    return path.relative_to(ROOT / "notebooks").as_posix()
+
+
+def test_each_notebook_starts_with_its_own_binder_and_colab_badges(notebook):
+    path, nb = notebook
+    repository, branch = links.read_home()
+    first = "".join(nb["cells"][0]["source"]).split("\n")
+    assert first[1:3] == ["", links.badges(notebook_path(path), repository, branch)], (
+        f"{path.name}: the title cell's heading must be followed by a blank line and its badges:\n"
+        + links.badges(notebook_path(path), repository, branch))
+
+
+def colab_cell(nb):
+    return code_cells(nb)[0]
+
+
+def test_first_code_cell_installs_the_course_on_colab_only_and_prints_nothing(notebook):
+    path, nb = notebook
+    cell = colab_cell(nb)
+    source = "".join(cell["source"])
+    assert 'if "google.colab" in sys.modules:' in source, f"{path.name}: the first code cell is not the Colab cell"
+    assert cell["outputs"] == [], f"{path.name}: the Colab cell printed something outside Colab"
+    assert IGNORE not in source
+    # Outside the `if`, only comments, blank lines and `import sys`: nothing else runs off Colab.
+    from IPython.core.inputtransformer2 import TransformerManager
+
+    tree = ast.parse(TransformerManager().transform_cell(source))
+    assert [type(node) for node in tree.body] == [ast.Import, ast.If], f"{path.name}: {ast.dump(tree)[:300]}"
+    assert ast.unparse(tree.body[0]) == "import sys"
+    assert ast.unparse(tree.body[1].test) == "'google.colab' in sys.modules"
+
+
+def test_the_colab_cells_are_all_the_same():
+    sources = {"".join(colab_cell(load(p))["source"]) for p in NOTEBOOKS + EDITIONS}
+    assert len(sources) == 1, "the Colab cells differ between notebooks"
+
+
+class FakeIPython:
+    def __init__(self):
+        self.magics = []
+
+    def run_line_magic(self, name, line, _stack_depth=1):
+        self.magics.append((name, line))
+
+
+def run_colab_cell(source, on_colab, monkeypatch, ipywidgets_version="7.7.1"):
+    """Run the Colab cell with IPython's magics recorded: (magics run, widget manager enabled?)."""
+    from IPython.core.inputtransformer2 import TransformerManager
+
+    shell, enabled = FakeIPython(), []
+    if on_colab:
+        output = types.SimpleNamespace(enable_custom_widget_manager=lambda: enabled.append(True))
+        colab = types.ModuleType("google.colab")
+        colab.output = output
+        google = types.ModuleType("google")
+        google.colab = colab
+        monkeypatch.setitem(sys.modules, "google", google)
+        monkeypatch.setitem(sys.modules, "google.colab", colab)
+        monkeypatch.setitem(sys.modules, "google.colab.output", output)
+    else:
+        monkeypatch.delitem(sys.modules, "google.colab", raising=False)
+    monkeypatch.setitem(sys.modules, "ipywidgets", types.SimpleNamespace(__version__=ipywidgets_version))
+    exec(TransformerManager().transform_cell(source), {"get_ipython": lambda: shell})
+    return shell.magics, bool(enabled)
+
+
+def test_the_colab_cell_installs_the_course_package_and_leaves_colabs_own_packages(monkeypatch):
+    source = "".join(colab_cell(load(NOTEBOOKS[0]))["source"])
+    assert run_colab_cell(source, False, monkeypatch) == ([], False)
+
+    magics, enabled = run_colab_cell(source, True, monkeypatch)
+    repository, branch = links.read_home()
+    lines = [line.split() for name, line in magics]
+    assert all(name == "pip" for name, _ in magics) and all(w[:2] == ["install", "--quiet"] for w in lines)
+    course = [w for w in lines if links.pip_url(repository, branch) in w]
+    assert len(course) == 1 and "--no-deps" in course[0], magics
+    # Whatever else it installs must not replace what Colab ships and a running kernel has loaded.
+    others = {name for w in lines if w not in course for name in w[2:]}
+    assert others and not others & {"numpy", "matplotlib", "scikit-learn", "ipywidgets", "ipykernel"}, others
+    assert not any("-U" in w or "--upgrade" in w for w in lines), magics
+    assert not enabled  # Colab's own widget manager draws ipywidgets 7's widgets
+    assert run_colab_cell(source, True, monkeypatch, ipywidgets_version="8.1.5")[1]

@@ -6,8 +6,9 @@ sits between ``# BEGIN SOLUTION`` and ``# END SOLUTION`` lines, and the next cod
 it (see notebooks/README.md, "For authors"). For every lesson with at least one exercise,
 `make_edition` builds the exercise edition:
 
-- a title cell ``# Lesson N, exercise edition: <title>`` with a note that links the lesson and
-  says how to work; the lesson's first cell follows without its heading;
+- a title cell ``# Lesson N, exercise edition: <title>`` with the edition's own Binder and
+  Colab badges (tools/links.py) and a note that links the lesson and says how to work; the
+  lesson's first cell follows without its heading and badges;
 - each solution region becomes ``# Your code here.`` and
   ``raise NotImplementedError("<name>: not written yet")`` at the region's indentation;
 - ``@check.exercise(fallback=<fallback>)`` above the ``def``/``class`` line (unless the
@@ -39,12 +40,24 @@ Standard library only: course.py runs it before the course's environment exists.
 """
 
 import ast
+import importlib.util
 import json
 import re
 import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+
+
+def _load_links():
+    """tools/links.py (the launch links), loaded by path: tools/ is not a package."""
+    spec = importlib.util.spec_from_file_location("course_links", Path(__file__).resolve().parent / "links.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+links = _load_links()
 LESSONS = ROOT / "notebooks"
 EDITIONS = LESSONS / "exercises"
 
@@ -360,7 +373,11 @@ def _copy(cell):
 
 
 def title_cells(nb, lesson_name, notebook):
-    """The edition's title cell and the lesson's first cell without its heading (if any is left)."""
+    """The edition's title cell and the lesson's first cell without its heading (if any is left).
+
+    The title cell carries the edition's own Binder and Colab badges (tools/links.py builds
+    them from pyproject.toml's [tool.course]); the lesson's badge line is left out.
+    """
     first = nb["cells"][0] if nb["cells"] else None
     heading = text(first["source"]).split("\n", 1) if first else [""]
     match = TITLE.match(heading[0]) if first and first["cell_type"] == "markdown" else None
@@ -370,8 +387,10 @@ def title_cells(nb, lesson_name, notebook):
     number, title = match.groups()
     cell_id = first.get("id", "cell0")
     cells = [markdown_cell(f"{cell_id}-title", f"# Lesson {number}, exercise edition: {title}\n\n"
+                           + links.badges(f"exercises/{lesson_name}") + "\n\n"
                            + NOTE.format(number=number, lesson=lesson_name))]
     rest = heading[1].lstrip("\n") if len(heading) > 1 else ""
+    rest = links.BADGE_LINE.sub("", rest, count=1).lstrip("\n")
     if rest.strip():
         intro = _copy(first)
         intro["source"] = lines(relink(rest))
