@@ -40,6 +40,7 @@ import numpy as np
 # Time the cnnlib of this checkout, whether or not (and wherever) the course is installed.
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import cnnlib as L  # noqa: E402
+from cnnlib.engine.memory import keep_freed_memory  # noqa: E402
 
 WORKLOADS = {
     "lenet": "LeNet step 64x1x28x28",
@@ -314,6 +315,9 @@ def main():
     if args.epoch_images < 64:
         ap.error("--epoch-images must be at least 64 (one batch)")
     started = time.perf_counter()
+    # The layers are timed as fit runs them: fit first lets malloc keep freed memory for the next
+    # step (cnnlib/engine/memory.py). CNNLIB_KEEP_FREED_MEMORY=0 times them without it.
+    kept = keep_freed_memory()
 
     affinity = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else "?"
     print(f"python {platform.python_version()} on {platform.machine()}, {os.cpu_count()} cores "
@@ -322,6 +326,7 @@ def main():
         # Other programs on the machine slow every column; a load above 0.5 means the numbers are noisy.
         print(f"load average before starting: {os.getloadavg()[0]:.2f}")
     print(f"numpy {np.__version__}, BLAS: {blas_info()}")
+    print(f"malloc keeps freed memory (as in fit): {'yes' if kept else 'no'}")
     timer, why = (None, "skipped (--no-torch)") if args.no_torch else start_torch()
     if timer:
         print(f"torch {timer.info['version']}, {timer.info['threads']} threads, timed in a child process")

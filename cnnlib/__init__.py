@@ -2,8 +2,10 @@
 
 Every layer is a pair of pure functions, `out, cache = *_forward(...)` and
 `grads = *_backward(dout, cache)`, in NCHW layout (N batch, C channels, H x W pixels).
-The `*_naive` functions are plain loops written to be read; the others are vectorized and
-tested against them and against finite differences.
+The `*_naive` functions are plain loops written to be read; the others run the fast versions
+in cnnlib/engine/ (lesson 10), tested against the loops and against finite differences.
+Importing cnnlib changes nothing outside it: `fit` sets the allocator up for training (see
+cnnlib/engine/memory.py).
 """
 
 from .activations import relu_backward, relu_forward
@@ -24,10 +26,6 @@ from .pool import (
 )
 
 __version__ = "0.1.0"
-
-from ._memory import keep_freed_memory
-
-keep_freed_memory()  # training steps reuse freed memory instead of page-faulting it back in
 
 # Layer classes, the Sequential model, initialisers, optimizers and the training loop.
 from .init import glorot_uniform, he_normal

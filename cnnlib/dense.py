@@ -1,13 +1,17 @@
 """Dense (fully connected) layer: out = x @ w + b.
 
 Shapes: N batch, D input features, M output features.
+
+The math is one matrix product, so this is already the fast version: NumPy hands it to BLAS.
+The only engine part is blas_one_thread (cnnlib/engine/parallel.py, lesson 10), which keeps
+BLAS to one thread so that its idle threads do not compete with the threaded conv layers.
 """
 
 import numpy as np
 
 from ._caches import check_cache
 from ._checks import as_flag, as_float_array, check_dout, check_ndim
-from ._parallel import blas_one_thread
+from .engine.parallel import blas_one_thread
 
 
 def dense_forward(x, w, b):
@@ -33,7 +37,7 @@ def dense_forward(x, w, b):
         raise ValueError(f"x has {x.shape[1]} features (shape {x.shape}) but w expects {w.shape[0]} (shape {w.shape})")
     if b.shape[0] != w.shape[1]:
         raise ValueError(f"b must have one entry per output: w has shape {w.shape}, b has shape {b.shape}")
-    with blas_one_thread():  # see _parallel: keeps OpenBLAS's threads from spinning
+    with blas_one_thread():  # see cnnlib/engine/parallel.py: keeps OpenBLAS's threads from spinning
         out = x @ w  # (N, M)
     out += b.astype(out.dtype, copy=False)  # broadcast over the batch; a float64 b keeps float32 x float32
     return out, (x, w, b)

@@ -16,6 +16,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from ._checks import positive_int
+from .engine.memory import keep_freed_memory
 from .losses import softmax_cross_entropy
 
 
@@ -42,6 +43,11 @@ def fit(model, x, y, *, optimizer, epochs=1, batch_size=32, validation_data=None
         averaged weighted by batch size), and "val_loss" and "val_accuracy" with validation_data.
         The training figures are measured batch by batch while the weights still change, so
         they lag behind what evaluate() on the training set would give at the epoch's end.
+
+    On Linux with glibc, fit asks malloc to keep freed memory for the next step instead of
+    returning it to the system (cnnlib/engine/memory.py, measured in benchmarks/README.md).
+    That setting is the whole process's and stays after fit returns; set
+    CNNLIB_KEEP_FREED_MEMORY=0 in the environment to leave malloc alone.
     """
     x, y = _check_data(x, y)
     epochs, batch_size = positive_int(epochs, "epochs"), positive_int(batch_size, "batch_size")
@@ -63,6 +69,7 @@ def fit(model, x, y, *, optimizer, epochs=1, batch_size=32, validation_data=None
             raise ValueError(f"validation_data: the model gives {n_val} outputs for each sample of its x, "
                              f"{n_classes} for each sample of the training x")
         _check_labels(y_val, n_classes, "validation_data y")
+    keep_freed_memory()  # steps reuse freed memory instead of page-faulting it back in
     rng = np.random.default_rng(seed)
     history = {"loss": [], "accuracy": []}
     if validation_data is not None:

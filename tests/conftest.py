@@ -46,17 +46,17 @@ def _without(test_id, part):
 def slicing(request, monkeypatch):
     """Run a test twice: with the batch in one piece, and split into up to 3 slices at any size.
 
-    The fast layers split large batches across the CPU cores (cnnlib/_parallel.py); the tests'
+    The fast layers split large batches across the CPU cores (cnnlib/engine/parallel.py); the tests'
     small arrays would never be split, so "3 slices" lowers the threshold to force it (3, so a
     batch of 5 splits unevenly: 1, 2 and 2 images). Returns the number of slices allowed.
     """
-    import cnnlib._parallel
+    import cnnlib.engine.parallel
 
     if request.param == "whole batch":
         monkeypatch.setenv("CNNLIB_THREADS", "1")
         return 1
     monkeypatch.setenv("CNNLIB_THREADS", "3")
-    monkeypatch.setattr(cnnlib._parallel, "MIN_SLICE_WORK", 1)
+    monkeypatch.setattr(cnnlib.engine.parallel, "MIN_SLICE_WORK", 1)
     return 3
 
 
@@ -64,12 +64,12 @@ def slicing(request, monkeypatch):
 def products(request, monkeypatch):
     """Run a conv test twice: with its matrix products image by image, and one per chunk.
 
-    cnnlib.conv picks by the output size (PER_IMAGE_MIN_PIXELS); the tests' small maps would
+    cnnlib.engine.conv picks by the output size (PER_IMAGE_MIN_PIXELS); the tests' small maps would
     always get one product, so the first run lowers the threshold to force the other way.
     """
-    import cnnlib.conv
+    import cnnlib.engine.conv
 
-    monkeypatch.setattr(cnnlib.conv, "PER_IMAGE_MIN_PIXELS", 1 if request.param == "per-image products" else 10**9)
+    monkeypatch.setattr(cnnlib.engine.conv, "PER_IMAGE_MIN_PIXELS", 1 if request.param == "per-image products" else 10**9)
     return request.param
 
 
@@ -77,17 +77,17 @@ def products(request, monkeypatch):
 def chunking(request, monkeypatch):
     """Run a conv test twice: each slice of the batch in one chunk, and 2 images at a time.
 
-    cnnlib.conv goes through the batch a chunk of images at a time (CHUNK_BYTES); the tests'
+    cnnlib.engine.conv goes through the batch a chunk of images at a time (CHUNK_BYTES); the tests'
     small images would always fit in one chunk, so the second run forces chunks of 2 images
     (a slice of 5 is then cut 2, 2, 1): dw must add up across chunks, and the backward must
     copy the windows again.
     """
-    import cnnlib.conv
+    import cnnlib.engine.conv
 
     if request.param == "whole slices":
-        monkeypatch.setattr(cnnlib.conv, "CHUNK_BYTES", 1 << 62)
+        monkeypatch.setattr(cnnlib.engine.conv, "CHUNK_BYTES", 1 << 62)
     else:
-        monkeypatch.setattr(cnnlib.conv, "_images_per_chunk", lambda n, image_bytes, out_hw: 2)
+        monkeypatch.setattr(cnnlib.engine.conv, "images_per_chunk", lambda n, image_bytes, out_hw: 2)
     return request.param
 
 

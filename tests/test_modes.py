@@ -8,7 +8,8 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-import cnnlib.conv
+import cnnlib
+import cnnlib.engine.conv as engine
 from conftest import _without, seed_key
 from test_conv import CASES, make
 
@@ -23,8 +24,8 @@ from test_conv import CASES, make
     (0, (1, 1), 1),  # an empty batch has no images to put in one product
 ])
 def test_conv_multiplies_per_image_only_for_large_maps(n, out_hw, expected):
-    assert cnnlib.conv.PER_IMAGE_MIN_PIXELS == 100
-    assert cnnlib.conv._images_per_product(n, out_hw) == expected
+    assert engine.PER_IMAGE_MIN_PIXELS == 100
+    assert engine.images_per_product(n, out_hw) == expected
 
 
 @pytest.mark.parametrize("test_id, part, expected", [
@@ -82,8 +83,8 @@ def test_different_tests_get_different_seeds():
     (0, 1 << 20, (9, 11), 1),
 ])
 def test_images_per_chunk(n, image_bytes, out_hw, expected):
-    assert cnnlib.conv.CHUNK_BYTES == 3 << 20
-    assert cnnlib.conv._images_per_chunk(n, image_bytes, out_hw) == expected
+    assert engine.CHUNK_BYTES == 3 << 20
+    assert engine.images_per_chunk(n, image_bytes, out_hw) == expected
 
 
 @pytest.mark.parametrize("parts, m, expected", [
@@ -94,7 +95,7 @@ def test_images_per_chunk(n, image_bytes, out_hw, expected):
     ([slice(0, 0)], 2, [(0, 0)]),  # an empty batch: one empty chunk, whose dw and db are zeros
 ])
 def test_chunks_cover_the_slices_in_order(parts, m, expected):
-    assert [(c.start, c.stop) for c in cnnlib.conv._chunks(parts, m)] == expected
+    assert [(c.start, c.stop) for c in engine.chunks(parts, m)] == expected
 
 
 @pytest.mark.parametrize("stride, g, F, tap_channels, expected", [
@@ -107,18 +108,18 @@ def test_chunks_cover_the_slices_in_order(parts, m, expected):
     ((1, 2), 1, 32, 144, False),
 ])
 def test_the_backward_goes_by_runs_only_where_it_paid(stride, g, F, tap_channels, expected):
-    assert cnnlib.conv._by_runs(stride, g, F, tap_channels) == expected
+    assert engine.by_runs(stride, g, F, tap_channels) == expected
 
 
 def _spy(monkeypatch, name):
-    """Replace cnnlib.conv.<name> by a wrapper that counts its calls; returns the counter."""
+    """Replace cnnlib.engine.conv.<name> by a wrapper that counts its calls; returns the counter."""
     calls = []
-    original = getattr(cnnlib.conv, name)
+    original = getattr(engine, name)
 
     def spy(*args, **kwargs):
         calls.append(name)
         return original(*args, **kwargs)
-    monkeypatch.setattr(cnnlib.conv, name, spy)
+    monkeypatch.setattr(engine, name, spy)
     return calls
 
 
@@ -134,29 +135,29 @@ def _forward_backward(rng, x_shape, w_shape, stride, pad):
 
 def test_the_test_cases_reach_both_ways_back_to_dx(rng, monkeypatch):
     monkeypatch.setenv("CNNLIB_THREADS", "1")
-    monkeypatch.setattr(cnnlib.conv, "PER_IMAGE_MIN_PIXELS", 1)  # as conftest's per-image mode
+    monkeypatch.setattr(engine, "PER_IMAGE_MIN_PIXELS", 1)  # as conftest's per-image mode
     ways = {}
     for case in CASES:
-        by_runs, by_taps = _spy(monkeypatch, "_dx_by_runs"), _spy(monkeypatch, "_dx_by_taps")
+        by_runs, by_taps = _spy(monkeypatch, "dx_by_runs"), _spy(monkeypatch, "dx_by_taps")
         _forward_backward(rng, *case.values)
         ways[case.id] = {*by_runs, *by_taps}
-    assert ways["non-square, pad 0"] == {"_dx_by_runs"}
-    assert ways["batch 3, stride 1, pad pair"] == {"_dx_by_runs"}
-    assert ways["more filters than taps"] == {"_dx_by_taps"}
-    assert ways["stride 2, pad 1"] == {"_dx_by_taps"}
+    assert ways["non-square, pad 0"] == {"dx_by_runs"}
+    assert ways["batch 3, stride 1, pad pair"] == {"dx_by_runs"}
+    assert ways["more filters than taps"] == {"dx_by_taps"}
+    assert ways["stride 2, pad 1"] == {"dx_by_taps"}
 
 
 @pytest.mark.parametrize("stride, chunk, expected", [
     (2, None, 1),  # one chunk: the forward's im2col matrix is kept and used again
     (2, 2, 3 + 3),  # chunks of 2 of 5 images: the backward copies each chunk's windows again
-    (1, None, 1),  # by runs (see _by_runs): the backward needs no im2col matrix
+    (1, None, 1),  # by runs (see by_runs): the backward needs no im2col matrix
     (1, 2, 3),
 ])
 def test_the_backward_copies_windows_only_when_none_were_kept(rng, monkeypatch, stride, chunk, expected):
     monkeypatch.setenv("CNNLIB_THREADS", "1")
-    monkeypatch.setattr(cnnlib.conv, "PER_IMAGE_MIN_PIXELS", 1)
+    monkeypatch.setattr(engine, "PER_IMAGE_MIN_PIXELS", 1)
     if chunk:
-        monkeypatch.setattr(cnnlib.conv, "_images_per_chunk", lambda n, image_bytes, out_hw: chunk)
+        monkeypatch.setattr(engine, "images_per_chunk", lambda n, image_bytes, out_hw: chunk)
     calls = _spy(monkeypatch, "im2col")
     cache = _forward_backward(rng, (5, 8, 6, 7), (4, 8, 3, 3), stride, 1)  # 2F <= C*KH*KW
     assert len(calls) == expected
@@ -169,19 +170,19 @@ def test_the_backward_copies_windows_only_when_none_were_kept(rng, monkeypatch, 
     (2, None, 3),  # chunks 2, 2, 1: each chunk's windows are copied again
 ])
 def test_the_backward_goes_by_the_forwards_chunks(rng, monkeypatch, forward_chunk, backward_chunk, copies):
-    # Whatever _images_per_chunk says by the time of the backward: each kept matrix belongs to
+    # Whatever images_per_chunk says by the time of the backward: each kept matrix belongs to
     # one chunk of the forward.
     monkeypatch.setenv("CNNLIB_THREADS", "1")
     x, w, b = make(rng, (5, 2, 6, 7), (3, 2, 3, 2))
     with monkeypatch.context() as forward_only:
-        forward_only.setattr(cnnlib.conv, "CHUNK_BYTES", 1 << 62)
+        forward_only.setattr(engine, "CHUNK_BYTES", 1 << 62)
         if forward_chunk:
-            forward_only.setattr(cnnlib.conv, "_images_per_chunk", lambda n, image_bytes, out_hw: forward_chunk)
+            forward_only.setattr(engine, "images_per_chunk", lambda n, image_bytes, out_hw: forward_chunk)
         out, cache = cnnlib.conv2d_forward(x, w, b, stride=2, pad=1)
     assert [(c.stop - c.start, cols is not None) for c, cols in cache[5]] == (
         [(5, True)] if forward_chunk is None else [(2, False), (2, False), (1, False)])
     if backward_chunk:
-        monkeypatch.setattr(cnnlib.conv, "_images_per_chunk", lambda n, image_bytes, out_hw: backward_chunk)
+        monkeypatch.setattr(engine, "images_per_chunk", lambda n, image_bytes, out_hw: backward_chunk)
     calls = _spy(monkeypatch, "im2col")
     dout = rng.standard_normal(out.shape)
     for got, expected in zip(cnnlib.conv2d_backward(dout, cache), cnnlib.conv2d_backward_naive(dout, cache)):
@@ -190,11 +191,11 @@ def test_the_backward_goes_by_the_forwards_chunks(rng, monkeypatch, forward_chun
 
 
 @pytest.mark.parametrize("w_shape, way", [
-    ((4, 8, 3, 3), "_dx_by_runs"),
-    ((17, 8, 2, 1), "_dx_by_taps"),  # 2F > C*KH*KW
+    ((4, 8, 3, 3), "dx_by_runs"),
+    ((17, 8, 2, 1), "dx_by_taps"),  # 2F > C*KH*KW
 ])
 def test_an_empty_batch_gives_empty_maps_and_zero_weight_gradients(rng, monkeypatch, w_shape, way):
-    monkeypatch.setattr(cnnlib.conv, "PER_IMAGE_MIN_PIXELS", 1)  # the per-image path, where runs go
+    monkeypatch.setattr(engine, "PER_IMAGE_MIN_PIXELS", 1)  # the per-image path, where runs go
     calls = _spy(monkeypatch, way)
     x, w, b = make(rng, (0, 8, 6, 7), w_shape)
     out, cache = cnnlib.conv2d_forward(x, w, b, pad=1)

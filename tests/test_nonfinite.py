@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 import cnnlib as c
-import cnnlib.conv
+import cnnlib.engine.conv
 
 NAN, INF = np.nan, np.inf
 
@@ -219,19 +219,19 @@ def test_a_non_finite_pixel_or_weight_spreads_only_where_it_is_used(
 def test_runs_are_still_used_for_finite_inputs(rng, monkeypatch):
     # The check for non-finite inputs must not send finite ones the slow way.
     calls = []
-    for name in ("_dw_by_runs", "_dx_by_runs"):
-        original = getattr(cnnlib.conv, name)
-        monkeypatch.setattr(cnnlib.conv, name, lambda *a, _o=original, _n=name: (calls.append(_n), _o(*a))[1])
+    for name in ("dw_by_runs", "dx_by_runs"):
+        original = getattr(cnnlib.engine.conv, name)
+        monkeypatch.setattr(cnnlib.engine.conv, name, lambda *a, _o=original, _n=name: (calls.append(_n), _o(*a))[1])
     x, w, b = rng.standard_normal((2, 8, 12, 12)), rng.standard_normal((4, 8, 3, 3)), np.zeros(4)
     out, cache = c.conv2d_forward(x, w, b, pad=1)
     c.conv2d_backward(rng.standard_normal(out.shape), cache)
-    assert sorted(set(calls)) == ["_dw_by_runs", "_dx_by_runs"]
+    assert sorted(set(calls)) == ["dw_by_runs", "dx_by_runs"]
     calls.clear()
     x[1, 2, 0, 0] = INF
     with np.errstate(invalid="ignore"):
         out, cache = c.conv2d_forward(x, w, b, pad=1)
         c.conv2d_backward(rng.standard_normal(out.shape), cache)
-    assert calls == ["_dx_by_runs"]  # dx needs no x; dw took the exact way
+    assert calls == ["dx_by_runs"]  # dx needs no x; dw took the exact way
 
 
 @pytest.mark.parametrize("bad", [INF, NAN])

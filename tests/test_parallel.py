@@ -1,4 +1,4 @@
-"""Splitting a batch across threads (cnnlib/_parallel.py): the slices, the threads, the results."""
+"""Splitting a batch across threads (cnnlib/engine/parallel.py): the slices, the threads, the results."""
 
 import multiprocessing
 import os
@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 import cnnlib
-import cnnlib.conv
-from cnnlib import _parallel
+import cnnlib.engine.conv
+from cnnlib.engine import parallel as _parallel
 
 
 @pytest.mark.parametrize("n, threads, work, expected", [
@@ -212,7 +212,7 @@ def test_a_large_batch_is_split_by_default_and_matches_the_whole_batch(rng, monk
     x, w = rng.standard_normal((32, 16, 16, 16)), rng.standard_normal((8, 16, 3, 3))
     b, dout = rng.standard_normal(8), rng.standard_normal((32, 8, 16, 16))
     monkeypatch.setenv("CNNLIB_THREADS", "2")
-    monkeypatch.setattr(cnnlib.conv, "map_slices", _recording(cnnlib.conv.map_slices, seen := []))
+    monkeypatch.setattr(cnnlib.engine.conv, "map_slices", _recording(cnnlib.engine.conv.map_slices, seen := []))
     cnnlib.conv2d_forward(x, w, b, pad=1)
     # Slices of 16 images, cut into chunks of 3 MiB // (144 * 256 * 8 bytes) = 10 images.
     assert seen == [[slice(0, 10), slice(10, 16), slice(16, 26), slice(26, 32)]]
@@ -237,7 +237,7 @@ def _recording(map_slices, seen):
 
 
 def _split_conv_in_child(queue):
-    cnnlib.conv.map_slices = _recording(cnnlib.conv.map_slices, seen := [])  # this child's own copy
+    cnnlib.engine.conv.map_slices = _recording(cnnlib.engine.conv.map_slices, seen := [])  # this child's own copy
     out, _ = cnnlib.conv2d_forward(*_child_inputs(), pad=1)
     queue.put((len(seen[0]), float(out.sum())))
 

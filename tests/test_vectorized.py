@@ -3,7 +3,7 @@
 Instead of timing (speed goals live in benchmarks/), count the lines of cnnlib that run:
 for a vectorized function that count depends on the kernel size only, so it must be the
 same for a batch of 1 and a batch of 8, and for a small and a large image. (Conv's one loop
-over the batch goes a chunk of several MiB at a time, conv.CHUNK_BYTES: these batches fit
+over the batch goes a chunk of several MiB at a time, cnnlib.engine.conv.CHUNK_BYTES: these batches fit
 in one chunk, and test_conv runs every test with the chunks forced to 2 images.)
 """
 

@@ -1,29 +1,14 @@
-"""Padding and window taps shared by the vectorized convolution and pooling layers.
+"""Padding, window taps and im2col, shared by the fast convolution and pooling.
 
 Shapes: N batch, C channels, H x W input, KH x KW window, H' x W' output.
 
-Why the fast layers are shaped this way (each choice was measured, see benchmarks/):
-- Work goes tap by tap, not window by window. A "tap" is one offset (p, q) inside the
-  window; the pixels under tap (p, q) of every window form one strided slice of the input,
-  xp[..., p::sh, q::sw] cut to H' x W'. So every layer is a loop over the KH*KW taps,
-  each step a whole-array NumPy operation, never a loop over images or pixels.
-- Convolution copies its windows into an im2col matrix laid out (C*KH*KW, N*H'*W'): one
-  row per (channel, tap). With the padded input stored channel-first (C, N, Hp, Wp), each
-  tap fills C rows with one same-order strided copy, several times faster than writing
-  pixel rows (N*H'*W', C*KH*KW), where every element lands KH*KW apart from its neighbour.
-  The forward is then one matrix product per chunk of images, or one per image for maps
-  of conv.PER_IMAGE_MIN_PIXELS or more (written straight into the output), and dw the same.
-  Chunks of a few MiB of matrix (conv.CHUNK_BYTES) keep it in cache from copy to product.
-- dx goes back tap by tap: one product of tap (p, q)'s weights with dout, then one `+=`
-  into the taps' pixels; overlapping windows add up. No second matrix of window gradients
-  is built and added back (col2im), and it beats `np.add.at` many times over. With stride
-  1 each tap's pixels are one contiguous run of the flattened padded image (conv._runs):
-  NumPy adds a long 1-D run about 4x faster per element than a strided slice of short
-  rows, and dw multiplies dout by each tap's run of the input, with no im2col matrix.
-- A large batch is cut into one slice per CPU core, and the slices go through all of this
-  at once in threads (cnnlib/_parallel.py; convolution's threads share out the slices'
-  chunks as they go): NumPy copies use one core, so this halves the copying on 2 cores,
-  where BLAS alone would only share out the matrix products.
+A "tap" is one offset (p, q) inside the window: the pixels under tap (p, q) of every window
+form one strided slice of the padded input, xp[..., p::sh, q::sw] cut to H' x W' (taps). The
+fast layers loop over the KH*KW taps, each step a whole-array operation. im2col copies the
+windows into a matrix laid out (C*KH*KW, N*H'*W'), one row per (channel, tap): with the
+padded input stored channel-first, (C, N, Hp, Wp), each tap fills C rows with one same-order
+strided copy, several times faster than writing pixel rows (N*H'*W', C*KH*KW), where every
+element lands KH*KW apart from its neighbour (measured: benchmarks/README.md, lesson 10).
 """
 
 import numpy as np

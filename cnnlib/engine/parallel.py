@@ -1,4 +1,4 @@
-"""Run a layer on slices of its batch at once, one slice per CPU core.
+"""Run a layer on slices of its batch at once, one slice per CPU core (the engine's threads).
 
 Why: the fast layers spend about half their time copying (im2col, adding dx back) and
 NumPy copies on one core. OpenBLAS does use every core, but only inside each matrix product,

@@ -2,13 +2,17 @@
 
 A training step allocates and frees the same few dozen megabytes every time (im2col
 matrices, gradients). By default glibc's malloc serves large blocks with fresh mmap pages
-and gives freed memory back to the kernel, so the next step page-faults it all in again:
-on a 2-core machine that cost a LeNet step about a third of its time (benchmarks/README.md).
-Raising the two thresholds below keeps that memory in the process for the next step. The
-process never holds more than its own peak, and nothing changes off glibc (macOS, Windows,
-musl). Set the environment variable CNNLIB_KEEP_FREED_MEMORY=0 to leave malloc alone.
-Each thread that splits a batch (see _parallel) allocates from its own malloc arena, which
-keeps its share too: after a large step the process may hold memory up to its peak again.
+and gives freed memory back to the kernel, so the next step page-faults it all in again.
+Raising the two thresholds below keeps that memory in the process for the next step
+(measured in benchmarks/README.md). The process never holds more than its own peak, and
+nothing changes off glibc (macOS, Windows, musl). Each thread that splits a batch (see
+parallel.py) allocates from its own malloc arena, which keeps its share too: after a large
+step the process may hold memory up to its peak again.
+
+It is a setting of the whole process, so importing cnnlib does not apply it: cnnlib.fit
+calls keep_freed_memory() when training starts (the setting then stays for the rest of the
+process), and anyone timing or training with the layer functions directly may call it too.
+Set the environment variable CNNLIB_KEEP_FREED_MEMORY=0 to leave malloc alone.
 """
 
 import ctypes

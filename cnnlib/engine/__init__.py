@@ -1,0 +1,37 @@
+"""cnnlib's engine: the fast versions of the layers, kept apart from the lessons' code.
+
+What it computes: exactly what the loop versions in cnnlib/conv.py and cnnlib/pool.py compute
+(`conv2d_forward_naive`, ..., one loop per output element), up to rounding. The public
+functions (cnnlib.conv2d_forward, maxpool2d_backward, ...) check their inputs in those layer
+modules and then call in here; caches are shared, so either backward takes either forward's.
+
+Why it is shaped as it is (each choice measured, see benchmarks/README.md; lesson 10 builds
+the convolution rung by rung):
+- Work goes tap by tap, not window by window. A "tap" is one offset (p, q) inside the
+  window; the pixels under tap (p, q) of every window form one strided slice of the input
+  (windows.taps). So every layer is a loop over the KH*KW taps, each step a whole-array
+  NumPy operation, never a loop over images or pixels.
+- Convolution copies its windows into an im2col matrix laid out (C*KH*KW, N*H'*W'), one
+  row per (channel, tap), with one same-order strided copy per tap (windows.im2col): several
+  times faster than writing pixel rows (N*H'*W', C*KH*KW). The forward is then matrix
+  products (conv.py): one per image for large maps, one per chunk of a few images for small
+  ones, each chunk a few MiB (conv.CHUNK_BYTES) so the matrix is still in cache.
+- dx goes back tap by tap: one product of a tap's weights with dout, then one `+=` into that
+  tap's pixels; no second matrix (col2im), no `np.add.at`. With stride 1 each tap's pixels
+  are one contiguous run of the flattened padded images (conv.runs), added several times
+  faster than a strided slice, and dw multiplies dout by each tap's run, with no matrix.
+- A large batch is cut into one slice per core, and threads take the slices through the
+  layer at once, with BLAS held to one thread (parallel.py): NumPy copies on one core, and
+  half of a conv layer's time is copying.
+- memory.py can ask glibc to keep freed memory for the next training step; `fit` does so
+  (CNNLIB_KEEP_FREED_MEMORY=0 turns it off). Importing cnnlib changes nothing.
+
+How it is tested: tests/test_vectorized.py, test_conv.py, test_pool.py, test_nonfinite.py
+and test_properties.py hold every fast function equal to its loop version (and to finite
+differences, and test_torch_crosscheck.py to PyTorch) on many shapes, strides and pads, with
+the batch split into threads and chunks and each product mode forced by the fixtures of
+tests/conftest.py; test_modes.py checks which path each case takes, test_parallel.py the threads.
+
+Modules: conv.py, pool.py (the layers), windows.py (padding, taps, im2col), parallel.py
+(slices of the batch in threads), memory.py (the allocator setting).
+"""

@@ -1,0 +1,124 @@
+"""The fast pooling: what cnnlib.maxpool2d_* and avgpool2d_* run once their inputs are checked.
+
+It computes exactly what cnnlib/pool.py's loops compute, a window at a time, but tap by tap:
+tap (p, q) is pixel (p, q) of every window at once, one strided view of the input
+(windows.taps), so a layer is a loop over the KH*KW taps of whole-array operations. Max
+pooling keeps a running maximum over the taps and the index of the tap that won it; its
+backward sends each dout to its window's winner, one tap at a time. Max pooling splits a large
+batch into slices that threads take through the layer at once (parallel.py). Lesson 6 writes
+the loops; lesson 10 shows why taps and threads are fast.
+
+Shapes: N batch, C channels, H x W input, KH x KW window (size), H' x W' output.
+"""
+
+import numpy as np
+
+from .parallel import batch_slices, map_slices
+from .windows import pad_hw, taps, unpad_hw
+
+
+def max_forward(x, size, stride, pad, out_hw):
+    """out (N, C, H', W') and argmax (see cnnlib/pool.py) for checked x, size, stride, pad."""
+    Ho, Wo = out_hw
+    out = np.empty((*x.shape[:2], Ho, Wo), dtype=x.dtype)  # (N, C, H', W')
+    argmax = np.empty(out.shape, dtype=np.min_scalar_type(size[0] * size[1] - 1))  # uint8 mostly
+
+    def one_slice(part):  # images x[part], n of them; writes out[part] and argmax[part]
+        out_part, argmax_part = out[part], argmax[part]  # (n, C, H', W') views
+        # A running maximum over the KH*KW taps (see windows.py): no window is ever copied out.
+        window_taps = taps(pad_hw(x[part], pad, value=-np.inf), size, stride, (Ho, Wo))
+        out_part[...] = next(window_taps)  # (n, C, H', W'), tap (0, 0) of every window
+        argmax_part[...] = 0
+        for k, tap in enumerate(window_taps, start=1):
+            # Strictly greater: on a tie the earlier tap keeps the max, so argmax is the first.
+            better = tap > out_part
+            np.maximum(out_part, tap, out=out_part)
+            # Taps come in increasing k, so max(argmax, k * better) is k exactly where this tap
+            # won: the same as argmax[better] = k, without a boolean mask's slow scattered writes.
+            np.maximum(argmax_part, np.multiply(better, k, dtype=argmax.dtype), out=argmax_part)
+        # A NaN never compares greater, so the running argmax above missed it, and an all -inf
+        # window kept tap 0, maybe padding. The max of out is NaN in the first case and its min
+        # -inf in the second (padding only): a reduction or two over out (a few % of this loop)
+        # tells whether any window needs its winner put right.
+        if out_part.size and (np.isnan(out_part.max()) or pad != (0, 0) and out_part.min() == -np.inf):
+            nonfinite_winners(x[part], out_part, argmax_part, size, stride, pad)
+
+    map_slices(one_slice, batch_slices(x.shape[0], work=x.size))  # see parallel.py
+    return out, argmax
+
+
+def nonfinite_winners(x, out, argmax, size, stride, pad):
+    """Put right argmax (n, C, H', W') of the windows whose max `out` is NaN or -inf.
+
+    A NaN window's winner is its first NaN, as np.argmax (the loop version) has it. A window
+    whose real pixels are all -inf ties them with its -inf padding; its winner is its first
+    real pixel, as in PyTorch, so that its gradient reaches x.
+    """
+    nan = np.isnan(out)  # (n, C, H', W')
+    if nan.any():
+        found = ~nan  # windows done with: those without a NaN, and each NaN window once found
+        for k, tap in enumerate(taps(pad_hw(x, pad, value=-np.inf), size, stride, out.shape[2:])):
+            first = np.isnan(tap) & ~found
+            argmax[first] = k
+            found |= first
+    if pad != (0, 0):
+        lost = out == -np.inf
+        if lost.any():
+            # Window (i, j) starts at padded row i*sh, so its first real row is ph - i*sh of it
+            # when that is positive, else 0; columns likewise.
+            rows = np.maximum(0, pad[0] - stride[0] * np.arange(out.shape[2]))  # (H',)
+            cols = np.maximum(0, pad[1] - stride[1] * np.arange(out.shape[3]))  # (W',)
+            np.copyto(argmax, (rows[:, None] * size[1] + cols).astype(argmax.dtype), where=lost)
+
+
+def max_backward(dout, x, argmax, size, stride, pad):
+    """dx (N, C, H, W) for a checked dout (N, C, H', W') and the cache's x, argmax, size, stride, pad."""
+    padded = (*x.shape[:2], x.shape[2] + 2 * pad[0], x.shape[3] + 2 * pad[1])
+    overlap = stride[0] < size[0] or stride[1] < size[1]
+    # When the windows tile x exactly, the loop below writes every pixel: no need to zero it.
+    Ho, Wo = argmax.shape[2:]
+    tiled = stride == size and pad == (0, 0) and x.shape[2:] == (size[0] * Ho, size[1] * Wo)
+    dxp = (np.empty if tiled else np.zeros)(padded, dtype=x.dtype)  # (N, C, H+2ph, W+2pw)
+
+    def one_slice(part):  # images x[part], n of them; writes dxp[part]
+        dout_part, argmax_part = dout[part], argmax[part]  # (n, C, H', W') views
+        # dout * (argmax == k) would turn an inf or NaN in dout into NaN (inf * 0) at every
+        # pixel of its window; np.where does not, but costs several times as much: one pass says
+        # whether dout is finite, and np.where is taken only when it is not.
+        finite = np.isfinite(dout_part).all()
+        for k, tap in enumerate(taps(dxp[part], size, stride, (Ho, Wo))):
+            # Only each window's winner influenced its output, so only it gets the gradient.
+            winners = argmax_part == k  # (n, C, H', W')
+            if not finite:
+                routed = np.where(winners, dout_part, 0)
+                if overlap:
+                    tap += routed
+                else:
+                    tap[...] = routed
+            elif overlap:  # windows share pixels, and a shared winner collects from each of them
+                tap += dout_part * winners
+            else:  # each pixel is in one window at most: write the gradient straight in
+                np.multiply(dout_part, winners, out=tap)
+
+    map_slices(one_slice, batch_slices(x.shape[0], work=x.size))  # see parallel.py
+    return np.ascontiguousarray(unpad_hw(dxp, pad, x.shape[2:]))  # (N, C, H, W)
+
+
+def avg_forward(x, size, stride, out_hw):
+    """out (N, C, H', W') for checked x, size, stride (no padding)."""
+    window_taps = taps(x, size, stride, out_hw)
+    out = next(window_taps).copy()  # (N, C, H', W')
+    for tap in window_taps:
+        out += tap
+    out /= size[0] * size[1]
+    return out
+
+
+def avg_backward(dout, x, size, stride):
+    """dx (N, C, H, W) for a checked dout (N, C, H', W') and the cache's x, size, stride."""
+    # Every pixel of a window contributed 1/(KH*KW) of the output.
+    share = (dout / (size[0] * size[1])).astype(x.dtype, copy=False)  # (N, C, H', W')
+    dx = np.zeros_like(x)
+    for tap in taps(dx, size, stride, dout.shape[2:]):
+        tap += share  # overlapping windows add up
+    return dx
