@@ -1,9 +1,9 @@
 #!/usr/bin/env python3
 """Set up the course and run it.
 
-    python3 course.py lab      set everything up, then open JupyterLab on notebooks/
-    python3 course.py test     set everything up, then run every test (extra args go to pytest)
-    python3 course.py setup    only set everything up
+    python3 course.py lab      set the course up, then open JupyterLab on notebooks/
+    python3 course.py test     set it up with the test tools, then run every test (extra args go to pytest)
+    python3 course.py setup    only set the course up (--tests: with the test tools too)
     python3 course.py execute  re-run notebooks in place and store their outputs (for authors)
     python3 course.py exercises  regenerate the lessons' exercise editions and execute them (for authors)
     python3 course.py download   fetch MNIST ahead of time, e.g. into a class's shared CNNLIB_DATA_DIR
@@ -11,10 +11,13 @@
 
 On Windows, write `py course.py ...` instead of `python3 course.py ...`.
 
-"Set up" means: create a virtual environment in .venv (if there is none yet) and
-install the course into it with `pip install -e ".[dev,browser]"`. The pip step is skipped
-when it already ran for the current pyproject.toml (a stamp file in .venv holds
-pyproject.toml's hash). This script uses the standard library only.
+"Set up" means: create a virtual environment in .venv (if there is none yet) and install
+the course into it with `pip install -e ".[lab]"`: the course package, its runtime
+dependencies and JupyterLab, all a learner needs. The test tools (pytest, pytest-xdist,
+hypothesis, nbval and Playwright) are added with `pip install -e ".[lab,test,browser]"` the
+first time `test` runs (or by `setup --tests`). Each pip step is skipped when it already ran
+for the current pyproject.toml (a stamp file in .venv for each holds pyproject.toml's hash).
+This script uses the standard library only.
 """
 
 import hashlib
@@ -37,14 +40,18 @@ ROOT = os.path.dirname(os.path.abspath(__file__))
 VENV = os.path.join(ROOT, ".venv")
 PYPROJECT = os.path.join(ROOT, "pyproject.toml")
 STAMP = os.path.join(VENV, "course-installed.txt")
-TARGET = ".[dev,browser]"  # the course, its lesson tools and tests, and Playwright for the browser test
+TARGET = ".[lab]"  # the course, its runtime dependencies and JupyterLab: what the lessons need
+TEST_STAMP = os.path.join(VENV, "course-test-tools.txt")
+TEST_TARGET = ".[lab,test,browser]"  # and the test tools, Playwright for the browser test among them
 
 USAGE = """usage: python3 course.py {lab,test,setup,execute,exercises,download,links} [args...]
 
-  lab     set everything up, then open JupyterLab on notebooks/
-  test    set everything up, then run the unit tests, each lesson in a browser
-          (JupyterLab + Chromium) and every notebook (nbval)
-  setup   only set everything up (.venv + pip install -e ".[dev,browser]")
+  lab     set the course up, then open JupyterLab on notebooks/
+  test    set it up with the test tools (installed the first time), then run the unit
+          tests, each lesson in a browser (JupyterLab + Chromium) and every notebook (nbval)
+  setup [--tests]
+          only set the course up (.venv + pip install -e ".[lab]": the course and
+          JupyterLab); --tests adds the test tools as `test` does (".[lab,test,browser]")
   execute re-run the given notebooks (default: all) top to bottom in a fresh kernel and
           save them with their outputs, as nbval expects them to be committed
   exercises [--force] [lessons...]
@@ -106,7 +113,23 @@ def create_venv():
         )
 
 
-def setup():
+def installed(stamp, wanted):
+    if os.path.exists(stamp):
+        with open(stamp) as f:
+            return f.read().strip() == wanted
+    return False
+
+
+def pip_install(python, target, stamp, wanted):
+    code = run([python, "-m", "pip", "install", "--disable-pip-version-check", "-e", target])
+    if code != 0:
+        sys.exit("pip install failed (exit code %d); see the messages above." % code)
+    with open(stamp, "w") as f:
+        f.write(wanted + "\n")
+
+
+def setup(tests=False):
+    """Make .venv and install the course (and with `tests`, the test tools); return its Python."""
     python = venv_python()
     if not os.path.exists(python):
         if os.path.exists(VENV):
@@ -117,20 +140,20 @@ def setup():
         create_venv()
 
     wanted = pyproject_hash()
-    if os.path.exists(STAMP):
-        with open(STAMP) as f:
-            if f.read().strip() == wanted:
-                say("Course already installed in .venv (pyproject.toml unchanged).")
-                return python
-
-    say("Installing the course and its dependencies into .venv (pip install -e \"%s\") ..." % TARGET)
-    say("The first time this downloads a few hundred MB and takes a few minutes.")
-    code = run([python, "-m", "pip", "install", "--disable-pip-version-check", "-e", TARGET])
-    if code != 0:
-        sys.exit("pip install failed (exit code %d); see the messages above." % code)
-    with open(STAMP, "w") as f:
-        f.write(wanted + "\n")
-    say("Installed.")
+    if installed(STAMP, wanted):
+        say("Course already installed in .venv (pyproject.toml unchanged).")
+    else:
+        say("Installing the course, its dependencies and JupyterLab into .venv (pip install -e \"%s\") ..." % TARGET)
+        say("The first time this takes a few minutes (.venv ends up about 630 MB).")
+        pip_install(python, TARGET, STAMP, wanted)
+        say("Installed.")
+    if tests:
+        if installed(TEST_STAMP, wanted):
+            say("Test tools already installed in .venv.")
+        else:
+            say("Installing the test tools into .venv (pip install -e \"%s\"), once ..." % TEST_TARGET)
+            pip_install(python, TEST_TARGET, TEST_STAMP, wanted)
+            say("Test tools installed.")
     return python
 
 
@@ -151,7 +174,7 @@ PARALLEL = ["-n", "2", "--dist", "loadscope", "--no-loadscope-reorder"]
 
 
 def test(pytest_args):
-    python = setup()
+    python = setup(tests=True)
     command = [python, "-m", "pytest"] + PARALLEL + ["tests", "notebooks", "--nbval"] + pytest_args
     say("Running the tests in two workers: unit tests, each lesson in a browser, every notebook with nbval ...")
     say(" ".join(["python"] + command[1:]))
@@ -252,6 +275,9 @@ def main(argv):
         return exercises(rest)
     if command == "links":
         return links(rest)
+    if command == "setup" and rest == ["--tests"]:
+        setup(tests=True)
+        return 0
     if rest:
         sys.exit("`%s` takes no extra arguments.\n\n%s" % (command, USAGE))
     if command == "lab":

@@ -65,8 +65,8 @@ def lab(tmp_path_factory):
     try:
         from playwright.sync_api import sync_playwright
     except ImportError:
-        unavailable('Python Playwright is not installed: run `python3 course.py setup` '
-                    '(or pip install -e ".[dev,browser]").')
+        unavailable('Python Playwright is not installed: run `python3 course.py setup --tests` '
+                    '(or pip install -e ".[lab,test,browser]").')
 
     root = tmp_path_factory.mktemp("lab") / "notebooks"
     root.mkdir()

@@ -19,7 +19,11 @@ ROOT = Path(__file__).resolve().parent.parent
 _spec = importlib.util.spec_from_file_location("course_links", ROOT / "tools" / "links.py")
 links = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(links)
+# The start page (00-start-here.ipynb) and the lessons (01-, 02-, ...): nbval and the browser
+# test run them all.
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]-*.ipynb"))
+START = ROOT / "notebooks" / "00-start-here.ipynb"
+LESSONS = [p for p in NOTEBOOKS if p != START]
 # The exercise editions (tools/exercises.py makes them) are committed executed too.
 EDITIONS = sorted((ROOT / "notebooks" / "exercises").glob("*.ipynb"))
 IGNORE = "# NBVAL_IGNORE_OUTPUT"
@@ -37,9 +41,29 @@ def code_cells(nb):
     return [c for c in nb["cells"] if c["cell_type"] == "code" and "".join(c["source"]).strip()]
 
 
-def test_there_are_nine_lessons_numbered_in_order():
-    numbers = [int(p.name[:2]) for p in NOTEBOOKS]
-    assert numbers == list(range(1, 10)), [p.name for p in NOTEBOOKS]
+def test_a_start_page_then_the_lessons_numbered_in_order():
+    assert NOTEBOOKS[0] == START, [p.name for p in NOTEBOOKS]
+    numbers = [int(p.name[:2]) for p in LESSONS]
+    assert len(numbers) >= 9 and numbers == list(range(1, len(numbers) + 1)), [p.name for p in LESSONS]
+    for path in LESSONS:
+        assert "".join(load(path)["cells"][0]["source"]).startswith(f"# Lesson {int(path.name[:2])}: "), path.name
+
+
+def test_the_start_page_lists_every_lesson_and_exercise_edition():
+    text = "".join("".join(c["source"]) for c in load(START)["cells"] if c["cell_type"] == "markdown")
+    for path in LESSONS:
+        assert f"]({path.name})" in text, f"00-start-here.ipynb does not link {path.name}"
+    for path in EDITIONS:
+        assert f"](exercises/{path.name})" in text, f"00-start-here.ipynb does not link exercises/{path.name}"
+
+
+def test_the_start_page_shows_a_check_report():
+    cells = code_cells(load(START))
+    shown = [out.get("data", {}).get("text/plain", "") for c in cells if "check." in "".join(c["source"])
+             for out in c["outputs"]]
+    shown = ["".join(s) for s in shown]
+    assert any(s.startswith("check.relu: FAILED") and "Hint:" in s for s in shown), shown
+    assert any(s.startswith("check.relu: PASSED") for s in shown), shown
 
 
 @pytest.fixture(params=NOTEBOOKS + EDITIONS, ids=lambda p: str(p.relative_to(ROOT / "notebooks")))

@@ -32,7 +32,7 @@ def pyproject():
         return tomllib.load(f)
 
 
-CONDA_EXTRAS = ("dev",)  # "browser" (Playwright) is pip-only: Binder never runs the browser test
+CONDA_EXTRAS = ("lab", "test")  # "browser" (Playwright) is pip-only: Binder never runs the browser test
 
 
 def pip_pins(extras=CONDA_EXTRAS):
@@ -119,12 +119,48 @@ def test_every_extra_is_pinned_to_a_minor_version():
     pip_pins(extras=pyproject()["project"]["optional-dependencies"])
 
 
-def test_course_py_installs_every_extra_and_conda_leaves_out_only_the_browser_one():
-    extras = set(pyproject()["project"]["optional-dependencies"])
-    target = re.search(r'^TARGET = "\.\[([a-z,]+)\]"', (ROOT / "course.py").read_text(), re.M)
-    assert target and set(target.group(1).split(",")) == extras, "course.py must install every extra"
-    assert extras - set(CONDA_EXTRAS) == {"browser"}
+def course_py():
+    return runpy.run_path(str(ROOT / "course.py"), run_name="course_under_test")["setup"].__globals__
+
+
+def test_course_py_installs_jupyterlab_for_learners_and_every_extra_for_the_tests():
+    extras = pyproject()["project"]["optional-dependencies"]
+    namespace = course_py()
+    assert namespace["TARGET"] == ".[lab]"
+    assert [normalize(r.split("=")[0]) for r in extras["lab"]] == ["jupyterlab"]
+    tools = {normalize(r.split("=")[0]) for extra in ("test", "browser") for r in extras[extra]}
+    assert tools == {"pytest", "pytest-xdist", "hypothesis", "nbval", "playwright"}
+    assert set(re.fullmatch(r"\.\[([a-z,]+)\]", namespace["TEST_TARGET"]).group(1).split(",")) == set(extras)
+    assert set(extras) - set(CONDA_EXTRAS) == {"browser"}
     assert "playwright" not in environment_yml_pins()
+
+
+def test_course_py_adds_the_test_tools_only_when_testing_and_only_once(tmp_path):
+    namespace = course_py()
+    venv = tmp_path / ".venv"
+    python = venv / "bin" / "python"
+    python.parent.mkdir(parents=True)
+    python.touch()
+    installs = []
+
+    def fake_run(command):
+        installs.append(command[command.index("-e") + 1])
+        return 0
+
+    namespace.update(VENV=str(venv), STAMP=str(venv / "a.txt"), TEST_STAMP=str(venv / "b.txt"),
+                     venv_python=lambda: str(python), say=lambda message: None, run=fake_run)
+    namespace["setup"]()
+    namespace["setup"]()
+    assert installs == [".[lab]"]  # the lean install, once
+    namespace["setup"](tests=True)
+    namespace["setup"](tests=True)
+    assert installs == [".[lab]", ".[lab,test,browser]"]  # the test tools, once
+    (venv / "a.txt").write_text("an older pyproject.toml\n")
+    namespace["setup"]()
+    assert installs[2:] == [".[lab]"]
+    (venv / "b.txt").write_text("an older pyproject.toml\n")
+    namespace["setup"](tests=True)
+    assert installs[3:] == [".[lab,test,browser]"]
 
 
 def test_environment_yml_uses_conda_forge_and_the_course_name():
@@ -230,7 +266,7 @@ def test_course_py_uses_only_the_standard_library():
 def test_readme_states_the_pytest_command_that_course_py_test_runs():
     namespace = runpy.run_path(str(ROOT / "course.py"), run_name="course_under_test")["test"].__globals__
     commands_run = []
-    namespace.update(setup=lambda: "python", say=lambda message: None,
+    namespace.update(setup=lambda tests=False: tests and "python", say=lambda message: None,
                      run=lambda command: commands_run.append(command) or 0)
     assert namespace["test"]([]) == 0
     python, dash_m, *pytest_command = commands_run[0]
