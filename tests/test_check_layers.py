@@ -499,6 +499,127 @@ def test_every_layer_mistake_in_the_catalogue_is_tested_here():
               "cache_layout", "every_tie", "spread_window", "avg_factor", "flatten_order",
               "flatten_mixes_samples", "dense_no_bias", "relu_mask_only", "softmax_no_shift",
               "softmax_log_underflow", "softmax_no_mean", "softmax_sign", "softmax_loss_sum", "raises",
-              "return_form", "argmax_decoded_by_stride"}
+              "return_form", "argmax_decoded_by_stride", "flatten_four_axes", "flatten_first_sample",
+              "flatten_backward_mixes_samples"}
     layer_keys = {k for k, e in MISTAKES.items() if set(e["checks"]) & LAYER_CHECKS}
     assert layer_keys <= tested, f"catalogue entries without a test here: {sorted(layer_keys - tested)}"
+
+
+def test_flatten_of_any_shape_and_its_four_axes_mistake():
+    def forward_four_axes(x):
+        N, C, H, W = x.shape
+        return x.reshape(N, C * H * W), x.shape
+
+    assert check.flatten(forward=flatten_c, backward=unflatten_c).passed
+    shapes = {c.data["arrays"]["x"].ndim for c in check.flatten(forward=flatten_c).cases}
+    assert shapes == {2, 3, 4}
+    report = check.flatten(forward=forward_four_axes)
+    assert not report.passed and hint("flatten_four_axes") in report.hints, str(report)
+
+
+def test_a_flatten_backward_that_forgets_the_samples_offset_is_named():
+    def backward(dout, shape):
+        D = dout.shape[1]
+        src, dst = dout.ravel(), np.empty(shape).ravel()
+        for n in range(shape[0]):
+            for j in range(D):
+                dst[n * D + j] = src[j]  # the offset n * D left out of the source index
+        return dst.reshape(shape)
+
+    report = check.flatten(forward=flatten_c, backward=backward)
+    assert not report.passed and hint("flatten_first_sample") in report.hints, str(report)
+
+
+def test_flatten_order_f_asks_for_f_order_within_each_sample():
+    assert check.flatten(forward=flatten_f, backward=unflatten_f, order="F").passed
+    report = check.flatten(forward=flatten_c, backward=unflatten_c, order="F")
+    assert not report.passed and any('order=\"F\"' in h or 'order="F"' in h for h in report.hints), str(report)
+    assert check.flatten(forward=flatten_c, order="C").passed
+    with pytest.raises(TypeError):
+        check.flatten(forward=flatten_c, order="K")
+
+
+@pytest.mark.parametrize("layer, forward, backward", [
+    ("conv2d", conv_forward, conv_backward),
+    ("maxpool2d", maxpool_forward, maxpool_backward),
+    ("avgpool2d", avgpool_forward, avgpool_backward),
+])
+def test_a_right_gradient_in_float32_gets_the_dtype_hint_and_no_other(layer, forward, backward):
+    def backward32(dout, cache):
+        grads = backward(dout, cache)
+        if isinstance(grads, tuple):
+            return tuple(g.astype(np.float32) for g in grads)
+        return grads.astype(np.float32)
+
+    report = getattr(check, layer)(forward=forward, backward=backward32)
+    assert not report.passed and report.hints == [hint("float32")], str(report)
+
+
+def test_a_dense_backward_in_float32_is_not_called_transposed():
+    def forward(x, w, b):
+        return x @ w + b, (x, w)
+
+    def backward(dout, cache):
+        x, w = cache
+        return (dout @ w.T).astype(np.float32), (x.T @ dout).astype(np.float32), dout.sum(axis=0)
+
+    report = check.dense(forward=forward, backward=backward)
+    assert report.hints == [hint("float32")], str(report)
+
+
+def test_a_signature_other_than_cnnlibs_is_named_not_blamed_on_the_check():
+    def backward(dout, x, w, b):
+        return x, w, b
+
+    text = str(check.conv2d(backward=backward))
+    assert "the check calls backward with 2 positional argument(s)" in text and "_core.py" not in text
+
+
+def test_a_stub_report_names_the_line_still_raising():
+    def conv_backward_naive(dout, cache):
+        db = dout.sum(axis=(0, 2, 3))
+        raise NotImplementedError("conv_backward_naive: not written yet")
+
+    report = check.conv2d(backward=conv_backward_naive)
+    text = str(report)
+    assert text.splitlines()[0] == "check.conv2d: NOT WRITTEN YET"
+    assert "`raise NotImplementedError(\"conv_backward_naive: not written yet\")`" in text
+    assert "delete that line" in text
+
+
+def test_passed_with_skipped_cases_says_so_in_the_first_line():
+    def forward(x, w, b, stride=1):
+        return conv_forward(x, w, b, stride, 0)
+
+    first = str(check.conv2d(forward=forward)).splitlines()[0]
+    assert first == "check.conv2d: PASSED (3 cases; 3 skipped, see below)"
+
+
+def test_a_positional_call_says_how_to_call_the_check():
+    with pytest.raises(TypeError, match=r"check.conv2d\(backward=my_backward\)"):
+        check.conv2d(conv_backward)
+
+
+def test_nan_never_passes_and_equal_infinities_are_not_reported():
+    from cnnlib.check._core import compare, scalar_error
+
+    assert scalar_error(np.nan, 1.0) == np.inf and scalar_error(1.0, np.inf) == np.inf
+    assert scalar_error(np.inf, np.inf) == 0.0
+    a = np.array([1.0, np.inf, np.nan])
+    assert compare("a", a, a.copy()) is None
+    assert "1 of 3 values wrong" in compare("a", a, np.array([1.0, np.inf, 2.0]))
+
+
+def test_a_gradient_of_strings_or_objects_is_reported_not_raised():
+    def backward(dout, cache):
+        x, w = cache[0], cache[1]
+        return np.full(x.shape, "a"), np.empty(w.shape, dtype=object), dout.sum(axis=(0, 2, 3))
+
+    report = check.conv2d(forward=conv_forward, backward=lambda d, c: backward(d, c))
+    assert not report.passed
+
+
+def test_a_flatten_backward_that_mixes_samples_is_named():
+    report = check.flatten(forward=flatten_c, backward=lambda dout, shape: dout.T.reshape(shape))
+    assert not report.passed and hint("flatten_backward_mixes_samples") in report.hints, str(report)
+    assert hint("flatten_mixes_samples") not in report.hints

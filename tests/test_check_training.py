@@ -1,6 +1,8 @@
 """cnnlib.check's lesson 8-9 checks (training.py): each passes a correct implementation and
 fails a buggy one with the catalogue's hint for its mistake."""
 
+import warnings
+
 import numpy as np
 import pytest
 
@@ -569,3 +571,43 @@ def test_reports_are_deterministic():
     assert str(check.train_epoch(epoch_variant("separate"))) == str(check.train_epoch(epoch_variant("separate")))
     assert str(check.adam(adam_from_0)) == str(check.adam(adam_from_0))
     assert str(check.sequential(backward=backward_same_dout)) == str(check.sequential(backward=backward_same_dout))
+
+
+# ---- found by an outside review: hints only for wrong numbers, NaN never passes ----
+
+def test_a_right_step_that_zeroes_the_grads_gets_no_momentum_hint():
+    from cnnlib.check import training
+
+    def sgd_zeroing(params, grads, velocity, lr=0.01, momentum=0.9):
+        training.sgd_momentum_step(params, grads, velocity, lr=lr, momentum=momentum)
+        for g in grads.values():
+            g[...] = 0  # PyTorch's zero_grad habit: changes the caller's grads, the numbers are right
+
+    def adam_zeroing(params, grads, state, lr=1e-3, beta1=0.9, beta2=0.999, eps=1e-8):
+        training.adam_step(params, grads, state, lr=lr, beta1=beta1, beta2=beta2, eps=eps)
+        for g in grads.values():
+            g[...] = 0
+
+    for run, fn in ((check.sgd_momentum, sgd_zeroing), (check.adam, adam_zeroing)):
+        report = run(fn)
+        assert not report.passed
+        assert not any(key in MISTAKES and MISTAKES[key]["hint"] in report.hints
+                       for key in ("momentum_not_kept", "momentum_dampened", "adam_eps_inside")), str(report)
+
+
+def test_an_epoch_returning_a_nan_loss_fails():
+    from cnnlib.check import training
+
+    def epoch(model, x, y, step, batch_size, rng):
+        training.train_one_epoch(model, x, y, step, batch_size, rng)
+        return float(np.mean([]))  # the losses were never collected
+
+    with np.errstate(invalid="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        report = check.train_epoch(epoch)
+    assert not report.passed, str(report)
+
+
+def test_network_refuses_an_input_shape_that_is_not_a_tuple():
+    with pytest.raises(TypeError, match="input_shape"):
+        check.network(cnnlib.Sequential(cnnlib.Dense(3, 2, rng=np.random.default_rng(0))), 5)

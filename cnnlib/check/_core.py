@@ -26,7 +26,11 @@ _STDLIB_DIR = os.path.dirname(os.path.abspath(os.__file__))
 
 
 class NotWritten(Exception):
-    """The learner's function raised NotImplementedError: it is a stub."""
+    """The learner's function raised NotImplementedError: it is a stub. `where` names the line."""
+
+    def __init__(self, where=""):
+        super().__init__(where)
+        self.where = where
 
 
 class LearnerError(Exception):
@@ -52,13 +56,34 @@ def _learner_frame(tb):
     return frames[-1] if frames else None
 
 
-def _describe_exception(error):
+def _where(error):
     frame = _learner_frame(error.__traceback__)
-    where = ""
-    if frame is not None:
-        line = (frame.line or "").strip()
-        where = f" in {frame.name}, line {frame.lineno}" + (f": `{line}`" if line else "")
-    return f"{type(error).__name__}{where}: {error}"
+    if frame is None:
+        return ""
+    line = (frame.line or "").strip()
+    return f" in {frame.name}, line {frame.lineno}" + (f": `{line}`" if line else "")
+
+
+def _describe_exception(error):
+    return f"{type(error).__name__}{_where(error)}: {error}"
+
+
+def _check_call(fn, args, kwargs):
+    """LearnerError when fn cannot take the arguments the check gives (a signature that differs
+    from cnnlib's), saying how the check calls it; otherwise the error would point at the check."""
+    try:
+        signature = inspect.signature(fn)
+    except (TypeError, ValueError):
+        return
+    try:
+        signature.bind(*args, **kwargs)
+    except TypeError as error:
+        given = ", ".join(["dout" if i == 0 and len(args) == 2 and not kwargs else f"arg{i + 1}"
+                           for i in range(len(args))] + [f"{k}=" for k in kwargs])
+        name = getattr(fn, "__name__", "your function")
+        raise LearnerError(f"TypeError: the check calls {name} with {len(args)} positional argument(s)"
+                           f"{' and ' + ', '.join(k + '=' for k in kwargs) if kwargs else ''}, "
+                           f"but yours is {name}{signature} ({error}); give it cnnlib's signature") from None
 
 
 def call(fn, *args, **kwargs):
@@ -73,12 +98,13 @@ def call(fn, *args, **kwargs):
     for key, value in named:
         if isinstance(value, np.ndarray):
             originals[key] = value.copy()
+    _check_call(fn, args, kwargs)
     with warnings.catch_warnings(record=True) as caught, np.errstate(over="warn", invalid="warn", divide="warn", under="ignore"):
         warnings.simplefilter("always")
         try:
             result = fn(*args, **kwargs)
         except NotImplementedError as error:
-            raise NotWritten(str(error)) from None
+            raise NotWritten(_where(error)) from None
         except Exception as error:  # the learner's bug, reported, never raised out of the check
             raise LearnerError(_describe_exception(error)) from None
     changed = []
@@ -106,8 +132,9 @@ def rel_errors(a, b):
     a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
     with np.errstate(all="ignore"):
         err = np.array(np.abs(a - b) / np.maximum(1e-8, np.abs(a) + np.abs(b)), dtype=np.float64)
-    bad = ~(np.isfinite(a) & np.isfinite(b)) & ~((a == b) | (np.isnan(a) & np.isnan(b)))
-    err[bad] = np.inf
+    same = (a == b) | (np.isnan(a) & np.isnan(b))  # inf == inf, and NaN where NaN was expected
+    err[~(np.isfinite(a) & np.isfinite(b)) & ~same] = np.inf
+    err[same] = 0.0
     return err
 
 
@@ -210,7 +237,8 @@ class Report:
         self.cases = []
         self.hints = []
         self.notes = []
-        self.not_written = None
+        self.not_written = None  # the stub's name, once one raised NotImplementedError
+        self.stub_where = ""  # " in name, line N: `raise ...`", the line that raised it
         self.diagnosis_errors = []  # catalogue entries that could not read these results (a cnnlib bug)
 
     def case(self, name):
@@ -238,10 +266,19 @@ class Report:
     def passed(self):
         return self.not_written is None and bool(self.ran) and not self.failed
 
+    def _stub_text(self):
+        where = f" ({self.stub_where.strip()})" if self.stub_where else ""
+        return (f"{self.not_written} still raises NotImplementedError{where}. Write it, delete that line "
+                "once your code is above it, then run this check again.")
+
     def status_line(self):
         if self.not_written is not None:
             return f"check.{self.name}: NOT WRITTEN YET"
         n = len(self.ran)
+        skipped = [c for c in self.cases if c.status == "skip"]
+        if self.passed and skipped:
+            return (f"check.{self.name}: PASSED ({n} case{'s' if n != 1 else ''}; {len(skipped)} skipped, "
+                    "see below)")
         if self.passed:
             return f"check.{self.name}: PASSED ({n} case{'s' if n != 1 else ''})"
         if not self.ran:
@@ -251,7 +288,7 @@ class Report:
     def __str__(self):
         lines = [self.status_line()]
         if self.not_written is not None:
-            lines.append(f"  {self.not_written}: it still raises NotImplementedError. Write it, then run this check again.")
+            lines.append(f"  {self._stub_text()}")
             return "\n".join(lines)
         if self.what:
             lines.append(f"  {self.what}")
@@ -278,8 +315,7 @@ class Report:
         head_colour = colours["pass"] if self.passed else colours["fail"]
         parts = [f'<div class="cnnlib-check"><p style="font-weight:bold;color:{head_colour}">{e(status)}</p>']
         if self.not_written is not None:
-            parts.append(f"<p>{e(self.not_written)}: it still raises NotImplementedError. "
-                         "Write it, then run this check again.</p></div>")
+            parts.append(f"<p>{e(self._stub_text())}</p></div>")
             return "".join(parts)
         if self.what:
             parts.append(f"<p>{e(self.what)}</p>")
@@ -312,6 +348,11 @@ def directional_fd(f, arrays, key, dout, direction, h=1e-5):
 
 
 def scalar_error(a, b):
+    """|a - b| / max(1e-8, |a| + |b|); inf when either is NaN or infinite (and they differ), so that
+    a NaN never passes a `> tolerance` test by comparing False."""
+    a, b = float(a), float(b)
+    if not (np.isfinite(a) and np.isfinite(b)):
+        return 0.0 if a == b else np.inf
     return abs(a - b) / max(1e-8, abs(a) + abs(b))
 
 

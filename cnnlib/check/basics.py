@@ -39,8 +39,9 @@ def _run_case(report, case, fn, *args, **kwargs):
     """Call the learner's fn for one case: (ok, result); ok None means 'stop, not written'."""
     try:
         result, changed, warned = call(fn, *args, **kwargs)
-    except NotWritten:
+    except NotWritten as stub:
         report.not_written = getattr(fn, "__name__", "fn")
+        report.stub_where = stub.where
         return None, None
     except LearnerError as error:
         case.fail(f"raised {error}")

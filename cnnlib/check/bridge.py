@@ -46,8 +46,9 @@ def _run(name, what, fn, cases, args_of, expected, judge=None):
         case.data.update(ref=ref, got=None, ok=False)
         try:
             got, changed, warned = call(fn, *args)
-        except NotWritten:
+        except NotWritten as stub:
             report.not_written = getattr(fn, "__name__", "fn")
+            report.stub_where = stub.where
             return report
         except LearnerError as error:
             case.fail(f"raised {error}")

@@ -63,7 +63,7 @@ def _pair(v):
 
 def _where(spec, name, arrays, kwargs, ref_out):
     """Describe an element of gradient `name`: a corner/edge/inner pixel, or one no window reads."""
-    if name != "dx" or arrays["x"].ndim != 4:
+    if name != "dx" or arrays["x"].ndim != 4 or spec.name not in ("conv2d", "maxpool2d", "avgpool2d"):
         return None
     x = arrays["x"]
     if "w" in arrays:
@@ -127,8 +127,9 @@ def _run(spec, cases, forward, backward):
         if forward is not None:
             try:
                 result, changed, warned = call(forward, *arrays.values(), **learner_kwargs)
-            except NotWritten:
+            except NotWritten as stub:
                 report.not_written = getattr(forward, "__name__", "forward")
+                report.stub_where = stub.where
                 return report
             except LearnerError as error:
                 case.fail(f"forward raised {error}")
@@ -149,6 +150,8 @@ def _run(spec, cases, forward, backward):
             problem = (spec.check_forward(out, arrays, ref_out, data) if hasattr(spec, "check_forward")
                        else compare("out", out, ref_out, dtype=np.float64))
             data["forward_ok"] = problem is None
+            data["forward_values_ok"] = problem is None or (
+                isinstance(out, np.ndarray) and compare("out", out, ref_out) is None and spec.name != "flatten")
             if problem:
                 case.fail("forward: " + problem)
             if not isinstance(out, np.ndarray) or out.shape != ref_out.shape:
@@ -164,8 +167,9 @@ def _run(spec, cases, forward, backward):
         data["ref_grads"] = ref_grads
         try:
             result, changed, warned = call(backward, dout, cache)
-        except NotWritten:
+        except NotWritten as stub:
             report.not_written = getattr(backward, "__name__", "backward")
+            report.stub_where = stub.where
             return report
         except LearnerError as error:
             case.fail(f"backward raised {error}")
@@ -183,11 +187,13 @@ def _run(spec, cases, forward, backward):
             data["backward_ok"] = {name: False for name in spec.grads}
             continue
         data["grads"] = grads
-        data["backward_ok"] = {}
+        data["backward_ok"], data["values_ok"] = {}, {}
         for name in spec.grads:
             problem = compare(name, grads[name], ref_grads[name], dtype=np.float64,
                               where=_where(spec, name, arrays, kwargs, ref_out))
             data["backward_ok"][name] = problem is None
+            # The catalogue reads the numbers: a right gradient in the wrong dtype has only that mistake.
+            data["values_ok"][name] = problem is None or compare(name, grads[name], ref_grads[name]) is None
             if problem:
                 case.fail(problem)
         if forward is not None and not extra.get("no_fd") and not data["changed"]:
@@ -205,15 +211,17 @@ def _own_fd(forward, arrays, kwargs, dout, grads, spec, case):
     rng = _rng(7)
     for name, grad in zip(spec.grads, (grads[g] for g in spec.grads)):
         key = name[1:]
-        if not isinstance(grad, np.ndarray) or grad.shape != arrays[key].shape:
+        if not isinstance(grad, np.ndarray) or grad.shape != arrays[key].shape or grad.dtype.kind not in "biuf":
             ok = False
             continue
         direction = rng.standard_normal(arrays[key].shape)
         try:
-            numeric = directional_fd(f, arrays, key, dout, direction)
+            with np.errstate(all="ignore"):
+                numeric = directional_fd(f, arrays, key, dout, direction)
         except Exception:  # the forward already ran on these inputs; a nudge breaking it is its problem
             return None
-        analytic = float(np.sum(grad * direction))
+        with np.errstate(all="ignore"):
+            analytic = float(np.sum(grad * direction))
         if scalar_error(numeric, analytic) > 1e-6:
             ok = False
             if case.data["forward_ok"]:
@@ -275,9 +283,12 @@ def _relu_cases():
 
 
 def _flatten_cases():
-    for i, (label, shape) in enumerate([("(N, C, H, W) = (2, 3, 4, 5)", (2, 3, 4, 5)),
-                                        ("batch 1, (1, 2, 3, 3)", (1, 2, 3, 3)),
-                                        ("(N, C, H, W) = (3, 4, 2, 3), H != W", (3, 4, 2, 3))]):
+    shapes = [("(N, C, H, W) = (2, 3, 4, 5)", (2, 3, 4, 5)),
+              ("batch 1, (1, 2, 3, 3)", (1, 2, 3, 3)),
+              ("(N, C, H, W) = (3, 4, 2, 3), H != W", (3, 4, 2, 3)),
+              ("not images: (N, T, D) = (2, 3, 4)", (2, 3, 4)),
+              ("already flat: (N, D) = (3, 5)", (3, 5))]
+    for i, (label, shape) in enumerate(shapes):
         yield label, {"x": _rng(500 + i).standard_normal(shape)}, {}, {}
 
 
@@ -291,7 +302,7 @@ class _Flatten(_Layer):
         if out.shape != ref_out.shape:
             if out.shape == ref_out.shape[::-1] and x.shape[0] > 1:
                 data["mixes_samples"] = True
-            return f"out has shape {out.shape}, expected {ref_out.shape}: (N, C*H*W), one row per sample"
+            return f"out has shape {out.shape}, expected {ref_out.shape}: (N, D), one row of D values per sample"
         if out.dtype != np.float64:
             return f"out has dtype {out.dtype}, expected float64: keep the inputs' precision"
         if not np.array_equal(np.sort(out, axis=None), np.sort(x, axis=None)):
@@ -310,7 +321,10 @@ class _Flatten(_Layer):
             return ref_grads
         x = arrays["x"]
         labels = np.arange(x.size, dtype=np.float64).reshape(x.shape)  # each cell's own C-order index
-        source = np.asarray(forward(labels, **kwargs)[0]).astype(np.intp)  # out cell -> x cell
+        try:
+            source = np.asarray(forward(labels, **kwargs)[0]).astype(np.intp)  # out cell -> x cell
+        except Exception:  # it ran on x already; whatever breaks here, the C-order inverse is the answer
+            return ref_grads
         if source.size != x.size or not np.array_equal(np.sort(source, axis=None), np.arange(x.size)):
             return ref_grads  # not a rearrangement of x: the C-order inverse is all one can expect
         dx = np.zeros(x.size)
@@ -341,6 +355,12 @@ _SPECS = {
 }
 
 
+def _positional(name, args):
+    if args:
+        raise TypeError(f"check.{name} takes your functions by name: check.{name}(forward=my_forward), "
+                        f"check.{name}(backward=my_backward) or both, not check.{name}({args[0]!r})")
+
+
 def _layer_check(name, cases, kwargs):
     _check_kwargs(name, kwargs, ("forward", "backward"))
     report = _run(_SPECS[name], list(cases), kwargs.get("forward"), kwargs.get("backward"))
@@ -350,45 +370,76 @@ def _layer_check(name, cases, kwargs):
     return report
 
 
-def dense(**kwargs):
+def dense(*args, **kwargs):
     """Check a dense layer: forward(x, w, b) -> (out, cache), backward(dout, cache) -> (dx, dw, db)."""
+    _positional("dense", args)
     return _layer_check("dense", _dense_cases(), kwargs)
 
 
-def relu(**kwargs):
+def relu(*args, **kwargs):
     """Check ReLU: forward(x) -> (out, cache), backward(dout, cache) -> dx."""
+    _positional("relu", args)
     return _layer_check("relu", _relu_cases(), kwargs)
 
 
-def conv2d(**kwargs):
+def conv2d(*args, **kwargs):
     """Check a convolution: forward(x, w, b, stride=, pad=) -> (out, cache), backward -> (dx, dw, db).
 
     Cases: pad 0, 1 and 2, stride 1, 2 and 3, non-square image and kernel, batch 1, one and several
     channels and filters, windows that overlap and windows that do not.
     """
+    _positional("conv2d", args)
     return _layer_check("conv2d", _conv_cases(), kwargs)
 
 
-def maxpool2d(**kwargs):
+def maxpool2d(*args, **kwargs):
     """Check max pooling: forward(x, size=, stride=, pad=) -> (out, cache), backward -> dx.
 
     Ties go to the first maximum in row-major order (cnnlib's and PyTorch's rule).
     """
+    _positional("maxpool2d", args)
     return _layer_check("maxpool2d", _pool_cases(with_pad=True), kwargs)
 
 
-def avgpool2d(**kwargs):
+def avgpool2d(*args, **kwargs):
     """Check average pooling: forward(x, size=, stride=) -> (out, cache), backward -> dx."""
+    _positional("avgpool2d", args)
     return _layer_check("avgpool2d", _pool_cases(with_pad=False), kwargs)
 
 
-def flatten(**kwargs):
-    """Check Flatten: forward(x) -> (out, cache), backward(dout, cache) -> dx.
+def flatten(*args, order=None, **kwargs):
+    """Check Flatten: forward(x) -> (out, cache), backward(dout, cache) -> dx, for x of any (N, ...) shape.
 
     Any order within a sample passes, as long as each row holds its own sample's numbers and the
-    backward sends each number of dout back to the cell the forward took it from.
+    backward sends each number of dout back to the cell the forward took it from. order="C" or
+    "F" also asks for that order within each sample (lesson 7's F-order pair).
     """
-    return _layer_check("flatten", _flatten_cases(), kwargs)
+    _positional("flatten", args)
+    if order not in (None, "C", "F"):
+        raise TypeError(f"check.flatten(order=...) takes 'C', 'F' or None (any order), got {order!r}")
+    report = _layer_check("flatten", _flatten_cases(), kwargs)
+    if order is not None and kwargs.get("forward") is not None:
+        _flatten_order(report, order)
+    return report
+
+
+def _flatten_order(report, order):
+    """Fail the cases whose forward, right in every other way, flattens in another order than `order`."""
+    for case in report.cases:
+        out, x = case.data.get("out"), case.data.get("arrays", {}).get("x")
+        if case.data.get("forward_ok") and isinstance(out, np.ndarray) and x is not None:
+            want = np.stack([sample.ravel(order=order) for sample in x])
+            if not np.array_equal(out, want):
+                case.fail(f"forward: each row should list its sample in {order} order "
+                          f"({'the first' if order == 'F' else 'the last'} axis fastest)")
+                case.data["wrong_order"] = order
+    report.notes[:] = [n for n in report.notes if "another order than cnnlib's" not in n]
+    if any(c.data.get("wrong_order") for c in report.cases):
+        report.hint(f"Your forward flattens each sample, but not in {order} order: "
+                    + ("use `x.reshape(x.shape[0], -1, order=\"F\")`, and unflatten with "
+                       "`dout.reshape(shape, order=\"F\")`" if order == "F" else
+                       "use `x.reshape(x.shape[0], -1)`, and unflatten with `dout.reshape(shape)`")
+                    + " (lesson 7, 'Does the flatten order matter?').")
 
 
 # ---- softmax cross-entropy ----
@@ -403,9 +454,11 @@ def _softmax_cases():
            np.array([[1000.0, 0.0, -1000.0], [3.0, -2.0, 1.0]]), np.array([2, 0]))
 
 
-def softmax_cross_entropy(fn=None, **kwargs):
+def softmax_cross_entropy(fn=None, *args, **kwargs):
     """Check fn(logits, y) -> (loss, dlogits), the mean cross-entropy of softmax and its gradient."""
     _check_kwargs("softmax_cross_entropy", kwargs, ())
+    if args:
+        raise TypeError("check.softmax_cross_entropy(fn) takes one function, fn(logits, y) -> (loss, dlogits)")
     fn = learner_function(fn, "fn")
     if fn is None:
         raise TypeError("check.softmax_cross_entropy(fn) needs the function to check")
@@ -418,8 +471,9 @@ def softmax_cross_entropy(fn=None, **kwargs):
                     changed=[], warned=[], backward_ok={})
         try:
             result, changed, warned = call(fn, logits, y)
-        except NotWritten:
+        except NotWritten as stub:
             report.not_written = getattr(fn, "__name__", "fn")
+            report.stub_where = stub.where
             return report
         except LearnerError as error:
             case.fail(f"raised {error}")

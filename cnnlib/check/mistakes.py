@@ -4,7 +4,8 @@ Each entry recognises a mistake by its signature in the cases a check ran: the l
 equal those of the mistaken formula (computed here, from the case's inputs), or the pattern of
 failing cases is the mistake's (every stride-2 case fails, every stride-1 case passes). Only
 then is its hint given, so a hint never guesses. Every entry is tested with a real buggy
-implementation (tests/test_check_mistakes.py).
+implementation (tests/test_check_layers.py, test_check_basics.py, test_check_bridge.py and
+test_check_training.py, one per section below).
 
 Each case's `data` holds what the check saw: `arrays` (the inputs), `kwargs` (stride, pad,
 size), `out` and `ref_out` (the learner's and cnnlib's forward outputs), `dout`, `grads` and
@@ -53,10 +54,14 @@ def _close(a, b):
 
 def _grad(case, name):
     g = case.data.get("grads", {}).get(name)
-    return g if isinstance(g, np.ndarray) else None
+    # Only numbers can match a mistaken formula; strings, objects and complex values match none.
+    return g if isinstance(g, np.ndarray) and g.dtype.kind in "biuf" else None
 
 
 def _bad(case, name):
+    """Whether gradient `name`'s numbers are wrong (a right one in the wrong dtype is not)."""
+    if name in case.data.get("values_ok", {}):
+        return case.data["values_ok"][name] is False
     return case.data.get("backward_ok", {}).get(name) is False
 
 
@@ -155,7 +160,8 @@ def _pad_crop(cases):
 @mistake("overwrite_dx", ["conv2d", "maxpool2d", "avgpool2d"],
          "Where windows overlap (or several filters read the same pixel), a pixel's gradient is the "
          "sum of what every window sends it, but yours keeps only one of those terms: the backward "
-         "assigns with `=` where it must add with `+=` (lessons 5 and 6, 'Overlapping windows').")
+         "assigns with `=` where it must add with `+=` (lesson 5, 'Overlapping windows add up'; for "
+         "pooling, lesson 6, 'Overlapping windows: gradients add up').")
 def _overwrite_dx(cases):
     return any(_overwrites(c, "dx") for c in cases)
 
@@ -267,8 +273,8 @@ def _averaged(cases, names):
 
 
 @mistake("averaged", ["conv2d", "dense"],
-         "Your dw or db is the right sum divided by a count (N, or N*H'*W'): it is averaged where it must "
-         "be summed. The loss's 1/N is already inside dout (lesson 3), and each shared weight collects "
+         "A parameter gradient (dw or db: the failing cases name it) is the right sum divided by a count "
+         "(N, or N*H'*W'): it is averaged where it must be summed. The loss's 1/N is already inside dout (lesson 3), and each shared weight collects "
          "every term it took part in (lesson 2, 'Backward: the chain rule').")
 def _averaged_grads(cases):
     return _averaged(cases, ("dw", "db"))
@@ -303,7 +309,9 @@ def _transposed_dw(cases):
         if dw is None or ref is None or not _bad(c, "dw"):
             continue
         axes = (1, 0) if ref.ndim == 2 else (1, 0, 2, 3)
-        if _close(dw, ref.transpose(axes)) or _close(dw, ref.transpose(axes).reshape(dw.shape)):
+        if ref.transpose(axes).shape == ref.shape and _close(ref.transpose(axes), ref):
+            continue  # one row or one column (one filter and one channel): swapped axes look the same
+        if _close(dw, ref.transpose(axes)) or (dw.size == ref.size and _close(dw, ref.transpose(axes).reshape(dw.shape))):
             return True
     return False
 
@@ -432,8 +440,9 @@ def _flatten_orders(dout, shape):
 @mistake("flatten_order", ["flatten"],
          "Your Flatten backward puts the right numbers in the wrong cells: it unflattens in another "
          "order than the forward flattened. Each number of dout must go back to the cell it came from, "
-         "in the same order, not reversed: use the inverse of your forward, e.g. `dout.reshape(x.shape)` "
-         "for a C-order forward (lesson 7, 'Does the flatten order matter?').")
+         "in the same order, not reversed: use the inverse of your forward, `dout.reshape(shape)` (the shape "
+         "your forward saw) after a C-order forward, `dout.reshape(shape, order=\"F\")` after an F-order one "
+         "(lesson 7, 'Does the flatten order matter?').")
 def _flatten_order(cases):
     for c in cases:
         dx = _grad(c, "dx")
@@ -450,16 +459,48 @@ def _flatten_order(cases):
          "as the dense layer treats each row as one image. Reshape to (N, -1) with the batch axis "
          "first, e.g. `x.reshape(x.shape[0], -1)` (lesson 7, 'What Flatten does').")
 def _flatten_mixes(cases):
+    return any(c.data.get("mixes_samples") for c in cases)
+
+
+@mistake("flatten_backward_mixes_samples", ["flatten"],
+         "Your Flatten backward mixes samples: row n of dout is the gradient of sample n's numbers only, "
+         "so it must go back into dx[n] and nowhere else. Reshape with the batch axis first, "
+         "`dout.reshape(shape)` with the shape the forward saw (lesson 7, 'What Flatten does').")
+def _flatten_backward_mixes(cases):
     for c in cases:
-        if c.data.get("mixes_samples"):
-            return True
         dx = _grad(c, "dx")
         want = c.data.get("ref_grads", {}).get("dx")
-        if dx is not None and _bad(c, "dx") and dx.shape == want.shape:
+        if dx is not None and _bad(c, "dx") and not c.data.get("mixes_samples") and dx.shape == want.shape:
             per_sample = all(np.array_equal(np.sort(dx[n], axis=None), np.sort(want[n], axis=None))
                              for n in range(dx.shape[0]))
             if not per_sample and np.array_equal(np.sort(dx, axis=None), np.sort(want, axis=None)):
                 return True
+    return False
+
+
+@mistake("flatten_four_axes", ["flatten"],
+         "Your Flatten works on images but raises on other shapes: it unpacks four axes (`N, C, H, W = "
+         "x.shape`). Flatten takes any (N, ...) array, e.g. (N, T, D) or an already flat (N, D): "
+         "`x.reshape(x.shape[0], -1)` needs no names for the other axes, and the backward "
+         "`dout.reshape(shape)` none either (lesson 7, 'Any input shape (N, ...)').")
+def _flatten_four_axes(cases):
+    four = [c for c in cases if c.data.get("arrays", {}).get("x") is not None and c.data["arrays"]["x"].ndim == 4]
+    other = [c for c in cases if c.data.get("arrays", {}).get("x") is not None and c.data["arrays"]["x"].ndim != 4]
+    return (any("unpack" in c.data.get("error", "") for c in other)
+            and not any("unpack" in c.data.get("error", "") for c in four))
+
+
+@mistake("flatten_first_sample", ["flatten"],
+         "Every sample's dx holds sample 0's gradient: the index into the flat dout leaves out the sample's "
+         "offset. Row n of dout starts at n * D in the flat buffer (D values per sample), so read "
+         "`src[n * D + j]`, not `src[j]` (lesson 7, 'Do I just put the values back in reverse order?').")
+def _flatten_first_sample(cases):
+    for c in cases:
+        dx = _grad(c, "dx")
+        want = c.data.get("ref_grads", {}).get("dx")
+        if (dx is not None and want is not None and _bad(c, "dx") and dx.shape == want.shape and dx.shape[0] > 1
+                and all(_close(dx[n], want[0]) for n in range(dx.shape[0]))):
+            return True
     return False
 
 
@@ -499,8 +540,8 @@ def _wrong_dtype(cases):
          "Your backward is right for your own forward (finite differences agree), but your forward computes "
          "something else than the layer should; fix the forward first, then its backward with it.")
 def _consistent_pair(cases):
-    return any(c.data.get("forward_ok") is False and c.data.get("own_ok") is True
-               and not all(c.data.get("backward_ok", {"": True}).values()) for c in cases)
+    return any(c.data.get("forward_values_ok") is False and c.data.get("own_ok") is True
+               and not all(c.data.get("values_ok", {"": True}).values()) for c in cases)
 
 
 @mistake("softmax_no_shift", ["softmax_cross_entropy"],
@@ -563,10 +604,15 @@ def _softmax_sign(cases):
 def _cache_layout(cases):
     for c in cases:
         error = c.data.get("backward_error", "")
-        if c.data.get("out") is None and c.data.get("forward_ok") is None and (
-                "unpack" in error or "tuple" in error or "sequence" in error):
+        if c.data.get("out") is None and c.data.get("forward_ok") is None and _cache_error(error):
             return True
     return False
+
+
+def _cache_error(error):
+    """An error of a backward that unpacked cnnlib's cache as something else: too many or too few
+    values, or a (vertical, horizontal) pair used as an int."""
+    return "unpack" in error or "'tuple'" in error
 
 
 ALL_LAYER_CHECKS = ("dense", "relu", "conv2d", "maxpool2d", "avgpool2d", "flatten", "softmax_cross_entropy")
@@ -578,7 +624,9 @@ ALL_LAYER_CHECKS = ("dense", "relu", "conv2d", "maxpool2d", "avgpool2d", "flatte
          "most such errors are an axis or a shape that only some cases expose (batch 1, pad 0, stride > 1, "
          "a non-square image).")
 def _raises(cases):
-    return any(c.data.get("error") and "unpack" not in c.data["error"] for c in cases)
+    # A backward checked alone that trips over cnnlib's cache gets the cache_layout hint instead.
+    return any(c.data.get("error") and not (c.data.get("out") is None and c.data.get("forward_ok") is None
+                                            and _cache_error(c.data["error"])) for c in cases)
 
 
 @mistake("return_form", ALL_LAYER_CHECKS,
