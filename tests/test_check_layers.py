@@ -515,6 +515,7 @@ def test_flatten_of_any_shape_and_its_four_axes_mistake():
     assert shapes == {2, 3, 4}
     report = check.flatten(forward=forward_four_axes)
     assert not report.passed and hint("flatten_four_axes") in report.hints, str(report)
+    assert check.flatten(forward=forward_four_axes, any_shape=False).passed
 
 
 def test_a_flatten_backward_that_forgets_the_samples_offset_is_named():

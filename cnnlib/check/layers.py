@@ -282,14 +282,15 @@ def _relu_cases():
         yield label, {"x": _away_from_zero(_rng(400 + i), shape)}, {}, {}
 
 
-def _flatten_cases():
+def _flatten_cases(any_shape=True):
     shapes = [("(N, C, H, W) = (2, 3, 4, 5)", (2, 3, 4, 5)),
               ("batch 1, (1, 2, 3, 3)", (1, 2, 3, 3)),
               ("(N, C, H, W) = (3, 4, 2, 3), H != W", (3, 4, 2, 3)),
               ("not images: (N, T, D) = (2, 3, 4)", (2, 3, 4)),
               ("already flat: (N, D) = (3, 5)", (3, 5))]
     for i, (label, shape) in enumerate(shapes):
-        yield label, {"x": _rng(500 + i).standard_normal(shape)}, {}, {}
+        if any_shape or len(shape) == 4:
+            yield label, {"x": _rng(500 + i).standard_normal(shape)}, {}, {}
 
 
 class _Flatten(_Layer):
@@ -407,17 +408,18 @@ def avgpool2d(*args, **kwargs):
     return _layer_check("avgpool2d", _pool_cases(with_pad=False), kwargs)
 
 
-def flatten(*args, order=None, **kwargs):
+def flatten(*args, order=None, any_shape=True, **kwargs):
     """Check Flatten: forward(x) -> (out, cache), backward(dout, cache) -> dx, for x of any (N, ...) shape.
 
     Any order within a sample passes, as long as each row holds its own sample's numbers and the
     backward sends each number of dout back to the cell the forward took it from. order="C" or
-    "F" also asks for that order within each sample (lesson 7's F-order pair).
+    "F" also asks for that order within each sample (lesson 7's F-order pair). any_shape=False
+    keeps to images, (N, C, H, W), for a function written for them only (lesson 7's loops).
     """
     _positional("flatten", args)
     if order not in (None, "C", "F"):
         raise TypeError(f"check.flatten(order=...) takes 'C', 'F' or None (any order), got {order!r}")
-    report = _layer_check("flatten", _flatten_cases(), kwargs)
+    report = _layer_check("flatten", _flatten_cases(any_shape=bool(any_shape)), kwargs)
     if order is not None and kwargs.get("forward") is not None:
         _flatten_order(report, order)
     return report
