@@ -91,6 +91,30 @@ def chunking(request, monkeypatch):
     return request.param
 
 
+@pytest.fixture
+def no_detector_breaks(monkeypatch):
+    """Every report a test makes is read by every catalogue entry of cnnlib.check without an error.
+
+    diagnose() keeps a detector's error in report.diagnosis_errors rather than failing a learner's
+    check; here that list must stay empty.
+    """
+    from cnnlib.check import basics, bridge, layers, mistakes, training
+
+    made = []
+    real = mistakes.diagnose
+
+    def diagnose(report, name):
+        real(report, name)
+        made.append(report)
+
+    for module in (mistakes, basics, bridge, layers, training):
+        if hasattr(module, "diagnose"):
+            monkeypatch.setattr(module, "diagnose", diagnose)
+    yield
+    for report in made:
+        assert report.diagnosis_errors == [], report.diagnosis_errors
+
+
 def pytest_terminal_summary(terminalreporter, config):
     import labdriver
 

@@ -21,22 +21,7 @@ BASICS_KEYS = {
 }
 
 
-@pytest.fixture(autouse=True)
-def no_detector_breaks(monkeypatch):
-    """Every report made in these tests is read by every catalogue entry without an error."""
-    from cnnlib.check import basics, mistakes
-
-    made = []
-    real = mistakes.diagnose
-
-    def diagnose(report, name):
-        real(report, name)
-        made.append(report)
-
-    monkeypatch.setattr(basics, "diagnose", diagnose)
-    yield
-    for report in made:
-        assert getattr(report, "diagnosis_errors", []) == [], report.diagnosis_errors
+pytestmark = pytest.mark.usefixtures("no_detector_breaks")  # see conftest.py
 
 
 def hint(key):

@@ -12,24 +12,7 @@ from cnnlib import check
 from cnnlib.check.mistakes import MISTAKES
 
 
-@pytest.fixture(autouse=True)
-def no_detector_breaks(monkeypatch):
-    """Every report made here is read by every catalogue entry without an error."""
-    from cnnlib.check import bridge, mistakes
-
-    made = []
-    real = mistakes.diagnose
-
-    def diagnose(report, name):
-        real(report, name)
-        made.append(report)
-
-    monkeypatch.setattr(mistakes, "diagnose", diagnose)
-    monkeypatch.setattr(bridge, "diagnose", diagnose)
-    monkeypatch.setattr("cnnlib.check.layers.diagnose", diagnose)
-    yield
-    for report in made:
-        assert report.diagnosis_errors == [], report.diagnosis_errors
+pytestmark = pytest.mark.usefixtures("no_detector_breaks")  # see conftest.py
 
 
 def hint(key):

@@ -18,23 +18,7 @@ from cnnlib.check.mistakes import MISTAKES
 LAYER_CHECKS = {"dense", "relu", "conv2d", "maxpool2d", "avgpool2d", "flatten", "softmax_cross_entropy"}
 
 
-@pytest.fixture(autouse=True)
-def no_detector_breaks(monkeypatch):
-    """Every report made in these tests is read by every catalogue entry without an error."""
-    from cnnlib.check import mistakes
-
-    made = []
-    real = mistakes.diagnose
-
-    def diagnose(report, name):
-        real(report, name)
-        made.append(report)
-
-    monkeypatch.setattr(mistakes, "diagnose", diagnose)
-    monkeypatch.setattr("cnnlib.check.layers.diagnose", diagnose)
-    yield
-    for report in made:
-        assert report.diagnosis_errors == [], report.diagnosis_errors
+pytestmark = pytest.mark.usefixtures("no_detector_breaks")  # see conftest.py
 
 
 def hint(key, **fill):

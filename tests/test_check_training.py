@@ -11,6 +11,8 @@ from cnnlib import check
 from cnnlib.check.fallback import exercise
 from cnnlib.check.mistakes import MISTAKES
 
+pytestmark = pytest.mark.usefixtures("no_detector_breaks")  # see conftest.py
+
 
 def first_line(report):
     return str(report).splitlines()[0]

@@ -14,6 +14,8 @@ from learners import all_cases, errors, flatten
 
 check = pytest.importorskip("cnnlib.check", reason="cnnlib.check is not written yet")
 
+pytestmark = pytest.mark.usefixtures("no_detector_breaks")  # see conftest.py
+
 CASES = all_cases()
 FIRST_WORD = {"pass": "PASSED", "fail": "FAILED", "not written": "NOT WRITTEN YET"}
 
