@@ -26,7 +26,8 @@ _spec.loader.exec_module(exercises)
 LESSONS = exercises.lesson_paths()
 EDITIONS = sorted((ROOT / "notebooks" / "exercises").glob("*.ipynb"))
 WITH_EXERCISES = [p for p in LESSONS if exercises.find_exercises(exercises.load(p), p.name)]
-REPORT_LINE = re.compile(r"^check\.\w+: (PASSED \(\d+ cases?\)|FAILED \(\d+ of \d+ cases?\)|NOT WRITTEN YET)$")
+REPORT_LINE = re.compile(r"^check\.\w+: (PASSED \(\d+ cases?(; \d+ skipped, see below)?\)"
+                         r"|FAILED \(\d+ of \d+ cases?\)|NOT WRITTEN YET)$")
 
 
 def load(path):
