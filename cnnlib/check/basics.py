@@ -332,20 +332,27 @@ def size_variants(H, KH, stride, pad):
     }
 
 
+
+def _expressible(fn, case, stride, pad):
+    """The stride and pad keywords to pass fn, or None (the case skipped) when it cannot take them."""
+    learner_kwargs = {}
+    for key, value in (("stride", stride), ("pad", pad)):
+        if takes(fn, key):
+            learner_kwargs[key] = value
+        elif value != {"stride": 1, "pad": 0}[key]:
+            case.skip(f"skipped: your function has no `{key}` parameter, and this case needs {key} {value}")
+            return None
+    return learner_kwargs
+
+
 def output_size(fn=None, **kwargs):
     """Check fn(H, KH, stride=1, pad=0) -> H' = (H + 2*pad - KH) // stride + 1, a whole number."""
     fn, report = _start("output_size", fn, kwargs, "fn(H, KH, stride=1, pad=0) -> H', the number of window positions")
     for H, KH, stride, pad in _SIZE_CASES:
         want = (H + 2 * pad - KH) // stride + 1
         case = report.case(f"H={H}, KH={KH}, stride={stride}, pad={pad}: H' = {want}")
-        learner_kwargs = {}
-        for key, value in (("stride", stride), ("pad", pad)):
-            if takes(fn, key):
-                learner_kwargs[key] = value
-            elif value != {"stride": 1, "pad": 0}[key]:
-                case.skip(f"skipped: your function has no `{key}` parameter")
-                break
-        if case.status == "skip":
+        learner_kwargs = _expressible(fn, case, stride, pad)
+        if learner_kwargs is None:
             continue
         case.data.update(args=(H, KH, stride, pad), want=want)
         ok, got = _run_case(report, case, fn, H, KH, **learner_kwargs)
@@ -403,14 +410,8 @@ def conv2d_one_channel(fn=None, **kwargs):
                         "fn(x, k, b, stride=1, pad=0) -> out (H', W'), x (H, W), k (KH, KW), b a number")
     for label, x, k, b, stride, pad in _conv_one_cases():
         case = report.case(label)
-        learner_kwargs = {}
-        for key, value in (("stride", stride), ("pad", pad)):
-            if takes(fn, key):
-                learner_kwargs[key] = value
-            elif value != {"stride": 1, "pad": 0}[key]:
-                case.skip(f"skipped: your function has no `{key}` parameter, and this case needs {key} {value}")
-                break
-        if case.status == "skip":
+        learner_kwargs = _expressible(fn, case, stride, pad)
+        if learner_kwargs is None:
             continue
         want = conv_one_reference(x, k, b, stride, pad)
         case.data.update(x=x, k=k, b=b, stride=stride, pad=pad, want=want)
