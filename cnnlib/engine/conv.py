@@ -186,7 +186,10 @@ def dx_by_taps(dout, w_tap, kernel, stride, padded, g, dtype):
     dprod = stack_maps(dout, g)  # (n/g, F, g*H'*W')
     dxp = np.zeros((n, *padded), dtype=dtype)  # (n, C, Hp, Wp)
     for k, tap in enumerate(taps(dxp, kernel, stride, (Ho, Wo))):
-        tap = tap.reshape(n // g, g, *tap.shape[1:], copy=False)  # (n/g, g, C, H', W'), a view
+        # NumPy 2.0 has no reshape(copy=False); splitting the leading axis always gives a view,
+        # and the += below must land in dxp, so that is checked rather than assumed.
+        tap = tap.reshape(n // g, g, *tap.shape[1:])  # (n/g, g, C, H', W')
+        assert np.may_share_memory(tap, dxp)
         tap += unstack_maps(w_tap[k] @ dprod, g, (Ho, Wo))
     return dxp
 
