@@ -59,9 +59,12 @@ class Sequential:
         self.names = [f"{i}_{type(layer).__name__.lower()}" for i, layer in enumerate(self.layers)]
 
     def forward(self, x):
-        """x : (N, ...) ndarray -> the last layer's output, e.g. (N, K) logits."""
-        for layer in self.layers:
-            x = layer.forward(x)
+        """x : (N, ...) ndarray -> the last layer's output, e.g. (N, K) logits.
+
+        Raises TypeError naming the layer whose forward returns anything but one array.
+        """
+        for name, layer in zip(self.names, self.layers):
+            x = _one_array(layer.forward(x), layer, name, "forward")
         return x
 
     def backward(self, dout, *, input_grad=True):
@@ -70,11 +73,14 @@ class Sequential:
         input_grad=False skips the first layer's dx, the gradient with respect to the input
         itself, and returns None: training never uses it (fit does this). Every layer's grads,
         the first's included, are the same either way.
+
+        Raises TypeError naming the layer whose backward returns anything but one array (when
+        its dx is used).
         """
         input_grad = as_flag(input_grad, "input_grad")
-        for layer in reversed(self.layers[1:]):
-            dout = _backward(layer, dout, True)
-        return _backward(self.layers[0], dout, input_grad)
+        for name, layer in zip(reversed(self.names[1:]), reversed(self.layers[1:])):
+            dout = _backward(layer, dout, True, name)
+        return _backward(self.layers[0], dout, input_grad, self.names[0])
 
     def params(self):
         """Dict name -> parameter array, the live arrays (writing into them changes the model)."""
@@ -102,14 +108,14 @@ class Sequential:
         respect to an array has one entry per entry of that array.
         """
         shapes = []
-        for layer in self.layers:
-            out = layer.forward(x)
+        for name, layer in zip(self.names, self.layers):
+            out = _one_array(layer.forward(x), layer, name, "forward")
             shapes.append((np.shape(x), out.shape))
             x = out
         dout = np.random.default_rng(0).standard_normal(x.shape) if dout is None else dout
         dx_shapes = []
-        for layer in reversed(self.layers):
-            dout = _backward(layer, dout, True)
+        for name, layer in zip(reversed(self.names), reversed(self.layers)):
+            dout = _backward(layer, dout, True, name)
             dx_shapes.append(np.shape(dout))
         return [LayerTrace(name, xs, outs, dxs)
                 for name, (xs, outs), dxs in zip(self.names, shapes, reversed(dx_shapes))]
@@ -169,6 +175,9 @@ class Sequential:
         ValueError
             If a parameter holds NaN or infinity (training diverged): load_weights would
             refuse the file, so none is written.
+        OSError
+            If the file cannot be written, e.g. FileNotFoundError when its folder does not
+            exist (saving creates no folder), PermissionError, or a full disk.
 
         Notes
         -----
@@ -185,7 +194,11 @@ class Sequential:
         # permissions np.savez's own file would have had.
         tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
         try:
-            with os.fdopen(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666), "wb") as file:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+        except (FileNotFoundError, NotADirectoryError, PermissionError) as exc:
+            raise _folder_error(exc, path) from None  # the temporary file means nothing to the caller
+        try:
+            with os.fdopen(fd, "wb") as file:
                 np.savez(file, **params)
             os.replace(tmp, path)
         finally:
@@ -262,15 +275,17 @@ def _check_layer(layer, i):
                             f"(name -> array, empty without weights), got {type(value).__name__}")
 
 
-def _backward(layer, dout, input_grad):
+def _backward(layer, dout, input_grad, name):
     """layer.backward(dout), passing input_grad only to a backward that takes it.
 
     The same rule as Layer.backward for a layer's _backward: a backward without the flag is
     asked for dx, which is then dropped when input_grad is False. A layer without weights has
-    nothing to compute then, and is not called at all.
+    nothing to compute then, and is not called at all. `name` is the layer's in the model,
+    for the error when its dx is not one array.
     """
     if isinstance(layer, Layer) and type(layer).backward is Layer.backward:
-        return layer.backward(dout, input_grad=input_grad)
+        dx = layer.backward(dout, input_grad=input_grad)
+        return _one_array(dx, layer, name, "backward") if input_grad else dx
     if not input_grad and not layer.params:
         return None
     backward = layer.backward
@@ -282,7 +297,29 @@ def _backward(layer, dout, input_grad):
         dx = backward(dout, input_grad=input_grad)
     else:
         dx = backward(dout)
-    return dx if input_grad else None
+    return _one_array(dx, layer, name, "backward") if input_grad else None
+
+
+# What a layer's method must return, and the pure functions' habit that is the likely slip.
+_ONE_ARRAY = {
+    "forward": "a layer's forward returns one array: a function pair returns (out, cache), "
+               "a layer keeps the cache itself",
+    "backward": "a layer's backward returns one array, dx: a function pair returns (dx, dw, db), "
+                "a layer keeps dw and db in its grads dict",
+}
+
+
+def _one_array(value, layer, name, method):
+    """`value` if it is an ndarray, else a TypeError naming the layer whose `method` returned it.
+
+    Caught here, at the layer, rather than as an AttributeError ('tuple' object has no
+    attribute 'shape') from whichever code next touches the value.
+    """
+    if isinstance(value, np.ndarray):
+        return value
+    missing = f" (is a `return {'out' if method == 'forward' else 'dx'}` missing?)" if value is None else ""
+    raise TypeError(f"layer {name} ({type(layer).__name__}): {method} returned {_describe(value)}{missing}; "
+                    f"{_ONE_ARRAY[method]}")
 
 
 def _output_shape(layer, name, shape):
@@ -320,8 +357,24 @@ def _describe(value):
     if isinstance(value, np.ndarray):
         return f"an array of shape {value.shape}"
     if isinstance(value, tuple):
-        return f"a tuple of {len(value)}"
+        return f"a tuple of {len(value)} item{'s' * (len(value) != 1)}"
+    if value is None:
+        return "None"
     return f"a {type(value).__name__}"
+
+
+def _folder_error(exc, path):
+    """`exc`, raised when creating a file in `path`'s folder, reworded to name that folder."""
+    folder = path.parent
+    if isinstance(exc, PermissionError):
+        why = f"folder {folder} is not writable (permission denied)"
+    elif file := next((p for p in (*reversed(folder.parents), folder) if p.is_file()), None):
+        why = f"{file} is a file, not a folder"
+    else:
+        why = f"folder {folder} does not exist (saving creates no folder)"
+    error = type(exc)(f"cannot save to {path}: {why}")
+    error.errno = exc.errno
+    return error
 
 
 def _npz_path(path):

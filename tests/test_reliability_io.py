@@ -5,9 +5,11 @@ the file, and be a ValueError (OSError for a file that cannot be opened): never 
 EOFError, AttributeError, a warning, or a message inviting the user to unpickle.
 """
 
+import errno
 import io
 import os
 import pickle
+import re
 import stat
 import zipfile
 
@@ -359,3 +361,38 @@ def test_a_float32_model_round_trips_exactly(tmp_path):
     for name, p in other.params().items():
         assert p.dtype == np.float32
         np.testing.assert_array_equal(p, model.params()[name])
+
+
+def test_saving_into_a_missing_folder_names_the_folder_and_leaves_nothing(tmp_path):
+    folder = tmp_path / "runs" / "today"
+    with pytest.raises(FileNotFoundError) as info:
+        small_model().save_weights(folder / "w")
+    assert str(info.value) == f"cannot save to {folder / 'w.npz'}: folder {folder} does not exist (saving creates no folder)"
+    assert info.value.errno == errno.ENOENT
+    assert ".tmp" not in str(info.value) and info.value.__cause__ is None
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_saving_under_a_file_names_that_file(tmp_path):
+    (tmp_path / "runs").write_bytes(b"")
+    with pytest.raises(NotADirectoryError, match=rf"^cannot save to {re.escape(str(tmp_path / 'runs' / 'today' / 'w.npz'))}: "
+                                                 rf"{re.escape(str(tmp_path / 'runs'))} is a file, not a folder$"):
+        small_model().save_weights(tmp_path / "runs" / "today" / "w.npz")
+    assert [p.name for p in tmp_path.iterdir()] == ["runs"]
+
+
+def test_saving_into_a_folder_one_cannot_write_to_names_the_folder(tmp_path, monkeypatch):
+    # As the kernel refuses it for a user without write access (the tests may run as root).
+    real_open = os.open
+
+    def refusing_open(path, flags, *args):
+        if os.path.dirname(path) == str(tmp_path):
+            raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), str(path))
+        return real_open(path, flags, *args)
+
+    monkeypatch.setattr(os, "open", refusing_open)
+    with pytest.raises(PermissionError, match=rf"^cannot save to {re.escape(str(tmp_path / 'w.npz'))}: folder "
+                                              rf"{re.escape(str(tmp_path))} is not writable \(permission denied\)$"):
+        small_model().save_weights(tmp_path / "w")
+    monkeypatch.undo()
+    assert list(tmp_path.iterdir()) == []
