@@ -11,6 +11,7 @@ An epoch runs it once on every batch of a fresh shuffle of the training set.
 """
 
 import numbers
+from collections.abc import Mapping
 
 import numpy as np
 from tqdm.auto import tqdm
@@ -51,8 +52,12 @@ def fit(model, x, y, *, optimizer, epochs=1, batch_size=32, validation_data=None
     is the whole process's and stays after fit returns; set CNNLIB_KEEP_FREED_MEMORY=0 in the
     environment to leave malloc alone.
     """
+    _check_model(model, "fit")
     x, y = _check_data(x, y)
     epochs, batch_size = positive_int(epochs, "epochs"), positive_int(batch_size, "batch_size")
+    if isinstance(optimizer, type):  # its step would be called unbound, grads missing
+        raise TypeError(f"optimizer must be an optimizer object, got the class {optimizer.__name__}: pass an "
+                        f"optimizer instance, e.g. SGD(0.1) or Adam()")
     if not callable(getattr(optimizer, "step", None)):
         raise TypeError(f"optimizer must have a step(params, grads) method (SGD, Adam), got {optimizer!r}")
     if validation_data is not None:
@@ -123,9 +128,34 @@ def evaluate(model, x, y, *, batch_size=256):
     loss : float
     accuracy : float in [0, 1], the fraction of samples whose largest logit is the label's.
     """
+    _check_model(model, "evaluate")
     x, y = _check_data(x, y)
     batch_size = positive_int(batch_size, "batch_size")
     return _evaluate(model, x, y, batch_size)
+
+
+def _check_model(model, caller):
+    """TypeError unless `model` can be trained (fit) or run (evaluate): a Sequential, or like one.
+
+    The slips caught are a learner's: the list of layers itself, the class or function that
+    makes a model rather than the model, a single layer; Python's own messages for them
+    ('list' object has no attribute 'forward', 'dict' object is not callable) name no cure.
+    """
+    if isinstance(model, (list, tuple)):
+        raise TypeError(f"model must be a Sequential, got a {type(model).__name__} of {len(model)} items: wrap the "
+                        f"layers in Sequential: {caller}(Sequential([...]), ...)")
+    if isinstance(model, type) or (callable(model) and not hasattr(model, "forward")):
+        what = "class" if isinstance(model, type) else "function"
+        name = getattr(model, "__name__", repr(model))
+        raise TypeError(f"model must be a model object, got the {what} {name}, which makes one: call it, "
+                        f"{caller}({name}(...), ...)")
+    needed = ("forward", "backward", "params", "grads") if caller == "fit" else ("forward",)
+    if missing := [part for part in needed if not callable(getattr(model, part, None))]:
+        if callable(getattr(model, "forward", None)) and isinstance(getattr(model, "params", None), Mapping):
+            raise TypeError(f"model is a single layer ({type(model).__name__}), not a model: wrap it in "
+                            f"Sequential: {caller}(Sequential([layer]), ...)")
+        raise TypeError(f"model must be a Sequential (or have the methods {', '.join(needed)}); "
+                        f"{type(model).__name__} has no method {' and no method '.join(missing)}")
 
 
 def _evaluate(model, x, y, batch_size):
@@ -150,7 +180,12 @@ def _check_data(x, y, name=None):
     pair = where or "x, y: "
     x, y = np.asarray(x), np.asarray(y)
     if x.ndim < 1 or y.ndim != 1:
-        raise ValueError(f"{pair}x must be (N, ...) and y must be (N,), got shapes {x.shape} and {y.shape}")
+        hint = ""
+        if y.ndim == 2 and y.shape[1] == 1:
+            hint = "; y.ravel() gives the (N,) labels"
+        elif y.ndim == 2 and y.size and np.array_equal(y.sum(axis=1), np.ones(len(y))) and np.all((y == 0) | (y == 1)):
+            hint = "; y looks one-hot (a row of K per sample): y.argmax(axis=1) gives the (N,) labels"
+        raise ValueError(f"{pair}x must be (N, ...) and y must be (N,), got shapes {x.shape} and {y.shape}{hint}")
     if len(x) != len(y):
         raise ValueError(f"{pair}x has {len(x)} samples but y has {len(y)} labels")
     if len(x) == 0:
@@ -189,11 +224,22 @@ def _first_non_finite(a):
 
 
 def _n_outputs(model, x, where):
-    """The model's number of outputs K for one sample of x; `where` prefixes the error."""
+    """The model's number of outputs K for one sample of x; `where` prefixes the error.
+
+    The output must be (1, K) logits: a model ending in a (N, C, H, W) layer would otherwise
+    have its labels checked against W, and be refused for "labels out of range".
+    """
     try:
         out = model.forward(x[:1])
     except ValueError as exc:
         raise ValueError(f"{where}the model cannot take x's samples of shape {x.shape[1:]}: {exc}") from exc
+    if not isinstance(out, np.ndarray):  # Sequential names the layer itself; a model of one's own cannot
+        what = "None" if out is None else f"a {type(out).__name__}"
+        raise TypeError(f"{where}the model's forward returned {what}, not an array of logits (N, K)")
+    if out.ndim != 2:
+        raise ValueError(
+            f"{where}the model's output for one sample has shape {out.shape}; the loss needs logits (N, K), "
+            "one row of K class scores per sample: end the model with Flatten() and Dense(features, K)")
     return out.shape[-1]
 
 
