@@ -34,8 +34,21 @@ def as_float_array(x, name):
         For anything that is not a real number: complex, datetime64 and timedelta64 (NumPy
         counts timedeltas as integers, but a duration is not a pixel), strings, bytes,
         structured records and Python objects.
+    ValueError
+        For a ragged nested list (rows of different lengths), which is no array at all.
     """
-    arr = np.asarray(x)
+    try:
+        arr = np.asarray(x)
+    except ValueError as error:
+        # NumPy's own message ("setting an array element with a sequence ... inhomogeneous
+        # shape") names no argument; the learner needs to know which one is ragged. Any other
+        # error (an object whose __array__ fails) is not about rows, and goes up as it is.
+        if "sequence" not in str(error):
+            raise
+        raise ValueError(
+            f"{name} is a nested list whose rows have different lengths, so it is not an array: "
+            f"every row at each depth must be as long as the others ({error})"
+        ) from None
     if arr.dtype in (np.float32, np.float64):  # the normal path: nothing to convert
         return arr
     kind = arr.dtype.kind

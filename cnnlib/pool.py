@@ -7,9 +7,9 @@ Shapes: N batch, C channels, H x W input, KH x KW pool window (`size`), H' x W' 
 Max pooling pads with -inf, so padding never wins the max, and routes each output's
 gradient to the first maximum of its window in row-major order (PyTorch's rule for ties).
 Non-finite pixels follow PyTorch too: a window holding a NaN outputs NaN and sends its
-gradient to the NaN (the first one, as np.argmax picks it; PyTorch picks the last), and a
-padded window whose real pixels are all -inf sends it to its first real pixel, not to the
-padding. Both max-pool versions share the cache (x, argmax, size, stride, pad), where argmax
+gradient to the NaN, to the last one in row-major order if there are several (PyTorch's CPU
+kernel takes every NaN it meets as the new maximum), and a padded window whose real pixels
+are all -inf sends it to its first real pixel, not to the padding. Both max-pool versions share the cache (x, argmax, size, stride, pad), where argmax
 (N, C, H', W') holds the flat index, in 0..KH*KW-1, of the winner inside each window
 (the fast forward stores it as uint8 for any window up to 16x16, to save memory and time).
 
@@ -60,7 +60,9 @@ def maxpool2d_forward_naive(x, *, size=2, stride=None, pad=0):
                 for j in range(Wo):
                     window = xp[n, c, i * sh:i * sh + KH, j * sw:j * sw + KW]  # (KH, KW)
                     k = np.argmax(window)  # flat index of the first maximum (or of the first NaN)
-                    if window.flat[k] == -np.inf:  # every real pixel is -inf: not the padding,
+                    if np.isnan(window.flat[k]):  # several NaNs: PyTorch routes to the last one
+                        k = np.flatnonzero(np.isnan(window))[-1]
+                    elif window.flat[k] == -np.inf:  # every real pixel is -inf: not the padding,
                         k = max(0, ph - i * sh) * KW + max(0, pw - j * sw)  # the first real one wins
                     argmax[n, c, i, j] = k
                     out[n, c, i, j] = window.flat[k]

@@ -117,3 +117,16 @@ def test_relu_backward_rejects_mismatched_dout():
 def test_softmax_cross_entropy_rejects(logits, y, error, pattern):
     with pytest.raises(error, match=pattern):
         c.softmax_cross_entropy(logits, y)
+
+
+@pytest.mark.parametrize("call", [
+    lambda x: c.conv2d_forward(x, w4, b4),
+    lambda x: c.conv2d_forward_naive(x, w4, b4),
+    lambda x: c.maxpool2d_forward(x),
+    lambda x: c.avgpool2d_forward(x),
+])
+@pytest.mark.parametrize("ragged", [[[1, 2], [3]], [[[[1.0, 2.0]], [[3.0]]]]])
+def test_a_ragged_nested_list_is_named(call, ragged):
+    # NumPy alone says "inhomogeneous shape" without saying which argument.
+    with pytest.raises(ValueError, match=r"^x is a nested list whose rows have different lengths"):
+        call(ragged)

@@ -91,15 +91,28 @@ def test_a_nan_window_sends_its_gradient_to_the_nan(rng, size, stride, pad, slic
     same(dx, t_dx, "dx vs torch")
 
 
-def test_several_nans_in_a_window_the_first_gets_the_gradient():
-    # PyTorch takes the last NaN here, an implementation detail; cnnlib takes the first, as
-    # np.argmax and the loop version do. Either way it goes to a NaN, and once only.
-    x = np.array([[[[1.0, NAN, 3.0, NAN], [NAN, 5.0, NAN, NAN]]]])
+@pytest.mark.parametrize("x, size, stride, pad, dout, expected", [
+    # The window that differential fuzzing against PyTorch found: both NaNs in one window.
+    ([[NAN, NAN], [1.0, 2.0]], 2, 2, 0, [[10.0]], [[0, 10], [0, 0]]),
+    ([[NAN, 1.0], [NAN, 2.0]], 2, 2, 0, [[10.0]], [[0, 0], [10, 0]]),
+    ([[NAN, NAN], [NAN, NAN]], 2, 2, 0, [[10.0]], [[0, 0], [0, 10]]),
+    ([[1.0, NAN, 3.0, NAN], [NAN, 5.0, NAN, NAN]], 2, 2, 0, [[10.0, 20.0]], [[0, 0, 0, 0], [10, 0, 0, 20]]),
+    # Rows of two NaNs, 1x2 windows: each row's second NaN.
+    ([[NAN, NAN], [NAN, NAN]], (1, 2), (1, 2), 0, [[10.0], [20.0]], [[0, 10], [0, 20]]),
+    # Overlapping padded windows, 2x2 stride 1 pad 1: six of the nine hold a NaN, two of them
+    # both (outputs (0, 1) and (1, 1), dout 2 and 16), which go to the second NaN.
+    ([[NAN, NAN], [1.0, 2.0]], 2, 1, 1, [[1, 2, 4], [8, 16, 32], [64, 128, 256]],
+     [[1 + 8, 2 + 4 + 16 + 32], [64, 128 + 256]]),
+])
+def test_several_nans_in_a_window_the_last_gets_the_gradient(x, size, stride, pad, dout, expected):
+    # PyTorch's CPU max_pool2d takes every NaN it meets as the new maximum, so its gradient goes
+    # to the window's last NaN in row-major order (test_torch_crosscheck.py checks it against
+    # torch itself); both versions route it there, and once only.
+    x = np.array([[x]], dtype=np.float64)
     for forward, backward in MAXPOOL:
-        out, cache = forward(x, size=2)
-        assert np.isnan(out).all()
-        dx = backward(np.array([[[[10.0, 20.0]]]]), cache)
-        np.testing.assert_array_equal(dx, [[[[0, 10, 0, 20], [0, 0, 0, 0]]]])
+        out, cache = forward(x, size=size, stride=stride, pad=pad)
+        dx = backward(np.array([[dout]], dtype=np.float64), cache)
+        np.testing.assert_array_equal(dx, [[expected]], err_msg=forward.__name__)
 
 
 @pytest.mark.parametrize("size, stride, pad", [(2, 1, 1), (3, 2, 1), (3, 1, 1), ((2, 3), (1, 2), (1, 1)), (4, 3, 2)])

@@ -179,6 +179,25 @@ def test_maxpool2d_ties_route_like_torch(impl, xshape, size, stride, pad, values
     np.testing.assert_array_equal(backward(dout, cache), dx_t)
 
 
+@pytest.mark.parametrize("impl", ["fast", "naive"])
+@pytest.mark.parametrize("xshape, size, stride, pad", TIE_CASES + [((1, 1, 2, 2), 2, None, 0)])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_maxpool2d_windows_of_several_nans_route_like_torch(impl, xshape, size, stride, pad, dtype):
+    # PyTorch sends a NaN window's gradient to its last NaN in row-major order; a window of
+    # [nan, nan] is what differential fuzzing first found cnnlib routing elsewhere.
+    rng = make_rng("maxpool nans", xshape, size, stride, pad, np.dtype(dtype).name)
+    x = rng.standard_normal(xshape).astype(dtype)
+    x[rng.random(xshape) < 0.4] = np.nan
+    x.reshape(-1)[:2] = np.nan  # the first window's first row
+    out_t, dout, dx_t = torch_maxpool(x, lambda s: distinct_dout(rng, s).astype(dtype), size, stride, pad)
+
+    forward, backward = MAXPOOL[impl]
+    out, cache = forward(x, size=size, stride=stride, pad=pad)
+    assert np.isnan(out).sum() >= out.size // 4  # enough windows with a NaN to test anything
+    np.testing.assert_array_equal(out, out_t)  # NaN where torch has NaN, the maxima exact
+    np.testing.assert_array_equal(backward(dout, cache), dx_t)
+
+
 # (N, C, H, W), size, stride (None: same as size); cnnlib's average pooling has no padding.
 AVGPOOL_CASES = [
     ((2, 3, 8, 8), 2, None),

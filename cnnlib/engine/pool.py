@@ -50,17 +50,15 @@ def max_forward(x, size, stride, pad, out_hw):
 def nonfinite_winners(x, out, argmax, size, stride, pad):
     """Put right argmax (n, C, H', W') of the windows whose max `out` is NaN or -inf.
 
-    A NaN window's winner is its first NaN, as np.argmax (the loop version) has it. A window
-    whose real pixels are all -inf ties them with its -inf padding; its winner is its first
-    real pixel, as in PyTorch, so that its gradient reaches x.
+    A NaN window's winner is its last NaN in row-major order, as in PyTorch (and the loop
+    version). A window whose real pixels are all -inf ties them with its -inf padding; its
+    winner is its first real pixel, as in PyTorch, so that its gradient reaches x.
     """
-    nan = np.isnan(out)  # (n, C, H', W')
-    if nan.any():
-        found = ~nan  # windows done with: those without a NaN, and each NaN window once found
+    if np.isnan(out).any():
+        # Only NaN windows have a NaN under any tap, and the taps come in row-major order:
+        # each NaN found overrides the ones before it, so the last one stays.
         for k, tap in enumerate(taps(pad_hw(x, pad, value=-np.inf), size, stride, out.shape[2:])):
-            first = np.isnan(tap) & ~found
-            argmax[first] = k
-            found |= first
+            argmax[np.isnan(tap)] = k
     if pad != (0, 0):
         lost = out == -np.inf
         if lost.any():
