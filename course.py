@@ -1,22 +1,25 @@
 #!/usr/bin/env python3
 """Set up the course and run it.
 
-    python3 course.py lab      set the course up, then open JupyterLab on notebooks/
+    python3 course.py lab      set the course up, then open JupyterLab on the start page
     python3 course.py test     set it up with the test tools, then run every test (extra args go to pytest)
     python3 course.py setup    only set the course up (--tests: with the test tools too)
     python3 course.py execute  re-run notebooks in place and store their outputs (for authors)
     python3 course.py exercises  regenerate the lessons' exercise editions and execute them (for authors)
     python3 course.py download   fetch MNIST ahead of time, e.g. into a class's shared CNNLIB_DATA_DIR
-    python3 course.py links OWNER/NAME [--branch BRANCH]   point every Binder and Colab link at a fork
+    python3 course.py links OWNER/NAME [--branch BRANCH]   point every link to the course's home at a fork
 
+`python3 course.py COMMAND --help` says what COMMAND does and takes, and installs nothing.
 On Windows, write `py course.py ...` instead of `python3 course.py ...`.
 
 "Set up" means: create a virtual environment in .venv (if there is none yet) and install
-the course into it with `pip install -e ".[lab]"`: the course package, its runtime
-dependencies and JupyterLab, all a learner needs. The test tools (pytest, pytest-xdist,
-hypothesis, nbval and Playwright) are added with `pip install -e ".[lab,test,browser]"` the
-first time `test` runs (or by `setup --tests`). Each pip step is skipped when it already ran
-for the current pyproject.toml (a stamp file in .venv for each holds pyproject.toml's hash).
+the course into it with `pip install -c constraints.txt -e ".[lab]"`: the course package,
+its runtime dependencies and JupyterLab, all a learner needs, at the versions the course is
+tested with (constraints.txt; pyproject.toml only says which versions are supported). The
+test tools (pytest, pytest-xdist, hypothesis, nbval and Playwright) are added with
+`pip install -c constraints.txt -e ".[lab,test,browser]"` the first time `test` runs (or by
+`setup --tests`). Each pip step is skipped when it already ran for the current pyproject.toml
+and constraints.txt (a stamp file in .venv for each holds their hash).
 This script uses the standard library only.
 """
 
@@ -38,34 +41,73 @@ if sys.version_info < MIN_PYTHON:
 
 ROOT = os.path.dirname(os.path.abspath(__file__))
 VENV = os.path.join(ROOT, ".venv")
-PYPROJECT = os.path.join(ROOT, "pyproject.toml")
 STAMP = os.path.join(VENV, "course-installed.txt")
 TARGET = ".[lab]"  # the course, its runtime dependencies and JupyterLab: what the lessons need
 TEST_STAMP = os.path.join(VENV, "course-test-tools.txt")
 TEST_TARGET = ".[lab,test,browser]"  # and the test tools, Playwright for the browser test among them
+# The tested stack, exact versions: pip picks them within pyproject.toml's supported ranges, so
+# every learner gets the versions the committed outputs were made with. Relative, as pip runs in ROOT.
+CONSTRAINTS = "constraints.txt"
+# What an install depends on: a change to either file installs again.
+INSTALL_INPUTS = ("pyproject.toml", CONSTRAINTS)
+START_PAGE = os.path.join("notebooks", "00-start-here.ipynb")
+
+# What each command does and takes, printed by `python3 course.py COMMAND --help` (`links`
+# prints its own, from tools/links.py).
+HELP = {
+    "lab": """usage: python3 course.py lab
+
+Set the course up (the first time: .venv, then pip install -c constraints.txt -e ".[lab]",
+a few minutes), then open JupyterLab on the start page, notebooks/00-start-here.ipynb, with
+the file browser on notebooks/. Press Ctrl+C in this window to stop JupyterLab.""",
+    "test": """usage: python3 course.py test [pytest arguments...]
+
+Set the course up with the test tools (the first time: pip install -c constraints.txt
+-e ".[lab,test,browser]"), then run the unit tests, each lesson in a browser (JupyterLab +
+Chromium) and every notebook (nbval), in two worker processes:
+    pytest -n 2 --dist loadscope --no-loadscope-reorder tests notebooks --nbval [pytest arguments...]
+The arguments go to pytest, e.g. `-k conv -x`, `-m "not browser"` (leave out the browser
+test), or `-n 0` to run everything in one process (as --pdb and -s need). pytest's own
+options: .venv/bin/python -m pytest --help.""",
+    "setup": """usage: python3 course.py setup [--tests]
+
+Only set the course up: create .venv if there is none, then pip install -c constraints.txt
+-e ".[lab]" (the course, its dependencies and JupyterLab). --tests adds the test tools, as
+`test` does (".[lab,test,browser]"). Each step is skipped when it already ran for the
+current pyproject.toml and constraints.txt.""",
+    "execute": """usage: python3 course.py execute [notebooks...]
+
+For authors: run the given notebooks (default: every notebook in notebooks/) top to bottom
+in a fresh kernel and save them with their outputs, as nbval expects them to be committed.""",
+    "exercises": """usage: python3 course.py exercises [--force] [lessons...]
+
+For authors: regenerate the exercise editions (notebooks/exercises/) of the given lessons
+(notebooks/NN-name.ipynb; default: all) from their exercise markup, then execute the
+editions that changed; --force executes every regenerated edition.""",
+    "download": """usage: python3 course.py download
+
+Set the course up, then fetch MNIST's four files (11 MB) with a progress bar into the folder
+named by CNNLIB_DATA_DIR (created if missing), or else into the default cache. Give a class
+the same CNNLIB_DATA_DIR to share one copy. The lessons themselves need no download.""",
+}
+COMMANDS = ("lab", "test", "setup", "execute", "exercises", "download", "links")
 
 USAGE = """usage: python3 course.py {lab,test,setup,execute,exercises,download,links} [args...]
 
-  lab     set the course up, then open JupyterLab on notebooks/
-  test    set it up with the test tools (installed the first time), then run the unit
-          tests, each lesson in a browser (JupyterLab + Chromium) and every notebook (nbval)
+  lab        set the course up, then open JupyterLab on the start page
+  test       set it up with the test tools (installed the first time), then run the unit
+             tests, each lesson in a browser (JupyterLab + Chromium) and every notebook (nbval)
   setup [--tests]
-          only set the course up (.venv + pip install -e ".[lab]": the course and
-          JupyterLab); --tests adds the test tools as `test` does (".[lab,test,browser]")
-  execute re-run the given notebooks (default: all) top to bottom in a fresh kernel and
-          save them with their outputs, as nbval expects them to be committed
+             only set the course up (.venv + pip install -c constraints.txt -e ".[lab]");
+             --tests adds the test tools as `test` does (".[lab,test,browser]")
+  execute    re-run notebooks in a fresh kernel and save their outputs (for authors)
   exercises [--force] [lessons...]
-          regenerate the exercise editions (notebooks/exercises/) of the given lessons
-          (default: all) from their exercise markup, then execute the editions that
-          changed; --force executes every regenerated edition
-  download
-          set everything up, then fetch MNIST's four files (11 MB) with a progress bar
-          into the folder named by CNNLIB_DATA_DIR (created if missing), or else into
-          the default cache; give a class the same CNNLIB_DATA_DIR to share one copy
+             regenerate the exercise editions and execute those that changed (for authors)
+  download   fetch MNIST (11 MB) ahead of time, e.g. into a class's shared CNNLIB_DATA_DIR
   links OWNER/NAME [--branch BRANCH]
-          write the course's GitHub address into pyproject.toml ([tool.course]) and
-          rewrite every Binder and Colab link (READMEs, lessons, exercise editions, start
-          page) to match; run it after forking, e.g. `links you/cnn-from-scratch`
+             point every Binder, Colab and GitHub link at the course's home, e.g. after forking
+
+`python3 course.py COMMAND --help` says more about COMMAND, without setting anything up.
 """
 
 
@@ -79,9 +121,18 @@ def venv_python():
     return os.path.join(VENV, "bin", "python")
 
 
-def pyproject_hash():
-    with open(PYPROJECT, "rb") as f:
-        return hashlib.sha256(f.read()).hexdigest()
+def install_hash():
+    """The hash of what an install depends on (pyproject.toml and constraints.txt), for the stamps."""
+    digest = hashlib.sha256()
+    for name in INSTALL_INPUTS:
+        try:
+            with open(os.path.join(ROOT, name), "rb") as f:
+                data = f.read()
+        except FileNotFoundError:
+            sys.exit("%s is missing from %s; the set-up needs it (get it back with `git checkout %s`)."
+                     % (name, ROOT, name))
+        digest.update(name.encode() + b"\0" + hashlib.sha256(data).digest())
+    return digest.hexdigest()
 
 
 def run(command):
@@ -121,7 +172,7 @@ def installed(stamp, wanted):
 
 
 def pip_install(python, target, stamp, wanted):
-    code = run([python, "-m", "pip", "install", "--disable-pip-version-check", "-e", target])
+    code = run([python, "-m", "pip", "install", "--disable-pip-version-check", "-c", CONSTRAINTS, "-e", target])
     if code != 0:
         sys.exit("pip install failed (exit code %d); see the messages above." % code)
     with open(stamp, "w") as f:
@@ -130,6 +181,7 @@ def pip_install(python, target, stamp, wanted):
 
 def setup(tests=False):
     """Make .venv and install the course (and with `tests`, the test tools); return its Python."""
+    wanted = install_hash()
     python = venv_python()
     if not os.path.exists(python):
         if os.path.exists(VENV):
@@ -139,11 +191,11 @@ def setup(tests=False):
             )
         create_venv()
 
-    wanted = pyproject_hash()
     if installed(STAMP, wanted):
-        say("Course already installed in .venv (pyproject.toml unchanged).")
+        say("Course already installed in .venv (pyproject.toml and constraints.txt unchanged).")
     else:
-        say("Installing the course, its dependencies and JupyterLab into .venv (pip install -e \"%s\") ..." % TARGET)
+        say("Installing the course, its dependencies and JupyterLab into .venv "
+            "(pip install -c %s -e \"%s\") ..." % (CONSTRAINTS, TARGET))
         say("The first time this takes a few minutes (.venv ends up about 630 MB).")
         pip_install(python, TARGET, STAMP, wanted)
         say("Installed.")
@@ -151,7 +203,8 @@ def setup(tests=False):
         if installed(TEST_STAMP, wanted):
             say("Test tools already installed in .venv.")
         else:
-            say("Installing the test tools into .venv (pip install -e \"%s\"), once ..." % TEST_TARGET)
+            say("Installing the test tools into .venv (pip install -c %s -e \"%s\"), once ..."
+                % (CONSTRAINTS, TEST_TARGET))
             pip_install(python, TEST_TARGET, TEST_STAMP, wanted)
             say("Test tools installed.")
     return python
@@ -159,8 +212,11 @@ def setup(tests=False):
 
 def lab():
     python = setup()
-    say("Opening JupyterLab on notebooks/ (press Ctrl+C in this window to stop it) ...")
-    command = [python, "-m", "jupyter", "lab", "notebooks"]
+    say("Opening JupyterLab on the start page, %s (press Ctrl+C in this window to stop it) ..." % START_PAGE)
+    # The file browser starts at notebooks/, where the lessons are (not among the course's code
+    # and tests); Jupyter opens a file given after it in JupyterLab.
+    command = [python, "-m", "jupyter", "lab", "--ServerApp.root_dir=" + os.path.join(ROOT, "notebooks"),
+               os.path.join(ROOT, START_PAGE)]
     if hasattr(os, "geteuid") and os.geteuid() == 0:
         command.append("--allow-root")  # e.g. inside a Docker container; Jupyter refuses root otherwise
     return run(command)
@@ -213,8 +269,8 @@ def load_exercise_tools():
 
 
 def links(args):
-    """Point every launch link at OWNER/NAME (and --branch BRANCH); see tools/links.py."""
-    return load_tool("links").main(args, root=ROOT)
+    """Point every link to the course's home at OWNER/NAME (and --branch BRANCH); see tools/links.py."""
+    return load_tool("links").main(args, root=ROOT, prog="python3 course.py links")
 
 
 def exercises(args):
@@ -226,7 +282,7 @@ def exercises(args):
     force = "--force" in args
     paths = [a for a in args if a != "--force"]
     if unknown := [a for a in paths if a.startswith("-")]:
-        sys.exit("Unknown option(s) %s for `exercises`.\n\n%s" % (" ".join(unknown), USAGE))
+        sys.exit("course.py exercises: unknown option %r; see `python3 course.py exercises --help`." % unknown[0])
     tools = load_exercise_tools()
     try:
         report = tools.write_editions(paths or None)
@@ -262,32 +318,75 @@ def download():
     return run([python, "-c", DOWNLOAD_CODE])
 
 
+def refuse(command, message):
+    """End with a one-line message, no traceback, naming the command."""
+    sys.exit("course.py %s: %s" % (command, message))
+
+
+def check_arguments(command, args, options=(), positional=False):
+    """Refuse the first of `args` that `command` does not take: an option not in `options`, or
+    any plain argument unless `positional`."""
+    see = "see `python3 course.py %s --help`" % command
+    for arg in args:
+        if arg.startswith("-"):
+            if arg not in options:
+                refuse(command, "unknown option %r; %s." % (arg, see))
+        elif not positional:
+            takes = "takes no extra arguments" + (" besides %s" % ", ".join(options) if options else "")
+            refuse(command, "unexpected argument %r: `%s` %s; %s." % (arg, command, takes, see))
+
+
+def notebook_problem(path):
+    """Why `path` cannot be executed as a notebook, or None."""
+    if not os.path.exists(path):
+        return "%s: no such file" % path
+    if not os.path.isfile(path) or not path.endswith(".ipynb"):
+        return "%s: not a notebook (an .ipynb file)" % path
+    return None
+
+
 def main(argv):
-    if not argv or argv[0] in ("-h", "--help", "help"):
+    if not argv or argv[0] in ("-h", "--help"):
         print(USAGE)
         return 0 if argv else 2
     command, rest = argv[0], argv[1:]
+    if command == "help":  # `help lab` is `lab --help`
+        if not rest:
+            print(USAGE)
+            return 0
+        command, rest = rest[0], ["--help"]
+    if command not in COMMANDS:
+        sys.exit("Unknown command %r; the commands are %s (see `python3 course.py --help`)."
+                 % (command, ", ".join(COMMANDS)))
+    if command == "links":
+        return links(rest)  # tools/links.py reads its own arguments, --help among them
+    if "-h" in rest or "--help" in rest:
+        print(HELP[command])
+        return 0
+    # Every argument is checked here, before anything is set up or written.
     if command == "test":
-        return test(rest)
+        return test(rest)  # pytest reads these
+    if command == "setup":
+        check_arguments(command, rest, options=("--tests",))
+        setup(tests="--tests" in rest)
+        return 0
     if command == "execute":
+        check_arguments(command, rest, positional=True)
+        for path in rest:
+            if problem := notebook_problem(path):
+                refuse(command, problem)
         return execute(rest)
     if command == "exercises":
+        check_arguments(command, rest, options=("--force",), positional=True)
+        tools = load_exercise_tools()
+        for path in rest:
+            if path != "--force" and (problem := tools.not_a_lesson(path, folder=os.path.join(ROOT, "notebooks"))):
+                refuse(command, problem)
         return exercises(rest)
-    if command == "links":
-        return links(rest)
-    if command == "setup" and rest == ["--tests"]:
-        setup(tests=True)
-        return 0
-    if rest:
-        sys.exit("`%s` takes no extra arguments.\n\n%s" % (command, USAGE))
+    check_arguments(command, rest)
     if command == "lab":
         return lab()
-    if command == "setup":
-        setup()
-        return 0
-    if command == "download":
-        return download()
-    sys.exit("Unknown command %r.\n\n%s" % (command, USAGE))
+    return download()
 
 
 if __name__ == "__main__":

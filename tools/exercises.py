@@ -42,6 +42,7 @@ Standard library only: course.py runs it before the course's environment exists.
 import ast
 import importlib.util
 import json
+import os
 import re
 import sys
 from pathlib import Path
@@ -450,8 +451,40 @@ def edition_path(lesson):
     return lesson.parent / "exercises" / lesson.name
 
 
+LESSON_NAME = "[0-9][0-9]-*.ipynb"
+
+
 def lesson_paths(folder=LESSONS):
-    return sorted(Path(folder).glob("[0-9][0-9]-*.ipynb"))
+    return sorted(Path(folder).glob(LESSON_NAME))
+
+
+def not_a_lesson(path, folder=None):
+    """Why `path` (as the user wrote it) cannot be a lesson to make an edition of, or None.
+
+    A lesson is a notebook named NN-name.ipynb outside any exercises/ folder (an edition there
+    would get its edition in exercises/exercises/). With `folder`, it must also be directly in
+    `folder`: course.py passes the course's notebooks/, as each edition's badges and links
+    point at notebooks/exercises/.
+    """
+    p = Path(path)
+    if not p.exists():
+        return f"{path}: no such file"
+    if not p.is_file() or p.suffix != ".ipynb":
+        return f"{path}: not a notebook; a lesson is notebooks/NN-name.ipynb"
+    if p.parent.name == EDITIONS.name:
+        lesson = os.path.join(os.path.dirname(os.path.dirname(str(path))), p.name)
+        return f"{path}: an exercise edition, not a lesson: give {lesson}"
+    if not p.match(LESSON_NAME):
+        return f"{path}: not a lesson; a lesson's name is NN-name.ipynb, e.g. 02-dense-and-gradient-checking.ipynb"
+    if folder is not None and p.resolve().parent != Path(folder).resolve():
+        return f"{path}: not in this course's notebooks/ ({folder}), where the lessons and their editions live"
+    try:
+        nb = load(p)
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        return f"{path}: cannot be read as a notebook ({error})"
+    if not isinstance(nb, dict) or not isinstance(nb.get("cells"), list):
+        return f"{path}: not a notebook (no list of cells)"
+    return None
 
 
 def comparable(nb):
@@ -516,13 +549,23 @@ def write_editions(lessons=None, keep_solutions=False, check_only=False):
     return report
 
 
+USAGE = "usage: python3 tools/exercises.py [--check] [lessons...]"
+
+
 def main(argv):
+    if "-h" in argv or "--help" in argv:
+        print(f"{USAGE}\n\nRegenerate the exercise editions of the given lessons (default: all);"
+              "\n--check writes nothing and only says which editions are out of date.")
+        return 0
     check_only = "--check" in argv
     paths = [a for a in argv if a != "--check"]
     if unknown := [a for a in paths if a.startswith("-")]:
-        print(f"unknown option(s) {unknown}; usage: python3 tools/exercises.py [--check] [lessons...]",
-              file=sys.stderr)
+        print(f"unknown option(s) {unknown}; {USAGE}", file=sys.stderr)
         return 2
+    for path in paths:
+        if problem := not_a_lesson(path):
+            print(f"exercises.py: {problem}", file=sys.stderr)
+            return 2
     try:
         report = write_editions(paths or None, check_only=check_only)
     except ExerciseMarkupError as error:
