@@ -374,11 +374,12 @@ def write_all(contents, written=None):
                     from None
         for path in contents:
             try:
-                os.replace(temporaries.pop(path), path)
+                os.replace(temporaries[path], path)
             except OSError as error:
                 done = ", ".join(p.name for p in written) or "none"
                 raise WriteError(f"cannot replace {path}: {error.strerror or error}; {len(written)} of "
                                  f"{len(contents)} files were rewritten before it ({done})") from None
+            del temporaries[path]
             written.append(path)
     finally:
         for temporary in temporaries.values():
