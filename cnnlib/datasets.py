@@ -1,8 +1,9 @@
 """Image datasets for the lessons, as NCHW float arrays in [0, 1] with int64 labels.
 
 `load_digits` gives the 1,797 8x8 digits bundled with scikit-learn: no download, so every
-lesson and test can run offline. `load_mnist` downloads the four MNIST files once (SHA-256
-checked by pooch), caches them, and parses the IDX format with numpy alone, never pickle.
+lesson and test can run offline. `load_mnist` downloads the four MNIST files once, from the
+first of two mirrors that works (each file checked against its pinned SHA-256), caches them,
+and parses the IDX format with numpy alone, never pickle.
 Both return ``(x_train, y_train), (x_test, y_test)`` like Keras does.
 
 For a classroom, `download_mnist` (``python3 course.py download``) fetches the files ahead of
@@ -10,9 +11,18 @@ time, with a progress bar, and the environment variable ``CNNLIB_DATA_DIR`` name
 holding them, shared or filled in advance, that `load_mnist` then reads (it may be read-only).
 """
 
+import contextlib
+import errno
 import gzip
+import hashlib
 import math
 import os
+import re
+import sys
+import tempfile
+import urllib.parse
+import zlib
+from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
@@ -20,9 +30,16 @@ import pooch
 import sklearn.datasets
 from sklearn.model_selection import train_test_split
 
-MNIST_URL = "https://ossci-datasets.s3.amazonaws.com/mnist/"
-# Published SHA-256 of the gzip archives; the same values are in tensorflow-datasets'
-# url_checksums/mnist.txt, and the files behind torchvision's mirror match its pinned MD5s.
+# Mirrors of the original files, tried in order: the first that serves a file whose SHA-256
+# is the pinned one gives it. PyTorch's (torchvision's), then TensorFlow's (tensorflow-datasets').
+MNIST_URLS = (
+    "https://ossci-datasets.s3.amazonaws.com/mnist/",
+    "https://storage.googleapis.com/cvdf-datasets/mnist/",
+)
+MNIST_URL = MNIST_URLS[0]
+# Published SHA-256 of the gzip archives, the only judge of a file from any mirror: the same
+# values are in tensorflow-datasets' url_checksums/mnist.txt (for the second mirror), and the
+# files behind torchvision's mirror match its pinned MD5s.
 MNIST_HASHES = {
     "train-images-idx3-ubyte.gz": "sha256:440fcabf73cc546fa21475e81ea370265605f56be210a4024d2ca8f203523609",
     "train-labels-idx1-ubyte.gz": "sha256:3552534a0a558bbed6aed32b30c495cca23d567ec52cac8be1a0730e8010255c",
@@ -83,8 +100,10 @@ def _read_idx(path, magic):
     try:
         with gzip.open(path, "rb") as f:
             data = f.read()
-    except (OSError, EOFError) as exc:
+    except (gzip.BadGzipFile, EOFError, zlib.error) as exc:
         raise ValueError(f"{path} is not a valid gzip file: {exc}") from exc
+    except OSError as exc:
+        raise _local_error(exc, "read", path, Path(path).name) from exc
     ndim = magic - 2048  # the low byte of the magic number is the number of dimensions
     header = 4 + 4 * ndim
     if len(data) < header:
@@ -141,36 +160,193 @@ def mnist_dir(cache_dir=None, *, create=False):
     return folder
 
 
-def _fetch_mnist(folder, base_url, hashes, progressbar):
-    """{file name: local path} of the four files, downloaded into `folder` where missing."""
-    unknown = set(hashes or {}) - set(MNIST_HASHES)
+def _urls(base_url):
+    """The folder URLs to try, in order, each ending with "/"."""
+    if base_url is None:
+        urls = MNIST_URLS
+    elif isinstance(base_url, str):
+        urls = (base_url,)
+    elif isinstance(base_url, (list, tuple)) and base_url and all(isinstance(url, str) for url in base_url):
+        urls = tuple(base_url)
+    else:
+        raise TypeError(f"base_url must be a URL (str), a non-empty list of URLs tried in order, or None for "
+                        f"MNIST_URLS; got {base_url!r}")
+    for url in urls:
+        parts = urllib.parse.urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            raise ValueError(f"base_url must be the http:// or https:// URL of a folder, got {url!r}")
+    return tuple(url if url.endswith("/") else url + "/" for url in urls)
+
+
+def _hashes(hashes):
+    """MNIST_HASHES with the entries of `hashes` in their place, each checked."""
+    if hashes is None:
+        return dict(MNIST_HASHES)
+    if not isinstance(hashes, Mapping):
+        raise TypeError(f"hashes must be a dict of file name -> 'sha256:<hex>', got {type(hashes).__name__}")
+    unknown = set(hashes) - set(MNIST_HASHES)
     if unknown:
-        raise ValueError(f"hashes has unknown file names {sorted(unknown)}")
-    hashes = {**MNIST_HASHES, **(hashes or {})}
+        raise ValueError(f"hashes has unknown file names {sorted(unknown, key=str)}")
+    for name, value in hashes.items():
+        if not (isinstance(value, str) and re.fullmatch(r"sha256:[0-9a-fA-F]{64}", value)):
+            raise ValueError(f"hashes[{name!r}] must be 'sha256:' then 64 hex digits, got {value!r}")
+    return {**MNIST_HASHES, **hashes}
+
+
+def _fetch_mnist(folder, base_url, hashes, progressbar):
+    """{file name: local path} of the four files, downloaded into `folder` where missing.
+
+    A file is kept if its SHA-256 is the pinned one, else fetched from each URL in turn
+    until one serves the right bytes. It is written under a hidden temporary name and takes
+    its own name only once its hash is checked, so an interrupted or failed download never
+    leaves a file that a later call would trust (the temporary file is removed).
+    """
+    urls = _urls(base_url)
+    hashes = _hashes(hashes)
     paths = {}
     for name, known_hash in hashes.items():
-        try:
-            paths[name] = pooch.retrieve(
-                base_url + name, known_hash, fname=name, path=folder, progressbar=progressbar
-            )
-        except PermissionError as exc:  # before OSError: not a network problem
-            raise PermissionError(
-                f"{name} is missing from {folder} (or does not match its SHA-256), and that "
-                f"folder is not writable, so it cannot be downloaded there ({exc}). Ask whoever "
-                f"fills the folder to run `python3 course.py download` with {DATA_DIR_ENV} "
-                "pointing at it, or use a folder you can write to."
-            ) from exc
-        except OSError as exc:  # requests' errors (refused, DNS, HTTP, timeout) are OSErrors
-            raise RuntimeError(
-                f"MNIST could not be downloaded from {base_url + name} ({exc}). Connect to "
-                f"the internet and try again, or download the four files {list(hashes)} by "
-                f"hand from {base_url} into {folder}, or use "
-                "cnnlib.datasets.load_digits(), which needs no download."
-            ) from exc
+        path = folder / name
+        if not path.exists() or _sha256(path) != _hex(known_hash):
+            _download(name, folder, urls, known_hash, progressbar)
+        paths[name] = path
     return paths
 
 
-def download_mnist(*, cache_dir=None, base_url=MNIST_URL, hashes=None, progressbar=True):
+def _hex(known_hash):
+    return known_hash.split(":", 1)[1].lower()
+
+
+def _sha256(path):
+    digest = hashlib.sha256()
+    try:
+        with open(path, "rb") as file:
+            for block in iter(lambda: file.read(1 << 20), b""):
+                digest.update(block)
+    except OSError as exc:
+        raise _local_error(exc, "read", path, path.name) from exc
+    return digest.hexdigest()
+
+
+def _download(name, folder, urls, known_hash, progressbar):
+    """Fetch `name` into `folder` from the first of `urls` that serves the right bytes."""
+    import requests  # as pooch does: only a download pays for importing it
+
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise _local_error(exc, "create the folder", folder, name) from exc
+    failures, last = [], None  # (url, why, kind), in the order tried; the last request's error
+    for url in urls:
+        source = url + name
+        try:
+            fd, part = tempfile.mkstemp(dir=folder, prefix=f".{name}.", suffix=".part")
+        except OSError as exc:
+            raise _local_error(exc, "write to", folder, name) from exc
+        try:
+            try:
+                with open(fd, "wb") as file:
+                    pooch.HTTPDownloader(progressbar=progressbar)(source, file, None)
+            except requests.RequestException as exc:  # before OSError, which it subclasses
+                failures.append((source, *_network_failure(exc)))
+                last = exc
+            except OSError as exc:  # the local disk's, not the network's: another URL would fail alike
+                raise _local_error(exc, "write to", folder, name) from exc
+            else:
+                got = _sha256(part)
+                if got == _hex(known_hash):
+                    try:
+                        os.replace(part, folder / name)
+                    except OSError as exc:
+                        raise _local_error(exc, "write to", folder, name) from exc
+                    return
+                failures.append((source, f"it served a file whose SHA-256 is {got[:16]}..., not the pinned "
+                                         f"{_hex(known_hash)[:16]}... (damaged or changed)", "hash"))
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                os.remove(part)
+        if progressbar and url != urls[-1]:
+            print(f"{source} failed: {failures[-1][1]}; trying the next URL", file=sys.stderr)
+    raise _download_failed(name, folder, urls, failures, known_hash) from last
+
+
+def _network_failure(exc):
+    """(why, kind) of a failed request: in a few words, as requests' own message runs to lines;
+    kind "network" for a connection that failed or broke off, "http" for a server's refusal."""
+    import requests
+
+    if isinstance(exc, requests.HTTPError) and exc.response is not None:
+        return f"the server answered HTTP {exc.response.status_code} {exc.response.reason}", "http"
+    if isinstance(exc, requests.Timeout):
+        return "no answer in time (timed out)", "network"
+    if isinstance(exc, requests.exceptions.ChunkedEncodingError):
+        return "the connection broke off during the download", "network"
+    cause = re.search(r"\[Errno -?\d+\] [^'\")]+", str(exc))
+    cause = cause.group(0) if cause else str(exc)
+    if isinstance(exc, requests.ConnectionError):
+        return f"could not connect ({cause})", "network"
+    return f"the download failed ({type(exc).__name__}: {cause})", "network"
+
+
+def _download_failed(name, folder, urls, failures, known_hash):
+    """The error once every URL failed for `name`, listing each with its reason.
+
+    ValueError when a URL served bytes other than the pinned ones: waiting will not mend a
+    changed file. Otherwise RuntimeError; it says to check the connection only when a
+    connection failed, not when servers answered with an HTTP error.
+    """
+    tried = "".join(f"\n  {url}: {why}" for url, why, _ in failures)
+    kinds = {kind for *_, kind in failures}
+    by_hand = (f"download the four files {list(MNIST_HASHES)} by hand from {' or '.join(urls)} into {folder}, "
+               "or use cnnlib.datasets.load_digits(), which needs no download.")
+    if "hash" in kinds:
+        return ValueError(f"MNIST could not be downloaded: {name} does not match its pinned SHA-256 "
+                          f"({known_hash}) from any URL tried:{tried}\nNothing was kept. Try again later, or "
+                          f"{by_hand}")
+    advice = "Check the internet connection and try again, or " if "network" in kinds else "Try again later, or "
+    return RuntimeError(f"MNIST could not be downloaded: every URL tried for {name} failed:{tried}\n"
+                        f"{advice}{by_hand}")
+
+
+# What MNIST's four files take on disk, for the advice on a full one.
+_MNIST_MEGABYTES = 12
+
+
+def _local_error(exc, doing, path, name):
+    """`exc`, an OSError of the local disk, as the same kind of error naming `path` and the cause.
+
+    `doing` is "read", "write to" or "create the folder"; `name` the MNIST file it was for.
+    The advice is never the network's: another URL, or a better connection, would fail alike.
+    """
+    number = getattr(exc, "errno", None)
+    if isinstance(exc, PermissionError) or number in (errno.EACCES, errno.EPERM):
+        why = "permission denied"
+    elif number == errno.ENOTDIR:
+        blocker = next((p for p in (*reversed(Path(path).parents), Path(path)) if p.is_file()), None)
+        why = f"{blocker} is a file, not a folder" if blocker else "a part of the path is not a folder"
+    elif number == errno.EISDIR:
+        why = "it is a folder, not a file"
+    elif number == errno.EROFS:
+        why = "read-only file system"
+    else:
+        why = exc.strerror or str(exc)
+    elsewhere = f"use another folder (cache_dir=..., or {DATA_DIR_ENV})"
+    if doing == "read":
+        advice = f"{name} is there but cannot be read: make it readable, or {elsewhere}"
+    elif why == "permission denied":
+        advice = (f"{name} is missing from it (or does not match its SHA-256) and cannot be downloaded there: "
+                  f"ask whoever fills that folder to run `python3 course.py download` with {DATA_DIR_ENV} "
+                  f"pointing at it, or {elsewhere}")
+    elif number == errno.ENOSPC:
+        advice = f"{name} could not be stored: free some space, or {elsewhere} (MNIST takes {_MNIST_MEGABYTES} MB)"
+    else:
+        advice = f"{name} could not be stored: {elsewhere}"
+    cls = type(exc) if type(exc).__module__ == "builtins" else OSError
+    error = cls(f"cannot {doing} {path}: {why}. {advice}.")
+    error.errno = number
+    return error
+
+
+def download_mnist(*, cache_dir=None, base_url=None, hashes=None, progressbar=True):
     """Fetch MNIST's four files ahead of time, so that `load_mnist` needs no network later.
 
     For a classroom: run it once (``python3 course.py download``) with ``CNNLIB_DATA_DIR``
@@ -183,7 +359,8 @@ def download_mnist(*, cache_dir=None, base_url=MNIST_URL, hashes=None, progressb
     cache_dir, base_url, hashes
         As for `load_mnist`.
     progressbar : bool, optional
-        Show a progress bar for each file (tqdm, on standard error).
+        Show a progress bar for each file (tqdm, on standard error), and a line for each URL
+        that fails before the next is tried.
 
     Returns
     -------
@@ -192,14 +369,16 @@ def download_mnist(*, cache_dir=None, base_url=MNIST_URL, hashes=None, progressb
 
     Raises
     ------
-    As `load_mnist` and `mnist_dir`.
+    As `load_mnist`, but for FileNotFoundError: a missing ``CNNLIB_DATA_DIR`` folder is
+    created. Catch ``(OSError, RuntimeError, ValueError)`` for all that is not a mistake in
+    the call itself (TypeError).
     """
     folder = mnist_dir(cache_dir, create=True)
     _fetch_mnist(folder, base_url, hashes, progressbar)
     return folder
 
 
-def load_mnist(*, cache_dir=None, base_url=MNIST_URL, hashes=None, dtype=np.float32):
+def load_mnist(*, cache_dir=None, base_url=None, hashes=None, dtype=np.float32):
     """Download (once) and load the 70,000 MNIST digits, 60,000 train and 10,000 test.
 
     Parameters
@@ -209,8 +388,10 @@ def load_mnist(*, cache_dir=None, base_url=MNIST_URL, hashes=None, dtype=np.floa
         variable ``CNNLIB_DATA_DIR`` (an absolute path to an existing folder, which may be
         read-only once filled), else ``pooch.os_cache("cnnlib")``. Files already there with
         the right hash are not downloaded again.
-    base_url : str, optional
-        URL of the directory holding the files; must end with ``/``.
+    base_url : str or list of str, optional
+        URL of a folder holding the files (http or https; a missing final ``/`` is added),
+        or several, tried in order. Default: the mirrors in `MNIST_URLS`, tried in order.
+        A file from any URL must match its SHA-256 in `hashes`.
     hashes : dict, optional
         File name -> ``"sha256:<hex>"``, overriding entries of `MNIST_HASHES`.
     dtype : {np.float32, np.float64}, optional
@@ -224,14 +405,34 @@ def load_mnist(*, cache_dir=None, base_url=MNIST_URL, hashes=None, dtype=np.floa
     Raises
     ------
     RuntimeError
-        If a file cannot be downloaded (offline, server down, HTTP error).
-    PermissionError
-        If a file is missing from a folder that is not writable.
+        If every URL failed for a file, for a network reason (offline, a name that does not
+        resolve, no answer in time) or an HTTP error (server down, 404): the message names
+        each URL tried and why, and says to check the connection only if a connection failed.
     ValueError
-        If a file does not match its hash, or is not a well-formed IDX file, or
-        ``CNNLIB_DATA_DIR`` is a relative path.
-    FileNotFoundError, NotADirectoryError
-        If ``CNNLIB_DATA_DIR`` names no folder, or the chosen path is a file.
+        If a URL served a file that does not match its SHA-256 and no other URL served the
+        right one (nothing is kept); if a file that matches its hash is not well-formed
+        gzipped IDX (possible only with `hashes` of one's own); if ``CNNLIB_DATA_DIR`` is a
+        relative path; or for a bad argument value: a `base_url` that is not http(s), a
+        `hashes` entry with an unknown file name or not ``"sha256:"`` and 64 hex digits.
+    OSError
+        For a problem of the local disk, never of the network; the message names the path and
+        the cause. Its subclasses say which:
+
+        - FileNotFoundError: ``CNNLIB_DATA_DIR`` names a folder that does not exist;
+        - NotADirectoryError: the chosen folder, or a folder above it, is a file;
+        - PermissionError: a file is missing (or does not match its hash) and the folder
+          cannot be created or written to, or a file there cannot be read;
+        - OSError itself (or another subclass) for the rest, e.g. a full disk (errno
+          ENOSPC), a read-only file system (EROFS), a folder where a file should be
+          (IsADirectoryError).
+    TypeError
+        For a mistake in the call: `dtype` not float32 or float64, `cache_dir` not a path,
+        `base_url` not a str or a list of them, `hashes` not a dict.
+
+    Everything but a mistake in the call is caught by ``except (OSError, RuntimeError,
+    ValueError)``. A failed download never leaves a file that a later call would trust:
+    each file is written under a temporary name, removed on failure, and takes its own name
+    only once its hash is checked.
     """
     dtype = _check_dtype(dtype)
     paths = _fetch_mnist(mnist_dir(cache_dir), base_url, hashes, progressbar=False)

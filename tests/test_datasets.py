@@ -5,6 +5,7 @@ files served from 127.0.0.1, so nothing here touches the internet.
 """
 
 import contextlib
+import errno
 import gzip
 import hashlib
 import http.server
@@ -13,6 +14,7 @@ import re
 import shutil
 import socket
 import stat
+import tempfile
 import threading
 
 import numpy as np
@@ -141,8 +143,12 @@ def server(tiny_mnist, monkeypatch):
 
 
 @contextlib.contextmanager
-def serving(served, requested):
-    """Serve the folder `served` on 127.0.0.1 until the block ends; yields the base URL."""
+def serving(served, requested, cut_short=()):
+    """Serve the folder `served` on 127.0.0.1 until the block ends; yields the base URL.
+
+    The files named in `cut_short` are announced whole (Content-Length) but only half sent
+    before the connection closes, as when a download breaks off.
+    """
 
     class Handler(http.server.SimpleHTTPRequestHandler):
         def __init__(self, *args, **kwargs):
@@ -150,7 +156,16 @@ def serving(served, requested):
 
         def do_GET(self):
             requested.append(self.path)
-            super().do_GET()
+            name = self.path.lstrip("/")
+            if name not in cut_short:
+                return super().do_GET()
+            data = (served / name).read_bytes()
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data[: len(data) // 2])
+            self.wfile.flush()
+            self.close_connection = True
 
         def log_message(self, format, *args):
             pass
@@ -261,19 +276,23 @@ def test_mnist_offline_raises_runtime_error_with_advice(tmp_path, monkeypatch):
     with pytest.raises(RuntimeError) as info:
         load_mnist(base_url=url, cache_dir=cache)
     message = str(info.value)
-    assert f"could not be downloaded from {url}" in message
+    assert message.startswith("MNIST could not be downloaded: every URL tried for train-images-idx3-ubyte.gz failed:")
+    assert re.search(rf"\n  {re.escape(url)}train-images-idx3-ubyte\.gz: could not connect \(\[Errno \d+\] Connection "
+                     r"refused\)\n", message)
     assert str(cache) in message
     assert "cnnlib.datasets.load_digits()" in message
-    assert "internet" in message
+    assert "Check the internet connection" in message
     assert isinstance(info.value.__cause__, OSError)
+    assert not cache.exists() or list(cache.iterdir()) == []  # no partial or temporary file
 
 
 def test_mnist_http_error_raises_runtime_error(tiny_mnist, server, tmp_path):
     served, _, hashes = tiny_mnist
     (served / "t10k-images-idx3-ubyte.gz").unlink()
     url, _ = server
-    with pytest.raises(RuntimeError, match=r"t10k-images-idx3-ubyte\.gz.*404"):
+    with pytest.raises(RuntimeError, match=r"t10k-images-idx3-ubyte\.gz: the server answered HTTP 404") as info:
         load_mnist(base_url=url, cache_dir=tmp_path / "cache", hashes=hashes)
+    assert "internet" not in str(info.value)  # the server answered: the connection is fine
 
 
 def test_mnist_rejects_bad_dtype_and_unknown_hash_names_before_downloading(server, tmp_path):
@@ -370,18 +389,27 @@ def test_a_read_only_folder_missing_a_file_says_so(tiny_mnist, no_data_dir, tmp_
     shutil.copytree(served, shared)
     (shared / "t10k-labels-idx1-ubyte.gz").unlink()
 
-    # pooch's own check of a folder it must write to, as it fails for a user without write access
-    # (the tests may run as root, who can write anywhere)
-    def not_writable(path, env=None):
-        raise PermissionError(f"[Errno 13] Permission denied | Pooch could not write to data cache folder '{path}'.")
-
-    monkeypatch.setattr("pooch.core.make_local_storage", not_writable)
+    refuse_files_in(shared, monkeypatch)
     monkeypatch.setenv("CNNLIB_DATA_DIR", str(shared))
     with pytest.raises(PermissionError) as info:
         load_mnist(base_url=_dead_url(), hashes=hashes)
     message = str(info.value)
-    assert "t10k-labels-idx1-ubyte.gz is missing from " + str(shared) in message
-    assert "not writable" in message and "python3 course.py download" in message
+    assert message.startswith(f"cannot write to {shared}: permission denied. t10k-labels-idx1-ubyte.gz is missing "
+                              "from it (or does not match its SHA-256) and cannot be downloaded there")
+    assert "python3 course.py download" in message and "internet" not in message
+
+
+def refuse_files_in(folder, monkeypatch, error=errno.EACCES):
+    """Make creating a file in `folder` fail with `error`, as the kernel does for a user without write
+    access (the tests may run as root, who can write anywhere)."""
+    real_mkstemp = tempfile.mkstemp
+
+    def mkstemp(*args, dir=None, **kwargs):
+        if dir is not None and os.path.samefile(dir, folder):
+            raise OSError(error, os.strerror(error), os.path.join(dir, ".hidden.part"))
+        return real_mkstemp(*args, dir=dir, **kwargs)
+
+    monkeypatch.setattr(tempfile, "mkstemp", mkstemp)
 
 
 def test_a_data_dir_that_does_not_exist_is_refused_by_load_mnist(no_data_dir, tmp_path, monkeypatch):
@@ -454,3 +482,224 @@ def test_course_py_download_runs_download_mnist_in_the_course_python(tiny_mnist,
         exec(code, {})
     with pytest.raises(SystemExit, match="takes no extra arguments"):
         namespace["main"](["download", "now"])
+
+
+# ------------------------------------- mirrors: tried in order, every file checked against its hash
+
+
+def _leftovers(folder):
+    """Files in `folder` other than complete MNIST files: temporary or partial downloads."""
+    return sorted(p.name for p in folder.iterdir() if p.name not in MNIST_FILES) if folder.exists() else []
+
+
+def _bad_copy(tiny_mnist, tmp_path, names):
+    """A folder serving the tiny files, with the files `names` changed (same size, other bytes)."""
+    served, _, _ = tiny_mnist
+    bad = tmp_path / "bad"
+    shutil.copytree(served, bad)
+    for name in names:
+        data = bytearray((bad / name).read_bytes())
+        data[-1] ^= 0xFF
+        (bad / name).write_bytes(bytes(data))
+    return bad
+
+
+def test_the_default_urls_are_pytorchs_then_tensorflows_mirror():
+    assert cnnlib.datasets.MNIST_URLS == ("https://ossci-datasets.s3.amazonaws.com/mnist/",
+                                          "https://storage.googleapis.com/cvdf-datasets/mnist/")
+    assert cnnlib.datasets.MNIST_URL == cnnlib.datasets.MNIST_URLS[0]
+    assert load_mnist.__kwdefaults__["base_url"] is None and download_mnist.__kwdefaults__["base_url"] is None
+
+
+def test_a_dead_first_mirror_falls_over_to_the_second(tiny_mnist, server, no_data_dir, tmp_path, monkeypatch):
+    _, arrays, hashes = tiny_mnist
+    url, requested = server
+    monkeypatch.setattr(cnnlib.datasets, "MNIST_URLS", (_dead_url(), url))
+    cache = tmp_path / "cache"
+    _assert_tiny_mnist(load_mnist(cache_dir=cache, hashes=hashes), arrays)
+    assert sorted(requested) == sorted("/" + name for name in MNIST_FILES)
+    assert sorted(p.name for p in cache.iterdir()) == sorted(MNIST_FILES)
+
+
+def test_a_file_missing_or_wrong_on_the_first_mirror_comes_from_the_second(tiny_mnist, no_data_dir, tmp_path):
+    served, arrays, hashes = tiny_mnist
+    first = _bad_copy(tiny_mnist, tmp_path, ["train-labels-idx1-ubyte.gz"])  # wrong bytes
+    (first / "t10k-images-idx3-ubyte.gz").unlink()  # 404
+    from_first, from_second = [], []
+    with serving(first, from_first) as url1, serving(served, from_second) as url2:
+        cache = download_mnist(cache_dir=tmp_path / "cache", base_url=[url1, url2], hashes=hashes, progressbar=False)
+    assert sorted(from_first) == sorted("/" + name for name in MNIST_FILES)
+    assert sorted(from_second) == ["/t10k-images-idx3-ubyte.gz", "/train-labels-idx1-ubyte.gz"]
+    assert _leftovers(cache) == []
+    _assert_tiny_mnist(load_mnist(cache_dir=cache, base_url=_dead_url(), hashes=hashes), arrays)
+
+
+def test_download_mnist_says_which_url_failed_before_trying_the_next(tiny_mnist, server, no_data_dir, tmp_path, capfd):
+    url, _ = server
+    dead = _dead_url()
+    download_mnist(cache_dir=tmp_path / "cache", base_url=[dead, url], hashes=tiny_mnist[2])
+    err = capfd.readouterr().err
+    assert f"{dead}train-images-idx3-ubyte.gz failed: could not connect" in err and "trying the next URL" in err
+    assert err.count("100%") == 4
+
+
+def test_when_every_url_fails_the_error_names_each_and_why(tiny_mnist, no_data_dir, tmp_path):
+    served, _, hashes = tiny_mnist
+    gone = tmp_path / "empty"
+    gone.mkdir()
+    dead = _dead_url()
+    with serving(gone, []) as empty:
+        with pytest.raises(RuntimeError) as info:
+            load_mnist(cache_dir=tmp_path / "cache", base_url=(dead, empty), hashes=hashes)
+        message = str(info.value)
+        assert re.search(rf"failed:\n  {re.escape(dead)}train-images-idx3-ubyte\.gz: could not connect \(.*\)\n"
+                         rf"  {re.escape(empty)}train-images-idx3-ubyte\.gz: the server answered HTTP 404 File not "
+                         r"found\nCheck the internet connection and try again, or download the four files", message)
+        assert f"by hand from {dead} or {empty} into {tmp_path / 'cache'}" in message
+        # servers that answer, if only with 404, say nothing of the connection
+        with pytest.raises(RuntimeError, match=r"HTTP 404.*\nTry again later, or download") as info:
+            load_mnist(cache_dir=tmp_path / "cache", base_url=[empty, empty], hashes=hashes)
+        assert "internet" not in str(info.value)
+    assert _leftovers(tmp_path / "cache") == []
+
+
+def test_wrong_bytes_from_every_url_is_a_value_error_and_nothing_is_kept(tiny_mnist, no_data_dir, tmp_path):
+    _, _, hashes = tiny_mnist
+    bad = _bad_copy(tiny_mnist, tmp_path, ["t10k-images-idx3-ubyte.gz"])
+    dead = _dead_url()
+    cache = tmp_path / "cache"
+    with serving(bad, []) as url:
+        with pytest.raises(ValueError) as info:
+            load_mnist(cache_dir=cache, base_url=[url, dead], hashes=hashes)
+    message = str(info.value)
+    assert message.startswith("MNIST could not be downloaded: t10k-images-idx3-ubyte.gz does not match its pinned "
+                              f"SHA-256 ({hashes['t10k-images-idx3-ubyte.gz']}) from any URL tried:")
+    assert f"\n  {url}t10k-images-idx3-ubyte.gz: it served a file whose SHA-256 is " in message
+    assert f"\n  {dead}t10k-images-idx3-ubyte.gz: could not connect" in message
+    assert "t10k-images-idx3-ubyte.gz" not in os.listdir(cache) and _leftovers(cache) == []
+
+
+def test_a_download_that_breaks_off_leaves_no_file_a_later_load_would_trust(tiny_mnist, no_data_dir, tmp_path):
+    served, arrays, hashes = tiny_mnist
+    cache = tmp_path / "cache"
+    with serving(served, [], cut_short={"train-images-idx3-ubyte.gz"}) as url:
+        with pytest.raises(RuntimeError, match=r"train-images-idx3-ubyte\.gz: the connection broke off during the "
+                                               r"download\nCheck the internet connection"):
+            load_mnist(cache_dir=cache, base_url=url, hashes=hashes)
+    assert list(cache.iterdir()) == []  # neither the half file nor its temporary name
+    with serving(served, []) as url:
+        _assert_tiny_mnist(load_mnist(cache_dir=cache, base_url=url, hashes=hashes), arrays)
+
+
+def test_a_cached_file_that_does_not_match_is_fetched_again(tiny_mnist, server, no_data_dir, tmp_path):
+    _, arrays, hashes = tiny_mnist
+    url, requested = server
+    cache = tmp_path / "cache"
+    download_mnist(cache_dir=cache, base_url=url, hashes=hashes, progressbar=False)
+    (cache / "train-labels-idx1-ubyte.gz").write_bytes(b"half a file")
+    _assert_tiny_mnist(load_mnist(cache_dir=cache, base_url=url, hashes=hashes), arrays)
+    assert requested[4:] == ["/train-labels-idx1-ubyte.gz"]
+
+
+def test_a_base_url_without_its_final_slash_works(tiny_mnist, server, no_data_dir, tmp_path):
+    url, _ = server
+    _assert_tiny_mnist(load_mnist(cache_dir=tmp_path / "c", base_url=url.rstrip("/"), hashes=tiny_mnist[2]),
+                       tiny_mnist[1])
+
+
+@pytest.mark.parametrize("kwargs, error, match", [
+    ({"base_url": 8080}, TypeError, r"base_url must be a URL \(str\), a non-empty list of URLs tried in order, or "
+                                    r"None for MNIST_URLS; got 8080"),
+    ({"base_url": []}, TypeError, r"base_url must be a URL"),
+    ({"base_url": "ftp://example.org/mnist/"}, ValueError, r"base_url must be the http:// or https:// URL of a "
+                                                           r"folder, got 'ftp://example.org/mnist/'"),
+    ({"base_url": "storage.googleapis.com/cvdf-datasets/mnist/"}, ValueError, "http:// or https://"),
+    ({"hashes": ["sha256:0"]}, TypeError, r"hashes must be a dict of file name -> 'sha256:<hex>', got list"),
+    ({"hashes": {"t10k-labels-idx1-ubyte.gz": "md5:" + "0" * 32}}, ValueError,
+     r"hashes\['t10k-labels-idx1-ubyte\.gz'\] must be 'sha256:' then 64 hex digits, got 'md5:0+'"),
+])
+def test_bad_base_url_or_hashes_are_refused_before_any_download(server, no_data_dir, tmp_path, kwargs, error, match):
+    _, requested = server
+    for call in (load_mnist, download_mnist):
+        with pytest.raises(error, match=match):
+            call(cache_dir=tmp_path / "cache", **kwargs)
+    assert requested == [] and not (tmp_path / "cache").exists()
+
+
+# ----------------------------------------- the local disk's errors are named as such, never the network's
+
+
+def _assert_local(message, *expected):
+    for part in expected:
+        assert part in message, (part, message)
+    assert "internet" not in message and "downloaded from" not in message and "http" not in message
+
+
+def test_a_full_disk_is_named_with_the_folder(tiny_mnist, server, no_data_dir, tmp_path, monkeypatch):
+    url, _ = server
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    real_mkstemp = tempfile.mkstemp
+
+    def mkstemp_on_a_full_disk(*args, dir=None, **kwargs):
+        fd, path = real_mkstemp(*args, dir=dir, **kwargs)
+        os.close(fd)
+        return os.open("/dev/full", os.O_WRONLY), path  # the kernel's own ENOSPC on the first write
+
+    monkeypatch.setattr(tempfile, "mkstemp", mkstemp_on_a_full_disk)
+    with pytest.raises(OSError) as info:
+        load_mnist(cache_dir=cache, base_url=[url, _dead_url()], hashes=tiny_mnist[2])
+    assert type(info.value) is OSError and info.value.errno == errno.ENOSPC
+    assert str(info.value).startswith(f"cannot write to {cache}: No space left on device. "
+                                      "train-images-idx3-ubyte.gz could not be stored: free some space")
+    _assert_local(str(info.value))
+    assert list(cache.iterdir()) == []  # the temporary file is gone with the error
+
+
+def test_a_cache_dir_below_a_file_is_named(no_data_dir, tmp_path):
+    (tmp_path / "data").write_bytes(b"")
+    with pytest.raises(NotADirectoryError) as info:
+        load_mnist(cache_dir=tmp_path / "data" / "mnist", base_url=_dead_url())
+    assert str(info.value).startswith(f"cannot create the folder {tmp_path / 'data' / 'mnist'}: "
+                                      f"{tmp_path / 'data'} is a file, not a folder. ")
+    _assert_local(str(info.value))
+
+
+def test_a_folder_that_cannot_be_created_says_permission_denied(no_data_dir, tmp_path, monkeypatch):
+    target = tmp_path / "locked" / "mnist"
+    real_mkdir = os.mkdir
+
+    def mkdir(path, *args, **kwargs):  # as for a user without write access to tmp_path
+        if os.fspath(path).startswith(str(tmp_path / "locked")):
+            raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), os.fspath(path))
+        return real_mkdir(path, *args, **kwargs)
+
+    monkeypatch.setattr(os, "mkdir", mkdir)
+    with pytest.raises(PermissionError) as info:
+        download_mnist(cache_dir=target, base_url=_dead_url(), progressbar=False)
+    assert str(info.value).startswith(f"cannot create the folder {target}: permission denied. ")
+    _assert_local(str(info.value), "use another folder (cache_dir=..., or CNNLIB_DATA_DIR)")
+
+
+def test_a_folder_where_a_file_should_be_is_named(tiny_mnist, no_data_dir, tmp_path):
+    cache = tmp_path / "cache"
+    (cache / "train-images-idx3-ubyte.gz").mkdir(parents=True)
+    with pytest.raises(IsADirectoryError) as info:
+        load_mnist(cache_dir=cache, base_url=_dead_url(), hashes=tiny_mnist[2])
+    path = cache / "train-images-idx3-ubyte.gz"
+    assert str(info.value).startswith(f"cannot read {path}: it is a folder, not a file.")
+    _assert_local(str(info.value))
+
+
+# ------------------------------------------------------- the documented exceptions, and only those
+
+
+def test_the_docstrings_list_the_exceptions_the_tests_above_raise():
+    def raises(function):
+        section = function.__doc__.split("Raises\n    ------\n")[1].split("\n\n    Everything")[0]
+        return re.findall(r"^    (\w+Error)$", section, flags=re.M), re.findall(r"- (\w+Error):", section)
+
+    assert raises(load_mnist) == (["RuntimeError", "ValueError", "OSError", "TypeError"],
+                                  ["FileNotFoundError", "NotADirectoryError", "PermissionError"])
+    assert "except (OSError, RuntimeError, ValueError)" in " ".join(load_mnist.__doc__.split())
+    assert "As `load_mnist`" in download_mnist.__doc__
