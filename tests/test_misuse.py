@@ -251,7 +251,8 @@ def test_a_model_without_logits_is_refused_rather_than_its_labels(digits_like):
 
 
 @pytest.mark.parametrize("labels, hint", [
-    (lambda y: np.eye(10)[y], r"y looks one-hot \(a row of K per sample\): y\.argmax\(axis=1\) gives the \(N,\) labels"),
+    (lambda y: np.eye(10)[y], r"y looks one-hot \(a row of K per sample\): y\.argmax\(axis=1\) gives the \(N,\) "
+                              r"labels"),
     (lambda y: np.eye(10, dtype=int)[y], r"y looks one-hot"),
     (lambda y: y[:, None], r"y\.ravel\(\) gives the \(N,\) labels"),
 ], ids=["one-hot floats", "one-hot ints", "column"])

@@ -367,7 +367,8 @@ def test_saving_into_a_missing_folder_names_the_folder_and_leaves_nothing(tmp_pa
     folder = tmp_path / "runs" / "today"
     with pytest.raises(FileNotFoundError) as info:
         small_model().save_weights(folder / "w")
-    assert str(info.value) == f"cannot save to {folder / 'w.npz'}: folder {folder} does not exist (saving creates no folder)"
+    assert str(info.value) == (f"cannot save to {folder / 'w.npz'}: folder {folder} does not exist "
+                               "(saving creates no folder)")
     assert info.value.errno == errno.ENOENT
     assert ".tmp" not in str(info.value) and info.value.__cause__ is None
     assert list(tmp_path.iterdir()) == []
@@ -375,9 +376,10 @@ def test_saving_into_a_missing_folder_names_the_folder_and_leaves_nothing(tmp_pa
 
 def test_saving_under_a_file_names_that_file(tmp_path):
     (tmp_path / "runs").write_bytes(b"")
-    with pytest.raises(NotADirectoryError, match=rf"^cannot save to {re.escape(str(tmp_path / 'runs' / 'today' / 'w.npz'))}: "
+    target = tmp_path / "runs" / "today" / "w.npz"
+    with pytest.raises(NotADirectoryError, match=rf"^cannot save to {re.escape(str(target))}: "
                                                  rf"{re.escape(str(tmp_path / 'runs'))} is a file, not a folder$"):
-        small_model().save_weights(tmp_path / "runs" / "today" / "w.npz")
+        small_model().save_weights(target)
     assert [p.name for p in tmp_path.iterdir()] == ["runs"]
 
 
