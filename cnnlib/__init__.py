@@ -8,6 +8,16 @@ Importing cnnlib changes nothing outside it: `fit` sets the allocator up for tra
 cnnlib/engine/memory.py).
 """
 
+import numpy as _numpy
+
+# The course supports NumPy 2.0 and newer (pyproject.toml); older ones fail in obscure places.
+if int(_numpy.__version__.split(".")[0]) < 2:
+    raise ImportError(
+        f"cnnlib needs NumPy 2.0 or newer, and this Python ({_numpy.__file__}) has NumPy "
+        f"{_numpy.__version__}. Upgrade it with `pip install 'numpy>=2'` (in a notebook: "
+        "`%pip install 'numpy>=2'`), then restart the Python session or kernel."
+    )
+
 from .activations import relu_backward, relu_forward
 from .conv import conv2d_backward, conv2d_backward_naive, conv2d_forward, conv2d_forward_naive
 from .dense import dense_backward, dense_forward

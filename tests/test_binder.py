@@ -114,27 +114,20 @@ def test_binder_takes_the_pip_route_with_a_python_that_pyproject_allows():
     assert base_pins_file().is_file(), f"no base environment for Python {version}: {base_pins_file()}"
 
 
-def test_binder_requirements_are_the_course_package_and_pyprojects_runtime_pins():
+def test_binder_requirements_are_the_course_package_at_the_tested_stack():
     lines = requirement_lines(BINDER / "requirements.txt")
-    assert lines.count("-e .") == 1, "binder/requirements.txt must install the course package: `-e .`"
-    pins = [line for line in lines if line != "-e ."]
-    wanted = pyproject()["project"]["dependencies"]
-    by_name = {Requirement(pin).name.lower(): str(Requirement(pin).specifier) for pin in pins}
-    assert len(by_name) == len(pins), "binder/requirements.txt lists a package twice"
-    expected = {Requirement(pin).name.lower(): str(Requirement(pin).specifier) for pin in wanted}
-    assert by_name == expected, (
-        "binder/requirements.txt must pin exactly pyproject.toml's runtime dependencies "
-        f"({sorted(expected.items())}), got {sorted(by_name.items())}"
-    )
+    assert lines == ["-c ../constraints.txt", "-e ."], (
+        "binder/requirements.txt must install the course package (`-e .`) under the tested stack's "
+        f"pins (`-c ../constraints.txt`, read relative to the file), got {lines}")
 
 
 def test_binder_installs_nothing_for_the_tests_and_leaves_jupyterlab_to_repo2docker():
-    names = {Requirement(line).name.lower() for line in requirement_lines(BINDER / "requirements.txt")
-             if line != "-e ."}
+    # Only `-e .` installs anything, and the course package requires no test tool or JupyterLab:
+    # the constraints file pins versions, it never adds a package.
+    runtime = {Requirement(pin).name.lower() for pin in pyproject()["project"]["dependencies"]}
     extras = pyproject()["project"]["optional-dependencies"]
     test_tools = {Requirement(pin).name.lower() for pins in extras.values() for pin in pins}
-    # JupyterLab is among the extras: repo2docker's own must stay, as its Notebook pins it.
-    assert not names & test_tools, f"Binder needs none of {sorted(names & test_tools)}"
+    assert not runtime & test_tools, f"Binder needs none of {sorted(runtime & test_tools)}"
 
 
 def test_base_environment_file_pins_exact_versions_once():
@@ -170,7 +163,7 @@ def python_for(version):
 
 def inputs():
     """Every file whose content decides what the build installs."""
-    files = [base_pins_file(), ROOT / "pyproject.toml", BINDER / "runtime.txt",
+    files = [base_pins_file(), ROOT / "pyproject.toml", ROOT / "constraints.txt", BINDER / "runtime.txt",
              BINDER / "requirements.txt", BINDER / "postBuild"]
     return [path for path in files if path.exists()]
 
@@ -313,10 +306,11 @@ def test_binder_environment_is_consistent_and_holds_the_course_not_the_tests(bin
     found = json.loads(run([venv / "bin" / "python", "-c", probe], home / "notebooks", env, 120).strip().splitlines()[-1])
     assert Path(found["cnnlib"]) == home / "cnnlib" / "__init__.py", "cnnlib must come from the repository copy"
     assert found["present"] == [], f"Binder must not install the test tools {found['present']}"
+    stack = {Requirement(line).name: str(Requirement(line).specifier)[2:]
+             for line in requirement_lines(ROOT / "constraints.txt")}
     for pin in pyproject()["project"]["dependencies"]:
-        requirement = Requirement(pin)
-        version = found["versions"][requirement.name]
-        assert requirement.specifier.contains(version), f"{requirement.name} {version} is not {pin}"
+        name = Requirement(pin).name
+        assert found["versions"][name] == stack[name], f"{name} {found['versions'][name]} is not the tested {stack[name]}"
     base = {Requirement(line).name: str(Requirement(line).specifier)[2:]
             for line in requirement_lines(base_pins_file())}
     for name in ("jupyterlab", "notebook"):

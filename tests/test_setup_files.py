@@ -1,20 +1,25 @@
 """The set-up files agree with each other and with pyproject.toml.
 
-pyproject.toml is the source of truth for versions; environment.yml (conda) must pin the
-same minor versions, partly in its pip: section, and the README must show the commands that
-course.py and CI actually run. Binder's files (binder/) are checked by test_binder.py.
+pyproject.toml declares the supported ranges (a floor for each package); constraints.txt pins
+the tested stack inside them, .ci/oldest-stack.txt the oldest (the floors). environment.yml
+(conda) must pin constraints.txt's minor versions, partly in its pip: section, and the README
+must show the commands that course.py and CI actually run. Binder's files (binder/) are checked
+by test_binder.py.
 """
 
 import ast
 import os
 import re
 import runpy
+import subprocess
 import sys
 import tomllib
 from pathlib import Path
 
 import pytest
+from packaging.requirements import Requirement
 from packaging.specifiers import SpecifierSet
+from packaging.version import Version
 
 ROOT = Path(__file__).resolve().parent.parent
 IGNORED = {"python", "pip"}
@@ -35,20 +40,45 @@ def pyproject():
 CONDA_EXTRAS = ("lab", "test")  # "browser" (Playwright) is pip-only: Binder never runs the browser test
 
 
-def pip_pins(extras=CONDA_EXTRAS):
-    """{name: "X.Y"} from pyproject's runtime dependencies and `extras`, each `name==X.Y.*`."""
+def requirements(extras=CONDA_EXTRAS):
+    """{name: Requirement} of pyproject's runtime dependencies and `extras`."""
     project = pyproject()["project"]
-    requirements = list(project["dependencies"])
-    for extra in extras:
-        requirements += project["optional-dependencies"][extra]
+    found = {}
+    for line in list(project["dependencies"]) + [r for e in extras for r in project["optional-dependencies"][e]]:
+        requirement = Requirement(line)
+        name = normalize(requirement.name)
+        assert name not in found, f"{name} is listed twice in pyproject.toml"
+        found[name] = requirement
+    return found
+
+
+def exact_pins(path):
+    """{name: version} of a pip requirements/constraints file whose every line is name==version."""
     pins = {}
-    for requirement in requirements:
-        match = re.fullmatch(r"\s*([A-Za-z0-9._-]+)\s*==\s*(\d+\.\d+)\.\*\s*", requirement)
-        assert match, f"pyproject pin {requirement!r} is not of the form name==X.Y.*"
+    for line in path.read_text().splitlines():
+        line = line.split("#", 1)[0].strip()
+        if not line:
+            continue
+        match = re.fullmatch(r"([A-Za-z0-9._-]+)==(\d[\w.]*)", line)
+        assert match, f"{path.name}: {line!r} is not an exact pin name==version"
         name = normalize(match.group(1))
-        assert name not in pins, f"{name} is listed twice in pyproject.toml"
+        assert name not in pins, f"{name} is pinned twice in {path.name}"
         pins[name] = match.group(2)
     return pins
+
+
+def pinned_stack():
+    return exact_pins(ROOT / "constraints.txt")
+
+
+def oldest_stack():
+    return exact_pins(ROOT / ".ci" / "oldest-stack.txt")
+
+
+def pip_pins(extras=CONDA_EXTRAS):
+    """{name: "X.Y"}: the minor version the tested stack pins, for what pyproject and `extras` list."""
+    stack = pinned_stack()
+    return {name: ".".join(stack[name].split(".")[:2]) for name in requirements(extras)}
 
 
 def conda_dependencies(text):
@@ -115,8 +145,47 @@ def environment_yml_pins():
     return {**conda, **pip}
 
 
-def test_every_extra_is_pinned_to_a_minor_version():
-    pip_pins(extras=pyproject()["project"]["optional-dependencies"])
+def test_pyproject_declares_floors_without_upper_bounds():
+    # An upper bound would make pip downgrade a newer NumPy under Colab's running kernel.
+    for name, requirement in requirements(pyproject()["project"]["optional-dependencies"]).items():
+        specs = list(requirement.specifier)
+        assert [s.operator for s in specs] == [">="], f"{requirement}: give a floor (>=X.Y) and nothing else"
+
+
+def test_constraints_pin_exactly_what_pyproject_lists_inside_its_ranges():
+    wanted = requirements(pyproject()["project"]["optional-dependencies"])
+    stack = pinned_stack()
+    assert sorted(stack) == sorted(wanted), "constraints.txt and pyproject.toml list different packages"
+    for name, requirement in wanted.items():
+        assert requirement.specifier.contains(stack[name]), f"constraints.txt's {name}=={stack[name]} is not {requirement}"
+
+
+def test_oldest_stack_is_the_floors_of_the_runtime_dependencies():
+    runtime = requirements(extras=())
+    oldest = oldest_stack()
+    assert sorted(oldest) == sorted(runtime), ".ci/oldest-stack.txt must pin exactly the runtime dependencies"
+    for name, requirement in runtime.items():
+        floor = Version(next(iter(requirement.specifier)).version)
+        version = Version(oldest[name])
+        assert requirement.specifier.contains(version), f"{name} {version} is below {requirement}"
+        assert version.release[:2] == floor.release[:2], (
+            f"the oldest stack's {name} {version} is not the floor's minor release {floor}: "
+            "raise the floor or test the floor")
+    # The floors are Colab's stack (README): at least NumPy 2.0, Matplotlib 3.10, scikit-learn 1.6.
+    assert Version(oldest["numpy"]) < Version("2.1") and Version(oldest["matplotlib"]) < Version("3.11")
+    assert Version(oldest["scikit-learn"]) < Version("1.7")
+
+
+def test_cnnlib_refuses_a_numpy_older_than_2_with_what_to_do(tmp_path):
+    fake = tmp_path / "numpy"
+    fake.mkdir()
+    (fake / "__init__.py").write_text("__version__ = '1.26.4'\n")
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(tmp_path), str(ROOT)]))
+    result = subprocess.run([sys.executable, "-c", "import cnnlib"], capture_output=True, text=True, env=env,
+                            cwd=tmp_path, timeout=120)
+    assert result.returncode != 0
+    assert "ImportError: cnnlib needs NumPy 2.0 or newer" in result.stderr, result.stderr[-2000:]
+    assert "NumPy 1.26.4" in result.stderr and "pip install 'numpy>=2'" in result.stderr
 
 
 def course_py():
@@ -127,8 +196,8 @@ def test_course_py_installs_jupyterlab_for_learners_and_every_extra_for_the_test
     extras = pyproject()["project"]["optional-dependencies"]
     namespace = course_py()
     assert namespace["TARGET"] == ".[lab]"
-    assert [normalize(r.split("=")[0]) for r in extras["lab"]] == ["jupyterlab"]
-    tools = {normalize(r.split("=")[0]) for extra in ("test", "browser") for r in extras[extra]}
+    assert [normalize(Requirement(r).name) for r in extras["lab"]] == ["jupyterlab"]
+    tools = {normalize(Requirement(r).name) for extra in ("test", "browser") for r in extras[extra]}
     assert tools == {"pytest", "pytest-xdist", "hypothesis", "nbval", "playwright"}
     assert set(re.fullmatch(r"\.\[([a-z,]+)\]", namespace["TEST_TARGET"]).group(1).split(",")) == set(extras)
     assert set(extras) - set(CONDA_EXTRAS) == {"browser"}
@@ -174,12 +243,12 @@ def test_environment_yml_uses_conda_forge_and_the_course_name():
     )
 
 
-def test_environment_yml_pins_the_same_minor_versions_as_pyproject():
+def test_environment_yml_pins_the_tested_stacks_minor_versions():
     conda = environment_yml_pins()
     pip = pip_pins()
     assert sorted(conda) == sorted(pip), "environment.yml and pyproject.toml list different packages"
     for name, minor in pip.items():
-        assert conda[name] == minor, f"{name}: environment.yml pins {conda[name]!r}, pyproject {minor}.*"
+        assert conda[name] == minor, f"{name}: environment.yml pins {conda[name]!r}, constraints.txt {minor}.*"
 
 
 def test_environment_yml_takes_matplotlib_without_qt():
