@@ -214,3 +214,17 @@ def test_the_colab_cell_stops_with_what_to_do_on_a_numpy_older_than_2(monkeypatc
     with pytest.raises(RuntimeError, match=r"needs NumPy 2\.0 or newer, and this runtime has NumPy 1\.26\.4") as error:
         run_colab_cell(source, True, monkeypatch)
     assert "Restart session" in str(error.value) and "numpy>=2" in str(error.value)
+
+
+def test_lesson_9s_optional_mnist_cell_catches_every_error_the_loader_documents():
+    import cnnlib.datasets
+
+    nb = load(ROOT / "notebooks" / "09-training-on-digits.ipynb")
+    [source] = ["".join(c["source"]) for c in code_cells(nb) if "load_mnist(" in "".join(c["source"])]
+    handlers = [node for node in ast.walk(ast.parse(source)) if isinstance(node, ast.ExceptHandler)]
+    assert len(handlers) == 1 and isinstance(handlers[0].type, ast.Tuple), ast.dump(handlers[0])
+    caught = {name.id for name in handlers[0].type.elts}
+    documented = cnnlib.datasets.load_mnist.__doc__.split("Raises\n")[1]
+    # Every exception of the docstring's Raises section but TypeError, a mistake in the call itself.
+    raised = set(re.findall(r"^    ([A-Z][A-Za-z]+)$", documented, re.M)) - {"TypeError"}
+    assert raised and caught == raised, (caught, raised)

@@ -9,6 +9,7 @@ import tomllib
 from pathlib import Path
 
 import pytest
+from packaging.requirements import Requirement
 import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -36,9 +37,14 @@ def test_the_readme_says_what_a_learner_needs():
     [times] = [line for line in section("What you need").splitlines() if line.startswith("| Time")]
     cells = [cell.strip() for cell in times.strip("|").split("|")[1:]]
     assert len(cells) == 2 and all(re.search(r"about \d+ minutes|<!-- TIMES: lead fills in -->", c) for c in cells), cells
-    supported = ("Python 3.11+, NumPy 2.0+, Matplotlib 3.10+, scikit-learn 1.6+, ipywidgets 7.7+ (the widget "
-                 "explorers need ipywidgets 8; on 7.x they show a message instead)")
-    assert supported in needs
+    # The supported range is pyproject.toml's floors, said once in the README.
+    with open(ROOT / "pyproject.toml", "rb") as f:
+        project = tomllib.load(f)["project"]
+    floors = {Requirement(r).name: next(iter(Requirement(r).specifier)).version for r in project["dependencies"]}
+    shown = {"numpy": "NumPy", "matplotlib": "Matplotlib", "scikit-learn": "scikit-learn", "ipywidgets": "ipywidgets"}
+    supported = "Python {}+, ".format(project["requires-python"].removeprefix(">=")) + ", ".join(
+        f"{label} {floors[name]}+" for name, label in shown.items())
+    assert supported in needs, f"'What you need' should state the supported range as {supported!r}"
     assert "`constraints.txt`" in needs and "`.ci/oldest-stack.txt`" in needs
 
 
