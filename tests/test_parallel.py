@@ -97,20 +97,26 @@ def test_an_error_in_a_slice_reaches_the_caller(monkeypatch):
         _parallel.map_slices(fn, _parallel.batch_slices(4, 10**9))
 
 
-def test_an_error_returns_only_after_every_slice_has_finished(monkeypatch):
+def test_an_error_returns_only_after_every_started_slice_has_finished(monkeypatch):
     # Otherwise a slice could still be writing into out or dx after the caller got the error.
+    # After the failure no further slice starts: the layer's result is lost anyway.
     monkeypatch.setenv("CNNLIB_THREADS", "3")
-    finished = []
+    started, finished = [], []
+    all_three = threading.Barrier(3, timeout=10)
 
     def fn(part):
-        if part.start == 0:  # the caller's own slice fails at once
+        started.append(part.start)
+        if part.start < 3:
+            all_three.wait()  # three slices running at once, one in each thread
+        if part.start == 0:
             raise RuntimeError("first slice failed")
         time.sleep(0.2)
         finished.append(part.start)
 
     with pytest.raises(RuntimeError, match="first slice failed"):
-        _parallel.map_slices(fn, _parallel.batch_slices(6, 10**9))
-    assert sorted(finished) == [2, 4]
+        _parallel.map_slices(fn, [slice(i, i + 1) for i in range(6)])
+    assert sorted(finished) == [1, 2]
+    assert sorted(started) == [0, 1, 2]  # the three after the failure never started
 
 
 def _blas_threads():
@@ -239,42 +245,42 @@ def _recording(map_slices, seen):
 def _split_conv_in_child(queue):
     cnnlib.engine.conv.map_slices = _recording(cnnlib.engine.conv.map_slices, seen := [])  # this child's own copy
     out, _ = cnnlib.conv2d_forward(*_child_inputs(), pad=1)
-    queue.put((len(seen[0]), float(out.sum())))
+    both = threading.Barrier(2, timeout=20)  # passes only if a helper of the child's own joins in
+    idents = _parallel.map_slices(lambda part: (both.wait(), threading.get_ident())[1], [slice(0, 1), slice(1, 2)])
+    queue.put((len(seen[0]), float(out.sum()), len(set(idents))))
 
 
 @pytest.mark.skipif(sys.platform == "win32", reason="no fork on Windows")
 def test_a_forked_child_can_still_split(monkeypatch):
-    # The parent's pool threads, and whatever thread held the lock, do not exist in a forked
-    # child; cnnlib must start afresh instead of waiting forever on them.
+    # The parent's helper threads do not exist in a forked child, nor does the thread that was
+    # in the middle of a split: the child must make helpers of its own, not wait for those.
     monkeypatch.setenv("CNNLIB_THREADS", "2")
-    expected = cnnlib.conv2d_forward(*_child_inputs(), pad=1)[0].sum()  # the parent's pool is up
+    expected = cnnlib.conv2d_forward(*_child_inputs(), pad=1)[0].sum()  # the parent's helpers are up
     ctx = multiprocessing.get_context("fork")
     queue = ctx.Queue()
     child = ctx.Process(target=_split_conv_in_child, args=(queue,))
-    # Fork while another thread holds cnnlib's lock: the child must not wait for it forever.
-    holding, release = threading.Event(), threading.Event()
+    both, release = threading.Barrier(3, timeout=10), threading.Event()
 
-    def hold_lock():
-        with _parallel._lock:
-            holding.set()
-            release.wait(10)
+    def held(part):
+        both.wait()
+        assert release.wait(20)
 
-    holder = threading.Thread(target=hold_lock)
-    holder.start()
-    holding.wait(10)
+    # Fork while a user thread's split keeps the parent's only helper busy.
+    user, user_done, user_results = _in_thread(lambda: _parallel.map_slices(held, [slice(0, 1), slice(1, 2)]))
+    both.wait()
     try:
         child.start()
     finally:
         release.set()
-        holder.join()
+    assert user_done.wait(20) and "error" not in user_results, user_results
     child.join(timeout=60)
     if child.is_alive():
         child.kill()
-        pytest.fail("the forked child hung in a split convolution")
-    slices, total = queue.get(timeout=5)
+        pytest.fail("the forked child hung in a split")
+    slices, total, threads = queue.get(timeout=5)
     assert child.exitcode == 0 and slices == 4  # chunks: two slices of 16 images, cut 10 + 6
     assert total == pytest.approx(expected, rel=1e-12)
-
+    assert threads == 2
 
 
 # ---- the helper threads: bounded, never waiting on themselves or on another caller ----
@@ -301,20 +307,34 @@ def _in_thread(target):
     return thread, done, results
 
 
-def test_at_most_n_threads_minus_one_helpers_ever_live(monkeypatch):
-    # Splits of every size, at several settings: one shared set of helpers, never more than
-    # n_threads() - 1, where one pool per helper count kept k(k-1)/2 threads.
+def test_at_most_n_threads_run_a_split_and_lowered_settings_end_the_helpers(monkeypatch):
+    # Splits of every size, at several settings: never more threads than the setting, and the
+    # helpers made for a higher setting end once it is lowered (those of the last one stay).
     for threads in (4, 3, 2):
         monkeypatch.setenv("CNNLIB_THREADS", str(threads))
-        for calls in range(2, threads + 1):
-            barrier = threading.Barrier(calls, timeout=10)  # every call at once: all helpers busy
-            seen = _parallel.map_slices(lambda part: (barrier.wait(), len(_helpers()))[1],
-                                        [slice(i, i + 1) for i in range(calls)])
-            assert max(seen) <= threads - 1
-        assert len(_helpers()) <= threads - 1
+        for calls in range(2, threads + 2):
+            ready = threading.Barrier(min(calls, threads), timeout=10)  # at most `threads` at once
+
+            def fn(part):
+                if part.start < threads:
+                    ready.wait()
+                return threading.get_ident()
+            idents = _parallel.map_slices(fn, [slice(i, i + 1) for i in range(calls)])
+            assert len(set(idents)) == min(calls, threads)
+        assert _eventually(lambda: len(_helpers()) <= threads - 1), _helpers()
     monkeypatch.setenv("CNNLIB_THREADS", "1")
     _parallel.map_slices(lambda part: None, [slice(0, 1), slice(1, 2)])
-    assert _helpers() == []  # lowered to 1: the idle helpers end at the next split
+    assert _eventually(lambda: _helpers() == []), _helpers()  # lowered to 1: the idle helpers end
+
+
+def _eventually(condition, seconds=10):
+    """Whether condition() holds within `seconds` (helpers end in their own time)."""
+    end = time.monotonic() + seconds
+    while not condition():
+        if time.monotonic() > end:
+            return False
+        time.sleep(0.01)
+    return True
 
 
 def test_a_helper_busy_when_the_setting_is_lowered_ends_after_its_job(monkeypatch):

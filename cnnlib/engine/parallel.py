@@ -15,12 +15,13 @@ many slices there are can change the last bits (BLAS rounds differently for fewe
 and dw adds the partial sums of the slices, or of conv's chunks, in a fixed order, whichever
 thread computed them.
 
-The helper threads are shared by every caller, at most n_threads() - 1 of them, started when
-first needed. A split takes only helpers idle at that moment and its own thread takes the
-rest of the calls, so a split never waits for a helper: one started inside a helper's work,
-or while another thread's split holds every helper, runs in its own thread alone, and two
-user threads running layers at once each go at their own pace instead of one queueing
-behind the other's work.
+The helper threads are a concurrent.futures.ThreadPoolExecutor shared by every caller, of
+n_threads() - 1 workers, made when first needed and made anew when the setting changes. The
+caller takes calls itself while the helpers join in, and when it runs out of calls it cancels
+the requests no helper has picked up yet: a split never waits for a helper, so one made while
+another thread's split keeps every helper busy runs in its own thread alone, and two user
+threads running layers at once each go at their own pace instead of one queueing behind the
+other's work. A split made inside a split's work (a layer called from a slice) runs inline.
 
 CNNLIB_THREADS=k in the environment sets the number of slices and threads (1: never split).
 """
@@ -29,7 +30,7 @@ import contextlib
 import contextvars
 import os
 import threading
-import queue
+from concurrent.futures import ThreadPoolExecutor, wait
 
 # Each slice gets at least this many elements of work (e.g. of its im2col matrix): handing a
 # slice to another thread costs 0.1-0.3 ms on a 2-core VM, more than a smaller slice saves
@@ -37,7 +38,10 @@ import queue
 MIN_SLICE_WORK = 1 << 17
 CPU_MAX = "/sys/fs/cgroup/cpu.max"  # a container's CPU quota (cgroup v2), e.g. "200000 100000"
 
-_lock = threading.Lock()
+_lock = threading.Lock()  # guards _executor and _executor_workers
+_executor = None  # the helpers, made on the first split that wants one
+_executor_workers = 0  # its max_workers: n_threads() - 1 when it was made
+_local = threading.local()  # .splitting: this thread is running calls of a split
 _blas = None  # threadpoolctl's handle on NumPy's BLAS, made on first use
 _limiter = None  # the one-thread limit of the outermost blas_one_thread block
 _depth = 0  # how many blas_one_thread blocks the main thread is inside
@@ -82,150 +86,84 @@ def map_slices(fn, slices, *args):
     the next call not yet taken whenever it is free. A layer that cuts its slices into
     smaller chunks (conv) thus keeps every core busy to the end even when the host slows one
     down for a while, as it often does on a shared VM: that core just takes fewer chunks.
-    Only helpers idle at that moment join in (see _claim): a split from inside a helper's
-    work, or while another thread's split keeps every helper busy, runs in the caller's
-    thread alone rather than waiting for one, so it can neither wait on itself nor queue
-    behind another caller's work.
-    Returns (or raises an error of a failed call) only once no call is still running, so no
-    thread is still writing into the caller's arrays.
+    Helpers busy with another caller's split never hold this one up: the caller takes every
+    call they leave, then cancels its requests that are still queued. A split from inside a
+    split's work runs in that thread alone.
+    After a failed call no further call starts; the error is raised once no call is still
+    running, so no thread is still writing into the caller's arrays.
     """
-    calls = list(zip(slices, *args))
-    results = [None] * len(calls)
-    todo = iter(range(len(calls)))
+    job = {"fn": fn, "calls": list(zip(slices, *args))}
+    results = [None] * len(job["calls"])
+    todo = iter(range(len(results)))
     lock = threading.Lock()
 
-    def take_calls():  # the next call not yet taken, until none is left
-        while True:
-            with lock:
-                i = next(todo, None)
-            if i is None:
-                return
-            results[i] = fn(*calls[i])
+    def take_calls():  # the next call not yet taken, until none is left or one has failed
+        outer, _local.splitting = getattr(_local, "splitting", False), True
+        try:
+            while True:
+                with lock:
+                    i = next(todo, None) if "fn" in job else None
+                    call = None if i is None else (job["fn"], job["calls"][i])
+                if call is None:
+                    return
+                try:
+                    results[i] = call[0](*call[1])
+                except BaseException:
+                    job.clear()  # no further call starts
+                    raise
+                call = None
+        finally:
+            _local.splitting = outer
 
-    threads = n_threads()
+    threads = min(len(results), n_threads())
     with blas_one_thread():
-        helpers = _claim(min(len(calls), threads) - 1, threads - 1)  # none when 1 thread
-        jobs = [helper.run(take_calls) for helper in helpers]
+        futures = []
+        executor = None if getattr(_local, "splitting", False) else _helpers(threads - 1)
+        try:
+            for _ in range(threads - 1 if executor else 0):
+                # In a copy of the caller's context, so that its np.errstate holds in its slices
+                # there too (NumPy keeps it in a context variable): a split layer warns, or
+                # not, as a whole one would.
+                futures.append(executor.submit(contextvars.copy_context().run, take_calls))
+        except RuntimeError:  # no thread could be started, or the executor was just replaced
+            pass
         try:
             take_calls()  # the caller takes calls too: one hand-off fewer
         finally:
-            errors = [job.wait() for job in jobs]
-        for error in errors:
-            if error is not None:
-                raise error
+            running = [f for f in futures if not f.cancel()]  # cancelled: never picked up
+            wait(running)
+            # A request that could not be cancelled nor waited for (lost in a failed submit)
+            # finds nothing left to do, and keeps none of the caller's arrays alive.
+            job.clear()
+        for future in running:
+            if future.exception() is not None:
+                raise future.exception()
     return results
 
 
-class _Job:
-    """One take_calls handed to a helper; wait() returns once it is done, with its error or None."""
+def _helpers(wanted):
+    """The shared executor, or None when no helper is wanted.
 
-    __slots__ = ("done", "error")
-
-    def __init__(self):
-        # A held lock that the helper releases when done: the lightest wait there is (a
-        # future's or an Event's sits on a Condition built on such a lock).
-        self.done = threading.Lock()
-        self.done.acquire()
-        self.error = None
-
-    def wait(self):
-        self.done.acquire()
-        return self.error
-
-
-class _Helper:
-    """A thread that runs the jobs handed to it, one at a time, and is idle in between."""
-
-    def __init__(self):
-        self._jobs = queue.SimpleQueue()
-        self.thread = threading.Thread(target=self._serve, name="cnnlib-helper", daemon=True)
-        self.thread.start()
-
-    def run(self, work):
-        """Start work() in this helper, in a copy of the caller's context (see _serve)."""
-        job = _Job()
-        self._jobs.put((job, contextvars.copy_context(), work))
-        return job
-
-    def retire(self):
-        self._jobs.put(None)
-
-    def _serve(self):
-        _local.helper = True  # a split from inside this thread's work runs inline (see _claim)
-        while True:
-            item = self._jobs.get()
-            if item is None:
-                return
-            job, context, work = item
-            try:
-                # In the caller's context, so that its np.errstate holds in its slices here too
-                # (NumPy keeps it in a context variable): a split layer warns, or not, as a
-                # whole one would.
-                context.run(work)
-            except BaseException as error:  # handed to the caller, who raises it
-                job.error = error
-            item = context = work = None  # the caller's arrays are not this thread's to keep alive
-            # Idle again before the caller hears it is done: the caller's next split (the
-            # next layer, at once) then finds this helper free, not busy and over the cap.
-            stay = _return(self)
-            job.done.release()
-            if not stay:
-                return
-
-
-# Helper threads, shared by every caller: _idle holds those waiting for a job, _live counts
-# them all, idle or busy, and _cap is the most that may live, n_threads() - 1 at the last
-# split. All three under _lock.
-_idle = []
-_live = 0
-_cap = 0
-_local = threading.local()
-
-
-def _claim(wanted, cap):
-    """Up to `wanted` helpers, idle ones or new ones while fewer than `cap` live.
-
-    None from a helper's own thread: its work is a slice of a split whose other helpers are
-    busy, and waiting for one of them could be waiting for itself. A caller is never made to
-    wait for a helper: it gets those free now, possibly none, and takes the rest itself.
-    When `cap` has been lowered (CNNLIB_THREADS), idle helpers above it end here, and busy
-    ones when their job is done (_return).
+    Made anew when n_threads() has changed since it was made (CNNLIB_THREADS set while
+    running): the old one's workers end once they are idle, none of its work is lost.
     """
-    global _live, _cap
-    if getattr(_local, "helper", False) or (wanted <= 0 and _live <= cap):
-        return []
-    claimed, retired = [], []
+    global _executor, _executor_workers
+    workers = n_threads() - 1
     with _lock:
-        _cap = cap
-        while _idle and _live > cap:  # the setting was lowered: idle helpers above it go
-            retired.append(_idle.pop())
-            _live -= 1
-        while _idle and len(claimed) < wanted:
-            claimed.append(_idle.pop())
-        new = max(0, min(wanted - len(claimed), cap - _live))
-        _live += new
-    for helper in retired:
-        helper.retire()
-        helper.thread.join()
-    try:
-        for _ in range(new):
-            claimed.append(_Helper())
-            new -= 1
-    except RuntimeError:  # no thread could be started (a resource limit): go on with fewer
-        with _lock:
-            _live -= new
-    return claimed
+        if _executor is not None and _executor_workers != workers:
+            _executor.shutdown(wait=False)
+            _executor = None
+        if wanted <= 0:
+            return None
+        if _executor is None:
+            _executor = ThreadPoolExecutor(workers, thread_name_prefix="cnnlib-helper",
+                                           initializer=_mark_helper)
+            _executor_workers = workers
+        return _executor
 
 
-def _return(helper):
-    """Put a helper back among the idle ones after its job; False if it must end instead."""
-    global _live
-    with _lock:
-        if _live > _cap:  # the setting was lowered while it worked
-            _live -= 1
-            return False
-        _idle.append(helper)
-        return True
+def _mark_helper():
+    _local.splitting = True  # a helper runs nothing but calls of splits
 
 
 @contextlib.contextmanager
@@ -261,12 +199,11 @@ def blas_one_thread():
 
 
 def _after_fork_in_child():
-    # The child has only the thread that forked: none of the pool threads, and no other
-    # thread that could release the lock or leave a blas_one_thread block. Start afresh.
-    global _lock, _depth, _live
+    # The child has only the thread that forked: none of the helpers, and no other thread
+    # that could release the lock or leave a blas_one_thread block. Start afresh.
+    global _lock, _executor, _depth
     _lock = threading.Lock()
-    _idle.clear()
-    _live = 0
+    _executor = None  # its threads are the parent's; the child makes its own when it splits
     if _depth:
         _limiter.restore_original_limits()
         _depth = 0
