@@ -25,9 +25,7 @@ def _run(learner):
     if run_check is None:
         pytest.skip(f"cnnlib.check has no {learner.check} yet")
     with np.errstate(all="ignore"):  # the overflowing softmax must be reported, not warned about
-        if learner.fn is not None:
-            return run_check(learner.fn)
-        return run_check(**learner.kwargs())
+        return learner.call(run_check)
 
 
 def _hint_about(hints, groups):

@@ -6,9 +6,11 @@ styles cnnlib does not use, correct ones and ones carrying a classic mistake, an
 cnnlib/check, so that they test the checker rather than echo it.
 
 A `Learner` says which check to run (`check.<check>(forward=..., backward=...)`, or
-`check.softmax_cross_entropy(fn)`), the verdict expected ("pass", "fail" or "not written"),
+`check.<check>(fn, *args, **options)`), the verdict expected ("pass", "fail" or "not written"),
 and for a mistake, words a hint about it should contain: `hint_words` is a tuple of groups,
-and some hint must contain at least one word of every group (case-insensitive).
+and some hint must contain at least one word of every group (case-insensitive). `keys` are the
+catalogue keys `report.mistakes` must hold; they were added after the checker was written, the
+functions and their hint words before.
 """
 
 from dataclasses import dataclass
@@ -27,6 +29,10 @@ class Learner:
     backward: Optional[Callable] = None
     fn: Optional[Callable] = None  # softmax_cross_entropy's single function
     hint_words: tuple = ()
+    args: tuple = ()  # further positional arguments of the check, after fn
+    options: tuple = ()  # keyword arguments of the check, as (name, value) pairs
+    build: bool = False  # fn() builds the check's first argument afresh for every run (a model)
+    keys: tuple = ()  # catalogue keys report.mistakes must hold
 
     def __post_init__(self):
         if self.verdict not in VERDICTS:
@@ -40,20 +46,24 @@ class Learner:
     def id(self):
         return f"{self.check}-{self.mistake}"
 
-    def kwargs(self):
-        """The keyword arguments of the check call."""
+    def call(self, run_check):
+        """Run `run_check` (the check function) on this learner's code."""
         if self.fn is not None:
-            return {"fn": self.fn}
-        return {k: v for k, v in (("forward", self.forward), ("backward", self.backward)) if v is not None}
+            return run_check(self.fn() if self.build else self.fn, *self.args, **dict(self.options))
+        pair = {k: v for k, v in (("forward", self.forward), ("backward", self.backward)) if v is not None}
+        return run_check(**pair, **dict(self.options))
 
 
 def all_cases():
     """Every Learner of every module, in a fixed order."""
-    from . import conv, dense_relu, errors, flatten, pool, softmax
+    from . import conv, dense_relu, errors, flatten, network, optim, pool, sizes, softmax
 
-    return [case for module in (conv, pool, flatten, dense_relu, softmax, errors) for case in module.CASES]
+    modules = (conv, pool, flatten, dense_relu, softmax, errors, network, optim, sizes)
+    return [case for module in modules for case in module.CASES]
 
 
 # Words the hints for the commonest mistakes should use; one group of alternatives each.
 ADD = ("+=", "add", "accumulat", "overlap")
 AVERAGE = ("average", "mean", "divid", "/ n", "/n", "batch", "1/n")
+IN_PLACE = (("in place", "in-place", "modif", "changed", "changes", "overwr", "copy"),)
+NONE = (("none", "return"),)

@@ -471,3 +471,118 @@ CASES = [
             backward=axis_error_backward, hint_words=(("axis", "error", "raise", "exception"),)),
     Learner("conv2d", "not written", "stub", "the generated stub", backward=stub_backward),
 ]
+
+
+# ----------------------------------------------------------------------------------------
+# Second set (issue 23), written from the lessons' stubs without reading cnnlib/check
+# ----------------------------------------------------------------------------------------
+
+
+def _while_windows(x, w, b, stride, pad, Ho, Wo, window, mode="constant"):
+    """The loops of a while-loop learner: every window (i, j) taken by `window(i, j)`."""
+    xp = np.pad(x, ((0, 0), (0, 0), (pad, pad), (pad, pad)), mode=mode)
+    out = np.zeros((x.shape[0], w.shape[0], Ho, Wo))
+    i = 0
+    while i < Ho:
+        j = 0
+        while j < Wo:
+            patch = window(xp, i, j)  # (N, C, KH, KW)
+            out[:, :, i, j] = np.tensordot(patch, w, axes=([1, 2, 3], [1, 2, 3])) + b
+            j += 1
+        i += 1
+    return out
+
+
+def lesson4_forward(x, w, b, stride=1, pad=0):
+    """Lesson 4's conv_naive with while loops, the cache in cnnlib's (and lesson 5's) layout."""
+    KH, KW = w.shape[2:]
+    Ho = (x.shape[2] + 2 * pad - KH) // stride + 1
+    Wo = (x.shape[3] + 2 * pad - KW) // stride + 1
+    out = _while_windows(x, w, b, stride, pad, Ho, Wo,
+                         lambda xp, i, j: xp[:, :, i * stride:i * stride + KH, j * stride:j * stride + KW])
+    return out, (x, w, b, (stride, stride), (pad, pad))
+
+
+def int_cache_forward(x, w, b, stride=1, pad=0):
+    """The same forward keeping stride and pad as plain ints, (x, w, b, stride, pad)."""
+    out, _ = lesson4_forward(x, w, b, stride=stride, pad=pad)
+    return out, (x, w, b, stride, pad)
+
+
+def no_plus_one_forward(x, w, b, stride=1, pad=0):
+    """H' = (H + 2*pad - KH) // stride: the + 1 forgotten, one window too few on each axis."""
+    KH, KW = w.shape[2:]
+    Ho = (x.shape[2] + 2 * pad - KH) // stride
+    Wo = (x.shape[3] + 2 * pad - KW) // stride
+    out = _while_windows(x, w, b, stride, pad, Ho, Wo,
+                         lambda xp, i, j: xp[:, :, i * stride:i * stride + KH, j * stride:j * stride + KW])
+    return out, (x, w, b, (stride, stride), (pad, pad))
+
+
+def window_ignores_stride_forward(x, w, b, stride=1, pad=0):
+    """The right H' and W', but window (i, j) cut at xp[i:i+KH, j:j+KW]: the stride forgotten."""
+    KH, KW = w.shape[2:]
+    Ho = (x.shape[2] + 2 * pad - KH) // stride + 1
+    Wo = (x.shape[3] + 2 * pad - KW) // stride + 1
+    out = _while_windows(x, w, b, stride, pad, Ho, Wo, lambda xp, i, j: xp[:, :, i:i + KH, j:j + KW])
+    return out, (x, w, b, (stride, stride), (pad, pad))
+
+
+def edge_pad_forward(x, w, b, stride=1, pad=0):
+    """np.pad(..., mode="edge"): the border repeats the image's edge instead of zeros."""
+    KH, KW = w.shape[2:]
+    Ho = (x.shape[2] + 2 * pad - KH) // stride + 1
+    Wo = (x.shape[3] + 2 * pad - KW) // stride + 1
+    out = _while_windows(x, w, b, stride, pad, Ho, Wo,
+                         lambda xp, i, j: xp[:, :, i * stride:i * stride + KH, j * stride:j * stride + KW],
+                         mode="edge")
+    return out, (x, w, b, (stride, stride), (pad, pad))
+
+
+def filter0_dx_backward(dout, cache):
+    """dx from filter 0 alone: dout[:, 0] * w[0], the sum over the F filters left out."""
+    x, w, b, (sh, sw), (ph, pw) = cache[:5]
+    H, W = x.shape[2:]
+    KH, KW = w.shape[2:]
+    xp = np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)))
+    dxp, dw = np.zeros_like(xp), np.zeros_like(w)
+    for i in range(dout.shape[2]):
+        for j in range(dout.shape[3]):
+            r, t = i * sh, j * sw
+            dw += np.einsum("nf,ncpq->fcpq", dout[:, :, i, j], xp[:, :, r:r + KH, t:t + KW])
+            dxp[:, :, r:r + KH, t:t + KW] += dout[:, 0, i, j][:, None, None, None] * w[0]
+    return dxp[:, :, ph:ph + H, pw:pw + W], dw, dout.sum(axis=(0, 2, 3))
+
+
+def first_sample_dw_backward(dout, cache):
+    """dw from sample 0 alone: the sum over the batch left out of dw (dx and db are right)."""
+    x, w, b, (sh, sw), (ph, pw) = cache[:5]
+    dx, _, db = lesson5_backward(dout, cache)
+    KH, KW = w.shape[2:]
+    xp = np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)))
+    dw = np.zeros_like(w)
+    for i in range(dout.shape[2]):
+        for j in range(dout.shape[3]):
+            dw += dout[0, :, i, j][:, None, None, None] * xp[0, :, i * sh:i * sh + KH, j * sw:j * sw + KW][None]
+    return dx, dw, db
+
+
+PLUS_ONE = (("+ 1", "+1", "one too", "one window", "one row", "one fewer", "one less"),)
+
+CASES += [
+    Learner("conv2d", "pass", "ok-while-loops-lesson4-cache", "while loops, cache (x, w, b, (s, s), (p, p))",
+            forward=lesson4_forward, backward=lesson5_backward),
+    Learner("conv2d", "fail", "int-cache-with-lesson5-backward",
+            "a forward caching (x, w, b, stride, pad) with ints, and a backward unpacking (sh, sw), (ph, pw)",
+            forward=int_cache_forward, backward=lesson5_backward, hint_words=(("cache",),)),
+    Learner("conv2d", "fail", "out-size-without-plus-one", "H' = (H + 2p - KH) // s, no + 1",
+            forward=no_plus_one_forward, hint_words=PLUS_ONE),
+    Learner("conv2d", "fail", "window-ignores-stride", "right output size, windows at (i, j) not (i*s, j*s)",
+            forward=window_ignores_stride_forward, hint_words=STRIDE),
+    Learner("conv2d", "fail", "pad-mode-edge", "np.pad(mode='edge') instead of zeros",
+            forward=edge_pad_forward, hint_words=(("edge", "zero", "constant"),)),
+    Learner("conv2d", "fail", "dx-from-filter-0", "dx = dout[:, 0] * w[0]: the sum over filters left out",
+            backward=filter0_dx_backward, hint_words=(("filter",), ("sum", "every", "all", "each"))),
+    Learner("conv2d", "fail", "dw-from-sample-0", "dw from sample 0 only: the sum over the batch left out",
+            backward=first_sample_dw_backward, hint_words=(("dw",), ("sample", "batch", "image"))),
+]

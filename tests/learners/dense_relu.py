@@ -7,7 +7,7 @@ A Learner without `forward` reads cnnlib's caches: (x, w, b) for dense, x for Re
 
 import numpy as np
 
-from . import AVERAGE, Learner
+from . import AVERAGE, IN_PLACE, Learner
 
 
 def einsum_forward(x, w, b):
@@ -95,8 +95,6 @@ def relu_in_place_forward(x):
     return x, x
 
 
-IN_PLACE = (("in place", "in-place", "modif", "changed", "changes", "overwr", "copy"),)
-
 CASES = [
     Learner("dense", "pass", "ok-einsum", "einsum, dict cache", forward=einsum_forward, backward=einsum_backward),
     Learner("dense", "pass", "ok-loops", "three loops and a generator sum", forward=loops_forward,
@@ -117,4 +115,106 @@ CASES = [
     Learner("relu", "fail", "forward-writes-x", "x[x < 0] = 0; return x, x", forward=relu_in_place_forward,
             backward=relu_lesson_backward,
             hint_words=IN_PLACE),
+]
+
+
+# ----------------------------------------------------------------------------------------
+# Second set (issue 23), written from the lessons' stubs without reading cnnlib/check
+# ----------------------------------------------------------------------------------------
+
+
+def transposes_forward(x, w, b):
+    """(w.T @ x.T).T + b[None, :]: the product written the other way round, the cache a list."""
+    return (w.T @ x.T).T + b[np.newaxis, :], [x, w]
+
+
+def tensordot_backward(dout, cache):
+    x, w = cache
+    return np.tensordot(dout, w, axes=(1, 1)), np.tensordot(x, dout, axes=(0, 0)), np.add.reduce(dout, axis=0)
+
+
+def swapped_order_backward(dout, cache):
+    """Returns (dw, dx, db): the gradients in the wrong order."""
+    x, w, b = cache
+    dx = dout @ w.T
+    dw = x.T @ dout
+    return dw, dx, dout.sum(axis=0)
+
+
+def frees_cache_backward(dout, cache):
+    """Zeroes the cached x once done with it ("to free memory"): the caller's x is wiped."""
+    x, w, b = cache
+    dx, dw, db = dout @ w.T, x.T @ dout, dout.sum(axis=0)
+    x.fill(0.0)
+    return dx, dw, db
+
+
+def keepdims_db_backward(dout, cache):
+    """db = dout.sum(axis=0, keepdims=True): shape (1, M), not (M,)."""
+    x, w, b = cache
+    return dout @ w.T, x.T @ dout, dout.sum(axis=0, keepdims=True)
+
+
+def matrix_forward(x, w, b):
+    """np.matrix, so that * is the matrix product: the output is a np.matrix, not an ndarray."""
+    out = np.asmatrix(x) * np.asmatrix(w) + b
+    return out, (x, w, b)
+
+
+def relu_ge0_backward(dout, cache):
+    """Slope 1 at x = 0 (x >= 0), where the course takes 0."""
+    x = cache
+    return dout * (x >= 0)
+
+
+def relu_heaviside_backward(dout, cache):
+    """np.heaviside(x, 0): the step function with the value 0 at 0."""
+    return dout * np.heaviside(cache, 0.0)
+
+
+def relu_heaviside1_backward(dout, cache):
+    """np.heaviside(x, 1): the value 1 at 0."""
+    return np.heaviside(cache, 1.0) * dout
+
+
+def relu_out_forward(x):
+    """np.maximum(x, 0, out=x): the result written over the caller's x; out and cache are x."""
+    np.maximum(x, 0.0, out=x)
+    return x, x
+
+
+def relu_keeps_out_forward(x):
+    """The cache is the output (its positive cells are x's)."""
+    out = np.maximum(x, 0)
+    return out, out
+
+
+def relu_sign_backward(dout, cache):
+    """dout * sign(relu(x)): 1 where the output is positive, 0 elsewhere."""
+    return dout * np.sign(cache)
+
+
+IN_PLACE_OR_CACHE = (("in place", "in-place", "modif", "changed", "changes", "overwr", "copy", "wipe", "zero"),)
+ZERO = (("x = 0", "x == 0", "exactly 0", "zero", ">= 0", ">="),)
+
+CASES += [
+    Learner("dense", "pass", "ok-transposes-tensordot", "(w.T @ x.T).T, list cache, tensordot backward",
+            forward=transposes_forward, backward=tensordot_backward),
+    Learner("dense", "fail", "backward-returns-dw-dx-db", "returns (dw, dx, db)", backward=swapped_order_backward,
+            hint_words=(("order", "dx, dw, db", "swap"),)),
+    Learner("dense", "fail", "backward-zeroes-cached-x", "x.fill(0) on the cached x after use",
+            backward=frees_cache_backward, hint_words=IN_PLACE_OR_CACHE),
+    Learner("dense", "fail", "db-keepdims", "db of shape (1, M)", backward=keepdims_db_backward,
+            hint_words=(("shape", "keepdims", "(1,"),)),
+    Learner("dense", "fail", "forward-np-matrix", "np.matrix product, returns a np.matrix",
+            forward=matrix_forward, hint_words=(("matrix", "ndarray"),)),
+    Learner("relu", "fail", "backward-x-ge-0", "dout * (x >= 0): slope 1 at 0", backward=relu_ge0_backward,
+            hint_words=ZERO),
+    Learner("relu", "fail", "backward-heaviside-1", "np.heaviside(x, 1): slope 1 at 0",
+            backward=relu_heaviside1_backward, hint_words=ZERO),
+    Learner("relu", "pass", "ok-heaviside-0", "np.heaviside(x, 0) * dout", backward=relu_heaviside_backward),
+    Learner("relu", "pass", "ok-sign-of-output", "the output as cache, dout * sign(cache)",
+            forward=relu_keeps_out_forward, backward=relu_sign_backward),
+    Learner("relu", "fail", "forward-out-equals-x", "np.maximum(x, 0, out=x): the caller's x overwritten",
+            forward=relu_out_forward, backward=relu_sign_backward, hint_words=IN_PLACE),
 ]

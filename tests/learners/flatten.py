@@ -99,3 +99,38 @@ CASES = [
     Learner("flatten", "fail", "mixes-samples-x-T", "x.T.reshape(N, -1): the batch axis reversed with the rest",
             forward=transposed_batch_forward, backward=transposed_batch_backward, hint_words=SAMPLES),
 ]
+
+
+# ----------------------------------------------------------------------------------------
+# Second set (issue 23), written from the lessons' stubs without reading cnnlib/check
+# ----------------------------------------------------------------------------------------
+
+
+def shape_assign_forward(x):
+    """x.shape = (N, -1): no copy, no new view; the caller's own array is reshaped."""
+    shape = x.shape
+    x.shape = (shape[0], -1)
+    return x, shape
+
+
+def enumerate_forward(x):
+    """A preallocated (N, D) array filled one sample at a time; the cache a dict."""
+    N = len(x)
+    out = np.empty((N, x[0].size))
+    for n, sample in enumerate(x):
+        out[n] = sample.flatten()
+    return out, {"shape": x.shape}
+
+
+def split_backward(dout, cache):
+    """np.split of the flat buffer into N rows, then back to the cached shape."""
+    return np.array(np.split(dout.ravel(), dout.shape[0])).reshape(cache["shape"])
+
+
+CASES += [
+    Learner("flatten", "fail", "forward-assigns-x-shape", "x.shape = (N, -1) on the caller's array",
+            forward=shape_assign_forward, backward=c_backward,
+            hint_words=(("in place", "in-place", "modif", "changed", "changes", "reshap", "copy"),)),
+    Learner("flatten", "pass", "ok-enumerate-split", "preallocated rows, np.split backward, dict cache",
+            forward=enumerate_forward, backward=split_backward),
+]

@@ -77,3 +77,38 @@ CASES = [
     Learner("softmax_cross_entropy", "fail", "loss-summed", "loss summed over the batch, not averaged",
             fn=summed_loss, hint_words=(AVERAGE + ("sum",),)),
 ]
+
+
+# ----------------------------------------------------------------------------------------
+# Second set (issue 23), written from the lessons' stubs without reading cnnlib/check
+# ----------------------------------------------------------------------------------------
+
+
+def logaddexp_loss(logits, y):
+    """np.logaddexp.reduce for the log-sum-exp, a boolean one-hot."""
+    N, K = logits.shape
+    lse = np.logaddexp.reduce(logits, axis=1)  # (N,)
+    onehot = np.arange(K)[None, :] == y[:, None]
+    loss = np.sum(lse - logits[onehot]) / N
+    return loss, (np.exp(logits - lse[:, None]) - onehot) / N
+
+
+def log_softmax_shifted(z):
+    m = z.max(axis=1, keepdims=True)
+    return z - m - np.log(np.exp(z - m).sum(axis=1, keepdims=True))
+
+
+def log_softmax_of_softmax(z):
+    """log(softmax(z)), the softmax shifted: a probability that underflows to 0 gives -inf."""
+    e = np.exp(z - z.max(axis=1, keepdims=True))
+    return np.log(e / e.sum(axis=1, keepdims=True))
+
+
+CASES += [
+    Learner("softmax_cross_entropy", "pass", "ok-logaddexp", "np.logaddexp.reduce, boolean one-hot",
+            fn=logaddexp_loss),
+    Learner("log_softmax", "pass", "ok-shifted", "z - max - log(sum(exp(z - max)))", fn=log_softmax_shifted),
+    Learner("log_softmax", "fail", "log-of-softmax", "np.log of the (shifted) softmax: -inf where p underflows",
+            fn=log_softmax_of_softmax,
+            hint_words=(("underflow", "log(0)", "-inf", "inf", "log-sum-exp", "logsumexp"),)),
+]
