@@ -192,16 +192,43 @@ def test_plot_pool_window_panels_titles_and_marks():
     assert shown[1, 3] == 1 and np.count_nonzero(shown) == 1
 
 
+def _fills(ax):
+    """(row, column, facecolor) of every filled rectangle on ax, the row and column of its cell."""
+    return [(round(p.get_y() + 0.5), int(np.floor(p.get_x() + 0.5)), matplotlib.colors.to_hex(p.get_facecolor()))
+            for p in ax.patches if isinstance(p, matplotlib.patches.Rectangle) and p.get_fill()]
+
+
 def test_plot_pool_routing_shows_the_summed_dx():
     dout = np.array([[0.5, -1.0], [2.0, -0.3]])
     fig = plot_pool_routing(X5, dout, size=3, stride=2)
     assert "backward" in fig.get_suptitle()
     assert len(fig.axes) == 3
-    np.testing.assert_allclose(fig.axes[2].images[0].get_array()[2, 2], 1.2)
     texts = [t.get_text() for t in fig.axes[2].texts]
-    assert "1.2" in texts
+    assert texts.count("1.2") == 1 and texts.count("0") == 24
     circles = [p for p in fig.axes[0].patches if isinstance(p, matplotlib.patches.Circle)]
     assert len(circles) == 4 and all(tuple(c.center) == (2, 2) for c in circles)
+    # dx speaks dout's colour language: the centre, which wins all four windows, is filled with
+    # one stripe in each window's colour, in dout's order, and no other cell is filled.
+    dout_colours = [colour for _, _, colour in _fills(fig.axes[1])]
+    assert len(set(dout_colours)) == 4
+    assert _fills(fig.axes[2]) == [(2, 2, colour) for colour in dout_colours]
+
+
+def test_plot_pool_routing_colours_each_dx_cell_like_its_windows_dout_cell():
+    dout = np.array([[0.5, -1.0], [2.0, -0.3]])
+    fig = plot_pool_routing(X4, dout, size=2, stride=2)
+    dout_colour = {(r, c): colour for r, c, colour in _fills(fig.axes[1])}
+    # Each window's dout reaches its winner, drawn in that window's colour, its value written in.
+    winners = {(0, 0): (1, 0), (0, 1): (1, 3), (1, 0): (3, 0), (1, 1): (2, 2)}
+    assert sorted(_fills(fig.axes[2])) == sorted((*winners[cell], colour) for cell, colour in dout_colour.items())
+    texts = {(round(t.get_position()[1]), round(t.get_position()[0])): t.get_text() for t in fig.axes[2].texts}
+    assert [texts[winners[cell]] for cell in sorted(winners)] == ["0.5", "-1", "2", "-0.3"]
+    # Average pooling: every cell of a window is filled in its colour.
+    fig = plot_pool_routing(X4, dout, size=2, stride=2, mode="avg")
+    filled = {(r, c): colour for r, c, colour in _fills(fig.axes[2])}
+    assert len(filled) == 16 and filled[(0, 0)] == filled[(1, 1)] == dout_colour[(0, 0)]
+    assert filled[(3, 3)] == dout_colour[(1, 1)]
+    plt.close("all")
 
 
 def test_explorer_controls_and_class():

@@ -308,10 +308,13 @@ def plot_pool_window(x, *, size=2, stride=None, mode="max", window=0, dout=1.0, 
 def plot_pool_routing(x, dout, *, size=2, stride=None, mode="max"):
     """Draw every window at once: where each window sits, its winner, and where its dout lands.
 
-    Three panels: the input with each window outlined in its own colour (overlapping outlines
-    are drawn inset so both stay visible) and, for max pooling, each window's winning cell
-    circled in that colour; dout with each cell in its window's colour; and dx, the sum of
-    what every window sent back (route_gradient), numbers written in.
+    Three panels, one colour language: colour says which window, the written numbers say how
+    much. The input with each window outlined in its own colour (overlapping outlines are
+    drawn inset so both stay visible) and, for max pooling, each window's winning cell circled
+    in that colour; dout with each cell in its window's colour; and dx, the sum of what every
+    window sent back (route_gradient), each cell filled with the colour of every window that
+    sent it something (one stripe per window where several did), the cells no window reached
+    left white.
 
     Parameters
     ----------
@@ -353,10 +356,30 @@ def plot_pool_routing(x, dout, *, size=2, stride=None, mode="max"):
     _annotate(axes[1], dout, fontsize=_fontsize(dout.shape) + 1)
     _pixel_axes(axes[1], f"dout ({geo.Ho}x{geo.Wo}), one colour per window")
 
-    lo, hi = symmetric_limits(dx)
-    im = axes[2].imshow(dx, cmap=DIVERGING, vmin=lo, vmax=hi)
-    _annotate(axes[2], dx, im, fontsize=fs)
-    _pixel_axes(axes[2], f"dx ({geo.H}x{geo.W})")
+    # dx in the same language: each cell in the colour of the windows that sent it a gradient,
+    # one vertical stripe per window where several did (a winner of overlapping windows).
+    senders = {}
+    for k in range(geo.Ho * geo.Wo):
+        if mode == "max":
+            cells = [_winner(img, geo, k)]
+        else:
+            (r0, r1), (c0, c1) = _box(geo, k)
+            cells = [(r, c) for r in range(r0, r1) for c in range(c0, c1)]
+        for cell in cells:
+            senders.setdefault(cell, []).append(k)
+    axes[2].imshow(np.zeros_like(dx), cmap=GREYS, vmin=0, vmax=1)
+    for (r, c), ks in senders.items():
+        width = 1 / len(ks)
+        for n, k in enumerate(ks):
+            axes[2].add_patch(Rectangle((c - 0.5 + n * width, r - 0.5), width, 1, alpha=0.45, linewidth=0,
+                                        facecolor=_WINDOW_COLOURS[k % len(_WINDOW_COLOURS)]))
+        axes[2].add_patch(Rectangle((c - 0.5, r - 0.5), 1, 1, fill=False, edgecolor="black"))
+    _annotate(axes[2], dx, fontsize=fs)
+    for text in axes[2].texts:  # a number over several stripes gets a white backing to stay legible
+        c, r = text.get_position()
+        if len(senders.get((round(r), round(c)), ())) > 1:
+            text.set_bbox(dict(facecolor="white", edgecolor="none", pad=1.5))
+    _pixel_axes(axes[2], f"dx ({geo.H}x{geo.W}), coloured by window")
     rule = "each dout goes to its window's max" if mode == "max" else "each dout is shared out evenly"
     fig.suptitle(f"{_mode_name(mode)} pooling backward, size {(geo.KH, geo.KW)}, stride {(geo.sh, geo.sw)}: {rule}")
     fig.tight_layout()
