@@ -19,8 +19,15 @@ if int(_numpy.__version__.split(".")[0]) < 2:
     )
 
 from .activations import relu_backward, relu_forward
+from .batchnorm import (
+    batchnorm2d_backward,
+    batchnorm2d_backward_naive,
+    batchnorm2d_forward,
+    batchnorm2d_forward_naive,
+)
 from .conv import conv2d_backward, conv2d_backward_naive, conv2d_forward, conv2d_forward_naive
 from .dense import dense_backward, dense_forward
+from .dropout import dropout_backward, dropout_forward
 from .flatten import flatten_backward, flatten_forward, unflatten
 from .gradcheck import numerical_gradient, rel_error
 from .losses import softmax_cross_entropy
@@ -40,9 +47,13 @@ __version__ = "0.1.0"
 # Layer classes, the Sequential model, initialisers, optimizers and the training loop.
 from .init import glorot_uniform, he_normal
 from .layers import AvgPool2D, Conv2D, Dense, Flatten, Layer, MaxPool2D, ReLU
+from .layers import BatchNorm2D, Dropout
 from .model import Sequential, reference_cnn
 from .optim import SGD, Adam
+from .optim import AdamW
 from .train import evaluate, fit
+from .train import predict
+from . import augment
 
 
 def __getattr__(name):

@@ -11,6 +11,13 @@ parameter gradients of its last backward pass in `grads` (same keys as `params`)
 The arithmetic is entirely the vectorized functions'; nothing here computes a gradient.
 `grads` arrays are overwritten in place, like `params`, so a reference taken once (by an
 optimizer, for example) stays valid for the whole of training.
+
+Every layer has a `training` flag, True by default: BatchNorm2D and Dropout behave
+differently in training and in evaluation, the others ignore it. Sequential.train() and
+.eval() set it on every layer; fit trains in train mode and evaluate runs in eval mode.
+A layer may also keep `buffers`, arrays it updates itself rather than being trained
+(BatchNorm2D's running statistics): saved and loaded with the weights, never given to an
+optimizer.
 """
 
 import functools
@@ -21,10 +28,12 @@ import numpy as np
 
 from ._checks import as_flag, as_pair, positive_int
 from .activations import relu_backward, relu_forward
+from .batchnorm import _number, batchnorm2d_backward, batchnorm2d_forward
 from .conv import conv2d_backward, conv2d_forward
 from .dense import dense_backward, dense_forward
+from .dropout import check_p, dropout_backward, dropout_forward
 from .flatten import flatten_backward, flatten_forward
-from .init import init_weights
+from .init import check_float_dtype, init_weights
 from .pool import avgpool2d_backward, avgpool2d_forward, maxpool2d_backward, maxpool2d_forward
 
 
@@ -37,6 +46,8 @@ class Layer:
     def __init__(self):
         self.params = {}
         self.grads = {}
+        self.buffers = {}
+        self.training = True
         self._cache = None
 
     def forward(self, x):
@@ -267,3 +278,82 @@ class ReLU(Layer):
 
     def _backward(self, dout, cache):
         return relu_backward(dout, cache)
+
+
+class BatchNorm2D(Layer):
+    """Batch normalisation per channel, for (N, C, H, W) images; see cnnlib/batchnorm.py.
+
+    Parameters gamma : (C,), ones, and beta : (C,), zeros (the identity at first, as in
+    PyTorch); buffers running_mean : (C,), zeros, and running_var : (C,), ones, updated by
+    every forward in training and used in eval mode.
+
+    Parameters
+    ----------
+    num_channels : int, C.
+    momentum : float in [0, 1], PyTorch's sense: running = (1 - momentum) * running
+        + momentum * batch.
+    eps : float > 0
+    dtype : np.float32 or np.float64, of the parameters and running statistics.
+    """
+
+    def __init__(self, num_channels, *, momentum=0.1, eps=1e-5, dtype=np.float64):
+        super().__init__()
+        C = positive_int(num_channels, "num_channels")
+        self.momentum = _number(momentum, "momentum", low=0.0, high=1.0)
+        self.eps = _number(eps, "eps", low=0.0, low_open=True)
+        dtype = check_float_dtype(dtype)
+        self._set_params(gamma=np.ones(C, dtype), beta=np.zeros(C, dtype))
+        self.buffers = {"running_mean": np.zeros(C, dtype), "running_var": np.ones(C, dtype)}
+
+    @property
+    def running_mean(self):
+        """(C,) ndarray, the running mean (the live array; load_weights copies into it)."""
+        return self.buffers["running_mean"]
+
+    @property
+    def running_var(self):
+        """(C,) ndarray, the running (unbiased) variance."""
+        return self.buffers["running_var"]
+
+    def _forward(self, x):
+        p = self.params
+        return batchnorm2d_forward(x, p["gamma"], p["beta"], training=self.training,
+                                   running_mean=self.running_mean, running_var=self.running_var,
+                                   momentum=self.momentum, eps=self.eps)
+
+    def _backward(self, dout, cache):
+        dx, dgamma, dbeta = batchnorm2d_backward(dout, cache)
+        self._store_grads(gamma=dgamma, beta=dbeta)
+        return dx
+
+    def __repr__(self):
+        return f"BatchNorm2D({self.params['gamma'].shape[0]}, momentum={self.momentum:g}, eps={self.eps:g})"
+
+
+class Dropout(Layer):
+    """Inverted dropout layer (no parameters); see cnnlib/dropout.py. Eval mode passes x through.
+
+    Parameters
+    ----------
+    p : float in [0, 1), the probability of dropping each value.
+    rng : int, np.random.Generator or None. The layer keeps one generator and draws a new
+        mask from it at every forward in training: an int seeds it (reproducible masks), a
+        Generator is used as it is (shared with other layers, say), None seeds it afresh.
+    """
+
+    def __init__(self, p=0.5, *, rng=None):
+        super().__init__()
+        self.p = check_p(p)
+        if rng is not None and not isinstance(rng, np.random.Generator) and (
+                isinstance(rng, bool) or not isinstance(rng, numbers.Integral)):
+            raise TypeError(f"rng must be an int seed, a np.random.Generator or None, got {rng!r}")
+        self.rng = rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
+
+    def _forward(self, x):
+        return dropout_forward(x, p=self.p, training=self.training, rng=self.rng)
+
+    def _backward(self, dout, cache):
+        return dropout_backward(dout, cache)
+
+    def __repr__(self):
+        return f"Dropout(p={self.p:g})"

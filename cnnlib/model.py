@@ -4,7 +4,11 @@ Backpropagation is nothing more than this loop: each layer turns the gradient of
 with respect to its output into the gradient with respect to its input, and hands it down.
 
 Parameters are named "<index>_<class>.<key>", e.g. "0_conv2d.w", so that an optimizer can
-keep state per parameter and a saved .npz file lists exactly what it holds.
+keep state per parameter and a saved .npz file lists exactly what it holds. Buffers (arrays a
+layer updates itself, such as BatchNorm2D's running statistics) are named the same way,
+e.g. "1_batchnorm2d.running_mean", and saved in the same file, beside the parameters.
+
+`train()` and `eval()` set every layer's `training` flag (BatchNorm2D and Dropout read it).
 
 A layer is a cnnlib `Layer` or anything shaped like one: an object with `forward(x)`,
 `backward(dout)` and `params`/`grads` dicts, such as the layers a learner writes in lesson 8.
@@ -92,6 +96,34 @@ class Sequential:
         return {f"{name}.{key}": g
                 for name, layer in zip(self.names, self.layers) for key, g in layer.grads.items()}
 
+    def buffers(self):
+        """Dict name -> buffer array, the live arrays layers update themselves and do not train
+        (BatchNorm2D's running_mean and running_var); empty for a model without any.
+
+        Saved and loaded with the parameters, never given to an optimizer. A layer of one's
+        own may keep a `buffers` dict too.
+        """
+        return {f"{name}.{key}": b for name, layer in zip(self.names, self.layers)
+                for key, b in _layer_buffers(layer).items()}
+
+    def train(self, mode=True):
+        """Put every layer in training mode (mode=False: eval mode); returns the model.
+
+        In training mode BatchNorm2D normalises with each batch's statistics and updates its
+        running ones, and Dropout drops; in eval mode BatchNorm2D uses its running statistics
+        and Dropout passes everything through. Layers start in training mode. fit trains in
+        training mode and evaluate runs in eval mode, each putting every layer's flag back as
+        it was afterwards.
+        """
+        mode = as_flag(mode, "mode")
+        for layer in self.layers:
+            layer.training = mode
+        return self
+
+    def eval(self):
+        """Put every layer in eval mode, as train(False); returns the model."""
+        return self.train(False)
+
     def trace(self, x, dout=None):
         """Run forward then backward and record every layer's shapes.
 
@@ -159,7 +191,8 @@ class Sequential:
         return "\n".join(lines)
 
     def save_weights(self, path):
-        """Save every parameter to an .npz file (plain arrays, no pickle).
+        """Save every parameter, and every buffer (running statistics), to an .npz file
+        (plain arrays, no pickle).
 
         Parameters
         ----------
@@ -186,7 +219,7 @@ class Sequential:
         file as it was, never a truncated one.
         """
         path = _npz_path(path)
-        params = self.params()
+        params = self._arrays()
         if bad := [name for name, p in params.items() if not np.isfinite(p).all()]:
             raise ValueError(f"cannot save to {path}: NaN or infinity in {', '.join(bad)} "
                              "(training diverged?); load_weights would refuse the file")
@@ -206,7 +239,7 @@ class Sequential:
         return path
 
     def load_weights(self, path):
-        """Copy the parameters saved by save_weights into this model, in place.
+        """Copy the parameters (and buffers) saved by save_weights into this model, in place.
 
         Parameters
         ----------
@@ -222,7 +255,10 @@ class Sequential:
             every name and shape must be this model's, every dtype a real float or integer,
             every value finite and within the range of the parameter's dtype. All of the
             file is checked before a single value is copied, so on any error the model is
-            left exactly as it was.
+            left exactly as it was. The model's buffers (BatchNorm2D's running statistics)
+            must be in the file like its parameters; a model without any, as every model
+            was before BatchNorm2D, needs none, so files saved before buffers existed load
+            as they always did.
 
         Notes
         -----
@@ -231,7 +267,7 @@ class Sequential:
         every reference to them, an optimizer's for example, valid.
         """
         path = _npz_path(path)
-        params = self.params()
+        params = self._arrays()
         stored = _read_npz(path, params)
         problems = []
         if missing := sorted(params.keys() - stored.keys()):
@@ -248,11 +284,27 @@ class Sequential:
         for name, p in params.items():  # same shapes and dtypes: no copy below can fail
             p[...] = staged[name]
 
+    def _arrays(self):
+        """Everything save_weights saves: the parameters, then the buffers."""
+        arrays = self.params()
+        for name, b in self.buffers().items():
+            if name in arrays:
+                raise ValueError(f"{name} is both a parameter and a buffer of its layer; save_weights "
+                                 "needs one name per array")
+            arrays[name] = b
+        return arrays
+
     def __repr__(self):
         return "Sequential(\n" + "".join(f"  {layer!r},\n" for layer in self.layers) + ")"
 
 
 _LAYER_PARTS = ("forward", "backward", "params", "grads")
+
+
+def _layer_buffers(layer):
+    """`layer`'s buffers dict; a layer of one's own may have none (or something else so named)."""
+    buffers = getattr(layer, "buffers", None)
+    return buffers if isinstance(buffers, Mapping) else {}
 
 
 def _check_layer(layer, i):

@@ -8,8 +8,13 @@ One training step is the whole story of the course in four lines:
     optimizer.step(model.params(), model.grads())             # move the weights downhill
 
 An epoch runs it once on every batch of a fresh shuffle of the training set.
+
+fit runs the model in training mode (BatchNorm2D normalises with each batch's statistics,
+Dropout drops), evaluate and predict in eval mode (running statistics, no dropout); each puts
+every layer's `training` flag back as it found it when it returns, or fails.
 """
 
+import contextlib
 import numbers
 from collections.abc import Mapping
 
@@ -22,7 +27,7 @@ from .losses import softmax_cross_entropy
 
 
 def fit(model, x, y, *, optimizer, epochs=1, batch_size=32, validation_data=None, shuffle=True, seed=0,
-        progress=True):
+        progress=True, augment=None):
     """Train `model` on (x, y) with softmax cross-entropy.
 
     Parameters
@@ -37,6 +42,11 @@ def fit(model, x, y, *, optimizer, epochs=1, batch_size=32, validation_data=None
     shuffle : bool, visit the samples in a new random order every epoch.
     seed : int, seeds that order, so a run is reproducible.
     progress : bool, show a tqdm progress bar per epoch.
+    augment : callable or None. augment(x_batch, rng) -> an array of x_batch's shape, applied
+        to every training batch (never to validation data), e.g.
+        ``lambda xb, rng: cnnlib.augment.random_shift(xb, 1, rng=rng)``. rng is a Generator
+        seeded from `seed` apart from the shuffle's, so a run is reproducible and the batches
+        are the same with or without augmentation.
 
     Returns
     -------
@@ -51,6 +61,9 @@ def fit(model, x, y, *, optimizer, epochs=1, batch_size=32, validation_data=None
     changes nothing measurable at MNIST's size and batch (benchmarks/README.md). That setting
     is the whole process's and stays after fit returns; set CNNLIB_KEEP_FREED_MEMORY=0 in the
     environment to leave malloc alone.
+
+    The training batches run in training mode and the validation data in eval mode (see
+    Sequential.train); when fit returns, or fails, every layer's mode is what it was before.
     """
     _check_model(model, "fit")
     x, y = _check_data(x, y)
@@ -66,6 +79,8 @@ def fit(model, x, y, *, optimizer, epochs=1, batch_size=32, validation_data=None
         x_val, y_val = _check_data(*validation_data, name="validation_data")
     if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0:
         raise TypeError(f"seed must be a non-negative int, got {seed!r}")
+    if augment is not None and not callable(augment):
+        raise TypeError(f"augment must be a function augment(x_batch, rng) -> array, or None; got {augment!r}")
     # Anything that would stop training halfway, after some updates, is checked first: a
     # label the network has no output for, or validation images it cannot take (found only
     # at the first epoch's end otherwise). One small forward pass tells how many classes.
@@ -78,39 +93,59 @@ def fit(model, x, y, *, optimizer, epochs=1, batch_size=32, validation_data=None
         _check_labels(y_val, n_classes, "validation_data y")
     keep_freed_memory()  # steps reuse freed memory instead of page-faulting it back in
     rng = np.random.default_rng(seed)
+    augment_rng = np.random.default_rng([seed, 1])  # its own stream: the shuffle stays the same
     history = {"loss": [], "accuracy": []}
     if validation_data is not None:
         history.update(val_loss=[], val_accuracy=[])
     n = len(x)
-    for epoch in range(epochs):
-        order = rng.permutation(n) if shuffle else np.arange(n)
-        loss_sum, correct = 0.0, 0
-        batches = range(0, n, batch_size)
-        # Right-aligned epoch numbers keep the bars of "epoch  9/15" and "epoch 10/15" in line.
-        desc = f"epoch {epoch + 1:>{len(str(epochs))}}/{epochs}"
-        with tqdm(batches, desc=desc, unit="batch", disable=not progress) as bar:
-            for start in bar:
-                idx = order[start:start + batch_size]
-                logits = model.forward(x[idx])  # (B, K)
-                try:
-                    loss, dlogits = softmax_cross_entropy(logits, y[idx])
-                except ValueError:
-                    _raise_if_diverged(logits, idx, epoch, start // batch_size, len(batches))
-                    raise
-                model.backward(dlogits, input_grad=False)  # no one uses dL/d(images)
-                optimizer.step(model.params(), model.grads())
-                # Weighting by the batch size makes the epoch average exact when the last batch is short.
-                loss_sum += loss * len(idx)
-                correct += int(np.sum(logits.argmax(axis=1) == y[idx]))
-                bar.set_postfix(loss=f"{loss_sum / min(start + batch_size, n):.4f}", refresh=False)
-            history["loss"].append(loss_sum / n)
-            history["accuracy"].append(correct / n)
-            if validation_data is not None:
-                val_loss, val_acc = _evaluate(model, x_val, y_val, 256)
-                history["val_loss"].append(val_loss)
-                history["val_accuracy"].append(val_acc)
-                bar.set_postfix(loss=f"{loss_sum / n:.4f}", val_acc=f"{val_acc:.4f}", refresh=False)
+    with _mode(model, training=True):
+        for epoch in range(epochs):
+            order = rng.permutation(n) if shuffle else np.arange(n)
+            loss_sum, correct = 0.0, 0
+            batches = range(0, n, batch_size)
+            # Right-aligned epoch numbers keep the bars of "epoch  9/15" and "epoch 10/15" in line.
+            desc = f"epoch {epoch + 1:>{len(str(epochs))}}/{epochs}"
+            with tqdm(batches, desc=desc, unit="batch", disable=not progress) as bar:
+                for start in bar:
+                    idx = order[start:start + batch_size]
+                    xb = x[idx] if augment is None else _augmented(augment, x[idx], augment_rng)
+                    loss, correct_b = _step(model, optimizer, xb, y[idx], idx, epoch, start // batch_size,
+                                            len(batches))
+                    # Weighting by the batch size makes the epoch average exact when the last batch is short.
+                    loss_sum += loss * len(idx)
+                    correct += correct_b
+                    bar.set_postfix(loss=f"{loss_sum / min(start + batch_size, n):.4f}", refresh=False)
+                history["loss"].append(loss_sum / n)
+                history["accuracy"].append(correct / n)
+                if validation_data is not None:
+                    val_loss, val_acc = _evaluate(model, x_val, y_val, 256)
+                    history["val_loss"].append(val_loss)
+                    history["val_accuracy"].append(val_acc)
+                    bar.set_postfix(loss=f"{loss_sum / n:.4f}", val_acc=f"{val_acc:.4f}", refresh=False)
     return history
+
+
+def _step(model, optimizer, xb, yb, idx, epoch, batch, n_batches):
+    """One training step on the batch (xb, yb) at positions idx of x: (loss, number correct)."""
+    logits = model.forward(xb)  # (B, K)
+    try:
+        loss, dlogits = softmax_cross_entropy(logits, yb)
+    except ValueError:
+        _raise_if_diverged(logits, idx, epoch, batch, n_batches)
+        raise
+    model.backward(dlogits, input_grad=False)  # no one uses dL/d(images)
+    optimizer.step(model.params(), model.grads())
+    return loss, int(np.sum(logits.argmax(axis=1) == yb))
+
+
+def _augmented(augment, xb, rng):
+    """augment(xb, rng), checked to be an array of xb's shape."""
+    out = augment(xb, rng)
+    if not isinstance(out, np.ndarray) or out.shape != xb.shape:
+        what = f"an array of shape {out.shape}" if isinstance(out, np.ndarray) else type(out).__name__
+        raise ValueError(f"augment(x_batch, rng) must return an array of the batch's shape {xb.shape}, "
+                         f"got {what}")
+    return out
 
 
 def evaluate(model, x, y, *, batch_size=256):
@@ -127,11 +162,64 @@ def evaluate(model, x, y, *, batch_size=256):
     -------
     loss : float
     accuracy : float in [0, 1], the fraction of samples whose largest logit is the label's.
+
+    The model runs in eval mode (BatchNorm2D's running statistics, no dropout); every layer's
+    mode is put back afterwards, also when evaluate fails.
     """
     _check_model(model, "evaluate")
     x, y = _check_data(x, y)
     batch_size = positive_int(batch_size, "batch_size")
     return _evaluate(model, x, y, batch_size)
+
+
+def predict(model, x, *, batch_size=256):
+    """The model's outputs for x, e.g. (N, K) logits, computed in eval mode in batches.
+
+    Parameters
+    ----------
+    model : Sequential
+    x : (N, ...) ndarray
+    batch_size : int >= 1, how many samples go through at once (bounds the memory used).
+
+    Returns
+    -------
+    ndarray, the outputs of every batch stacked, e.g. (N, K); logits.argmax(axis=1) are the
+    predicted classes. BatchNorm2D uses its running statistics and Dropout drops nothing, so
+    a sample's output does not depend on the others in its batch; every layer's mode is put
+    back afterwards.
+    """
+    _check_model(model, "predict")
+    x = np.asarray(x)
+    x, _ = _check_data(x, np.zeros(len(x) if x.ndim else 0, dtype=np.int64))  # no labels to check
+    batch_size = positive_int(batch_size, "batch_size")
+    with _mode(model, training=False):
+        return np.concatenate([model.forward(x[start:start + batch_size]) for start in range(0, len(x), batch_size)])
+
+
+_ABSENT = object()
+
+
+@contextlib.contextmanager
+def _mode(model, *, training):
+    """Run the block with every layer of `model` in training or eval mode, then put each
+    layer's flag back as it was (also when the block fails).
+
+    A model that is not a Sequential (no list of layers) is left alone: its modes are its own.
+    """
+    layers = getattr(model, "layers", None)
+    layers = list(layers) if isinstance(layers, (list, tuple)) else []
+    before = [getattr(layer, "training", _ABSENT) for layer in layers]
+    try:
+        for layer in layers:
+            layer.training = training
+        yield
+    finally:
+        for layer, mode in zip(layers, before):
+            if mode is _ABSENT:
+                with contextlib.suppress(AttributeError):
+                    del layer.training
+            else:
+                layer.training = mode
 
 
 def _check_model(model, caller):
@@ -161,12 +249,13 @@ def _check_model(model, caller):
 def _evaluate(model, x, y, batch_size):
     """evaluate() on data already checked (fit checks its validation data once, not every epoch)."""
     loss_sum, correct = 0.0, 0
-    for start in range(0, len(x), batch_size):
-        logits = model.forward(x[start:start + batch_size])  # (B, K)
-        yb = y[start:start + batch_size]
-        loss, _ = softmax_cross_entropy(logits, yb)
-        loss_sum += loss * len(yb)
-        correct += int(np.sum(logits.argmax(axis=1) == yb))
+    with _mode(model, training=False):
+        for start in range(0, len(x), batch_size):
+            logits = model.forward(x[start:start + batch_size])  # (B, K)
+            yb = y[start:start + batch_size]
+            loss, _ = softmax_cross_entropy(logits, yb)
+            loss_sum += loss * len(yb)
+            correct += int(np.sum(logits.argmax(axis=1) == yb))
     return loss_sum / len(x), correct / len(x)
 
 
@@ -230,7 +319,9 @@ def _n_outputs(model, x, where):
     have its labels checked against W, and be refused for "labels out of range".
     """
     try:
-        out = model.forward(x[:1])
+        # In eval mode: a sample of one trains no BatchNorm2D, and updates no running statistics.
+        with _mode(model, training=False):
+            out = model.forward(x[:1])
     except ValueError as exc:
         raise ValueError(f"{where}the model cannot take x's samples of shape {x.shape[1:]}: {exc}") from exc
     if not isinstance(out, np.ndarray):  # Sequential names the layer itself; a model of one's own cannot
