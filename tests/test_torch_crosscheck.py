@@ -288,3 +288,114 @@ def test_cross_entropy_large_logits_matches_torch(dtype):
     assert np.isfinite(loss) and np.all(np.isfinite(dlogits))
     assert_close(loss, loss_t, dtype)
     assert_close(dlogits, dlogits_t, dtype)
+
+
+# ----------------------------------------------------------------------- batch normalisation (issue 26)
+
+BATCHNORM = {
+    "fast": (cnnlib.batchnorm2d_forward, cnnlib.batchnorm2d_backward),
+    "naive": (cnnlib.batchnorm2d_forward_naive, cnnlib.batchnorm2d_backward_naive),
+}
+# (N, C, H, W): batch of 1 (several pixels), one channel, non-square maps, 1x1 maps.
+BATCHNORM_SHAPES = [(4, 3, 5, 5), (1, 2, 3, 4), (3, 1, 4, 2), (2, 3, 1, 6), (6, 4, 1, 1)]
+
+
+def batchnorm_inputs(rng, shape, dtype):
+    C = shape[1]
+    x = (rng.normal(2.0, 3.0, size=shape) + rng.normal(0, 2, size=(1, C, 1, 1))).astype(dtype)
+    gamma = (rng.uniform(0.5, 2.0, size=C) * rng.choice([-1, 1], size=C)).astype(dtype)
+    beta = rng.normal(size=C).astype(dtype)
+    running_mean, running_var = rng.normal(size=C).astype(dtype), rng.uniform(0.5, 2, size=C).astype(dtype)
+    return x, gamma, beta, running_mean, running_var
+
+
+@pytest.mark.parametrize("impl", ["fast", "naive"])
+@pytest.mark.parametrize("shape", BATCHNORM_SHAPES)
+@pytest.mark.parametrize("training", [True, False], ids=["train", "eval"])
+def test_batchnorm2d_matches_torch(impl, shape, training, dtype=np.float64):
+    rng = make_rng("batchnorm", shape, training, np.dtype(dtype).name)
+    x, gamma, beta, rm, rv = batchnorm_inputs(rng, shape, dtype)
+    xt, gt, bt = leaf(x), leaf(gamma), leaf(beta)
+    rm_t, rv_t = torch.tensor(rm), torch.tensor(rv)
+    out_t = F.batch_norm(xt, rm_t, rv_t, gt, bt, training=training, momentum=0.2, eps=1e-4)
+    dout = rng.standard_normal(shape).astype(dtype)
+    out_t.backward(torch.tensor(dout))
+
+    forward, backward = BATCHNORM[impl]
+    out, cache = forward(x, gamma, beta, training=training, running_mean=rm, running_var=rv, momentum=0.2, eps=1e-4)
+    dx, dgamma, dbeta = backward(dout, cache)
+    for got, want in [(out, out_t), (dx, xt.grad), (dgamma, gt.grad), (dbeta, bt.grad), (rm, rm_t), (rv, rv_t)]:
+        assert got.dtype == dtype
+        assert_close(got, want.detach().numpy(), dtype)
+
+
+@pytest.mark.parametrize("impl", ["fast", "naive"])
+@pytest.mark.parametrize("training", [True, False], ids=["train", "eval"])
+def test_batchnorm2d_matches_torch_float32(impl, training):
+    test_batchnorm2d_matches_torch(impl, (4, 3, 5, 5), training, dtype=np.float32)
+
+
+@pytest.mark.parametrize("impl", ["fast", "naive"])
+@pytest.mark.parametrize("momentum", [0.1, 0.5, 1.0, 0.0])
+def test_batchnorm2d_running_statistics_follow_torch_over_steps(impl, momentum):
+    # Five training batches of different sizes and spreads, then eval on a new batch: the
+    # running statistics (unbiased variance, PyTorch's momentum) and the eval output agree.
+    rng = make_rng("batchnorm running", impl, momentum)
+    forward, _ = BATCHNORM[impl]
+    C = 3
+    rm, rv = np.zeros(C), np.ones(C)
+    rm_t, rv_t = torch.zeros(C, dtype=torch.float64), torch.ones(C, dtype=torch.float64)
+    gamma, beta = rng.uniform(0.5, 2, size=C), rng.normal(size=C)
+    for step, n in enumerate([4, 2, 5, 1, 3]):
+        x = rng.normal(step, 1 + step, size=(n, C, 3, 2))
+        forward(x, gamma, beta, running_mean=rm, running_var=rv, momentum=momentum)
+        F.batch_norm(torch.tensor(x), rm_t, rv_t, torch.tensor(gamma), torch.tensor(beta), training=True,
+                     momentum=momentum)
+        assert_close(rm, rm_t.numpy(), np.float64)
+        assert_close(rv, rv_t.numpy(), np.float64)
+    x = rng.normal(size=(2, C, 4, 4))
+    out, _ = forward(x, gamma, beta, training=False, running_mean=rm, running_var=rv)
+    out_t = F.batch_norm(torch.tensor(x), rm_t, rv_t, torch.tensor(gamma), torch.tensor(beta), training=False)
+    assert_close(out, out_t.numpy(), np.float64)
+
+
+def test_batchnorm2d_layer_in_a_network_matches_torch_through_training_and_eval():
+    # conv -> BN -> ReLU -> flatten -> dense, three SGD steps in train mode, then eval: the
+    # loss, every gradient, the weights and the running statistics stay PyTorch's.
+    rng = make_rng("batchnorm network")
+    model = cnnlib.Sequential(cnnlib.Conv2D(2, 3, 3, pad=1, rng=1), cnnlib.BatchNorm2D(3, momentum=0.3),
+                              cnnlib.ReLU(), cnnlib.Flatten(), cnnlib.Dense(3 * 4 * 4, 5, rng=2))
+    bn = model.layers[1]
+    bn.params["gamma"][...] = rng.uniform(0.5, 1.5, size=3)
+    bn.params["beta"][...] = rng.normal(size=3)
+    tconv, tbn, tdense = torch.nn.Conv2d(2, 3, 3, padding=1).double(), torch.nn.BatchNorm2d(3, momentum=0.3).double(), \
+        torch.nn.Linear(48, 5).double()
+    with torch.no_grad():
+        tconv.weight.copy_(torch.tensor(model.layers[0].params["w"]))
+        tconv.bias.copy_(torch.tensor(model.layers[0].params["b"]))
+        tbn.weight.copy_(torch.tensor(bn.params["gamma"]))
+        tbn.bias.copy_(torch.tensor(bn.params["beta"]))
+        tdense.weight.copy_(torch.tensor(model.layers[4].params["w"].T))
+        tdense.bias.copy_(torch.tensor(model.layers[4].params["b"]))
+    tmodel = torch.nn.Sequential(tconv, tbn, torch.nn.ReLU(), torch.nn.Flatten(), tdense)
+    opt, topt = cnnlib.SGD(lr=0.1, momentum=0.9), torch.optim.SGD(tmodel.parameters(), lr=0.1, momentum=0.9)
+    for step in range(3):
+        x = rng.normal(size=(6, 2, 4, 4))
+        y = rng.integers(0, 5, size=6)
+        loss, dlogits = cnnlib.softmax_cross_entropy(model.forward(x), y)
+        model.backward(dlogits)
+        opt.step(model.params(), model.grads())
+        topt.zero_grad()
+        loss_t = F.cross_entropy(tmodel(torch.tensor(x)), torch.tensor(y))
+        loss_t.backward()
+        topt.step()
+        assert_close(loss, loss_t.item(), np.float64)
+        assert_close(bn.grads["gamma"], tbn.weight.grad.numpy(), np.float64)
+        assert_close(bn.grads["beta"], tbn.bias.grad.numpy(), np.float64)
+        assert_close(bn.params["gamma"], tbn.weight.detach().numpy(), np.float64)
+        assert_close(model.layers[0].params["w"], tconv.weight.detach().numpy(), np.float64)
+        assert_close(bn.running_mean, tbn.running_mean.numpy(), np.float64)
+        assert_close(bn.running_var, tbn.running_var.numpy(), np.float64)
+    x = rng.normal(size=(3, 2, 4, 4))
+    tmodel.eval()
+    assert_close(cnnlib.predict(model, x), tmodel(torch.tensor(x)).detach().numpy(), np.float64)
