@@ -723,3 +723,125 @@ def test_reference_cnn_fits_its_image_size(size, flat):
 def test_reference_cnn_rejects_images_smaller_than_the_pool():
     with pytest.raises(ValueError, match="image_size must be at least 2"):
         reference_cnn(image_size=1)
+
+
+# --- training and eval modes, buffers (issue 26) -------------------------------------------------
+
+
+def bn_cnn(seed=0):
+    """A small conv-BN-ReLU-pool-dropout-dense network on 8x8 images."""
+    rng = np.random.default_rng(seed)
+    return Sequential(Conv2D(1, 4, 3, pad=1, rng=rng), cnnlib.BatchNorm2D(4), ReLU(), MaxPool2D(2), Flatten(),
+                      cnnlib.Dropout(0.3, rng=seed), Dense(64, 10, rng=rng))
+
+
+def test_every_layer_has_a_training_flag_and_train_eval_set_them_all():
+    model = bn_cnn()
+    assert all(layer.training is True for layer in model.layers)
+    assert model.eval() is model
+    assert all(layer.training is False for layer in model.layers)
+    assert model.train() is model
+    assert all(layer.training is True for layer in model.layers)
+    assert model.train(False) is model and not any(layer.training for layer in model.layers)
+    with pytest.raises(TypeError, match="mode must be True or False"):
+        model.train("eval")
+
+
+def test_buffers_are_named_like_params_and_not_trained():
+    model = bn_cnn()
+    assert list(model.buffers()) == ["1_batchnorm2d.running_mean", "1_batchnorm2d.running_var"]
+    assert model.buffers()["1_batchnorm2d.running_var"] is model.layers[1].running_var
+    assert "1_batchnorm2d.gamma" in model.params() and "1_batchnorm2d.running_mean" not in model.params()
+    assert model.grads().keys() == model.params().keys()
+    assert reference_cnn().buffers() == {}
+    assert "Total params: " in model.summary((1, 8, 8))  # summary runs an empty batch through BN
+
+
+def test_running_statistics_move_in_training_only():
+    model = bn_cnn()
+    x = np.random.default_rng(1).normal(size=(5, 1, 8, 8))
+    model.forward(x)
+    moved = model.layers[1].running_mean.copy()
+    assert not np.array_equal(moved, np.zeros(4))
+    model.eval()
+    model.forward(x)
+    np.testing.assert_array_equal(model.layers[1].running_mean, moved)
+
+
+def test_save_and_load_round_trip_the_running_statistics(tmp_path):
+    model = bn_cnn(seed=0)
+    x = np.random.default_rng(2).normal(size=(6, 1, 8, 8))
+    for _ in range(3):
+        model.forward(x)
+    path = model.save_weights(tmp_path / "bn")
+    with np.load(path) as saved:
+        assert sorted(saved.files) == sorted([*model.params(), *model.buffers()])
+    other = bn_cnn(seed=1)
+    buffers = other.buffers()  # taken before loading: copied into, not replaced
+    other.load_weights(path)
+    for name, b in model.buffers().items():
+        np.testing.assert_array_equal(other.buffers()[name], b)
+        assert other.buffers()[name] is buffers[name]
+    for name, p in model.params().items():
+        np.testing.assert_array_equal(other.params()[name], p)
+    np.testing.assert_array_equal(cnnlib.predict(other, x), cnnlib.predict(model, x))
+
+
+def test_a_file_without_running_statistics_is_refused_by_a_model_with_batchnorm(tmp_path):
+    model = bn_cnn()
+    path = tmp_path / "params_only.npz"
+    np.savez(path, **model.params())
+    before = {name: b.copy() for name, b in model.buffers().items()}
+    with pytest.raises(ValueError, match=r"missing from the file: 1_batchnorm2d\.running_mean, "
+                                         r"1_batchnorm2d\.running_var"):
+        model.load_weights(path)
+    for name, b in model.buffers().items():
+        np.testing.assert_array_equal(b, before[name])
+
+
+def test_files_saved_before_buffers_existed_still_load(tmp_path):
+    # A model without BatchNorm2D has no buffers: its file holds the parameters only, as every
+    # file written before issue 26 did, and it loads as it always did.
+    model = reference_cnn(seed=3)
+    path = tmp_path / "old.npz"
+    np.savez(path, **model.params())  # exactly what save_weights wrote then
+    other = reference_cnn(seed=4)
+    other.load_weights(path)
+    for name, p in model.params().items():
+        np.testing.assert_array_equal(other.params()[name], p)
+    with np.load(model.save_weights(tmp_path / "new")) as new:
+        assert sorted(new.files) == sorted(model.params())  # nothing new in the format
+
+
+def test_non_finite_running_statistics_are_neither_saved_nor_loaded(tmp_path):
+    model = bn_cnn()
+    good = model.save_weights(tmp_path / "good")
+    model.layers[1].running_var[0] = np.nan
+    with pytest.raises(ValueError, match=r"NaN or infinity in 1_batchnorm2d\.running_var"):
+        model.save_weights(tmp_path / "bad")
+    arrays = dict(np.load(good))
+    arrays["1_batchnorm2d.running_mean"] = np.array([0.0, np.inf, 0.0, 0.0])
+    np.savez(tmp_path / "inf.npz", **arrays)
+    with pytest.raises(ValueError, match=r"1_batchnorm2d\.running_mean holds inf"):
+        bn_cnn().load_weights(tmp_path / "inf.npz")
+
+
+def test_a_layer_of_ones_own_with_buffers_is_saved_too(tmp_path):
+    class Counter(Layer):
+        def __init__(self):
+            super().__init__()
+            self.buffers = {"seen": np.zeros(1)}
+
+        def _forward(self, x):
+            self.buffers["seen"] += len(x)
+            return x, None
+
+        def _backward(self, dout, cache):
+            return dout
+
+    model = Sequential(Counter(), Flatten(), Dense(4, 2, rng=0))
+    model.forward(np.zeros((3, 1, 2, 2)))
+    path = model.save_weights(tmp_path / "counter")
+    other = Sequential(Counter(), Flatten(), Dense(4, 2, rng=1))
+    other.load_weights(path)
+    np.testing.assert_array_equal(other.buffers()["0_counter.seen"], [3.0])
