@@ -106,7 +106,9 @@ def random_flip(x, *, p=0.5, rng):
     (N, C, H, W) ndarray of x's dtype, a new array.
     """
     x = _images(x)
-    if isinstance(p, bool) or not isinstance(p, numbers.Real) or not 0 <= p <= 1:
+    if isinstance(p, bool) or not isinstance(p, numbers.Real):
+        raise TypeError(f"p must be a number, the probability of a flip, got {p!r}")
+    if not 0 <= p <= 1:  # also refuses NaN
         raise ValueError(f"p must be a probability in [0, 1], got {p!r}")
     rng = _check_rng(rng)
     flip = rng.random(len(x)) < p  # (N,)
