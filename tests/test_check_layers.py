@@ -13,17 +13,10 @@ import pytest
 
 import cnnlib
 from cnnlib import check
-from cnnlib.check.mistakes import MISTAKES
 
-LAYER_CHECKS = {"dense", "relu", "conv2d", "maxpool2d", "avgpool2d", "flatten", "softmax_cross_entropy"}
 
 
 pytestmark = pytest.mark.usefixtures("no_detector_breaks")  # see conftest.py
-
-
-def hint(key, **fill):
-    text = MISTAKES[key]["hint"]
-    return text.format(**fill) if fill else text
 
 
 # ---- a learner's loop convolution, and its mistakes ----
@@ -115,7 +108,7 @@ def test_correct_conv_in_three_styles_passes_with_no_hint():
     ("crop", "pad_crop"),
     ("dx =", "overwrite_dx"),
     ("dw =", "overwrite_dw"),
-    ("stride", "stride_in_backward"),
+    ("stride", "stride_ignored"),
     ("db axes", "db_axes"),
     ("db mean", "averaged"),
     ("dw / N", "averaged"),
@@ -126,14 +119,14 @@ def test_correct_conv_in_three_styles_passes_with_no_hint():
 def test_conv_backward_mistake_gets_its_hint(bug, key):
     report = check.conv2d(forward=conv_forward, backward=conv_backward_buggy(bug))
     assert not report.passed
-    assert hint(key) in report.hints, str(report)
+    assert key in report.mistakes, str(report)
 
 
 def test_a_backward_returning_two_values_is_told_what_to_return():
     report = check.conv2d(forward=conv_forward, backward=conv_backward_buggy("two values"))
     assert not report.passed
     assert "backward should return (dx, dw, db), got 2 values" in str(report)
-    assert hint("return_form") in report.hints
+    assert "return_form" in report.mistakes
 
 
 def test_flipped_kernel_pair_is_consistent_but_wrong():
@@ -142,8 +135,8 @@ def test_flipped_kernel_pair_is_consistent_but_wrong():
 
     report = check.conv2d(forward=flipped_forward, backward=conv_backward)
     assert not report.passed
-    assert hint("flipped_kernel") in report.hints
-    assert hint("consistent_pair") in report.hints
+    assert "flipped_kernel" in report.mistakes
+    assert "consistent_pair" in report.mistakes
 
 
 def test_a_backward_alone_that_flips_the_kernel_is_recognised():
@@ -152,7 +145,7 @@ def test_a_backward_alone_that_flips_the_kernel_is_recognised():
         return conv_backward(dout, (x, w, b, s, p, True))
 
     report = check.conv2d(backward=backward)
-    assert not report.passed and hint("flipped_kernel") in report.hints
+    assert not report.passed and "flipped_kernel" in report.mistakes
 
 
 def test_output_size_without_padding_is_named():
@@ -161,7 +154,7 @@ def test_output_size_without_padding_is_named():
 
     report = check.conv2d(forward=forward)
     assert not report.passed
-    assert hint("output_size", what="pad left out") in report.hints, str(report)
+    assert "size_no_pad" in report.mistakes, str(report)
 
 
 def test_cnnlib_cache_unpacked_as_five_ints_gets_the_cache_layout():
@@ -170,7 +163,7 @@ def test_cnnlib_cache_unpacked_as_five_ints_gets_the_cache_layout():
         return conv_backward(dout, (x, w, b, stride, pad, False))
 
     report = check.conv2d(backward=backward)
-    assert not report.passed and hint("cache_layout") in report.hints, str(report)
+    assert not report.passed and "cache_layout" in report.mistakes, str(report)
 
 
 def test_an_exception_is_reported_with_the_learners_line_and_not_raised():
@@ -182,7 +175,7 @@ def test_an_exception_is_reported_with_the_learners_line_and_not_raised():
     assert not report.passed
     text = str(report)
     assert "in backward, line" in text and "`return dout @ w, None, None  # the line that raises`" in text
-    assert hint("raises") in report.hints
+    assert "raises" in report.mistakes
 
 
 def test_a_stub_is_not_written_yet():
@@ -297,7 +290,7 @@ def test_correct_max_pooling_passes():
                                       ("decode by stride", "argmax_decoded_by_stride")])
 def test_max_pooling_mistake_gets_its_hint(bug, key):
     report = check.maxpool2d(forward=maxpool_forward, backward=lambda d, c: maxpool_backward(d, c, bug))
-    assert not report.passed and hint(key) in report.hints, str(report)
+    assert not report.passed and key in report.mistakes, str(report)
 
 
 def test_max_pooling_ties_fail_only_in_the_tie_cases():
@@ -333,11 +326,11 @@ def test_average_pooling_verdicts():
     assert check.avgpool2d(forward=avgpool_forward, backward=avgpool_backward).passed
     assert check.avgpool2d(forward=cnnlib.avgpool2d_forward, backward=cnnlib.avgpool2d_backward).passed
     report = check.avgpool2d(forward=avgpool_forward, backward=lambda d, c: avgpool_backward(d, c, "no factor"))
-    assert not report.passed and hint("avg_factor") in report.hints
+    assert not report.passed and "avg_factor" in report.mistakes
     report = check.avgpool2d(forward=lambda x, size=2, stride=None: avgpool_forward(x, size, stride, "sum"))
-    assert not report.passed and hint("avg_factor") in report.hints
+    assert not report.passed and "avg_factor" in report.mistakes
     report = check.avgpool2d(forward=avgpool_forward, backward=lambda d, c: avgpool_backward(d, c, "="))
-    assert not report.passed and hint("overwrite_dx") in report.hints
+    assert not report.passed and "overwrite_dx" in report.mistakes
 
 
 def test_a_pool_stride_ignored_in_the_backward_is_named():
@@ -346,7 +339,7 @@ def test_a_pool_stride_ignored_in_the_backward_is_named():
         return avgpool_backward(dout, (x, size, 1))
 
     report = check.avgpool2d(forward=avgpool_forward, backward=backward)
-    assert not report.passed and hint("stride_in_backward") in report.hints, str(report)
+    assert not report.passed and "stride_ignored" in report.mistakes, str(report)
 
 
 # ---- Flatten ----
@@ -381,7 +374,7 @@ def test_flatten_in_c_order_and_a_consistent_f_order_pair_pass():
 ], ids=["F per sample", "F whole array", "channels-last"])
 def test_a_flatten_backward_in_another_order_puts_numbers_in_wrong_cells(backward):
     report = check.flatten(forward=flatten_c, backward=backward)
-    assert not report.passed and hint("flatten_order") in report.hints, str(report)
+    assert not report.passed and "flatten_order" in report.mistakes, str(report)
 
 
 @pytest.mark.parametrize("forward", [
@@ -390,7 +383,7 @@ def test_a_flatten_backward_in_another_order_puts_numbers_in_wrong_cells(backwar
 ], ids=["reshape(-1, N)", "x.T.reshape(N, -1)"])
 def test_a_flatten_that_mixes_samples_is_named(forward):
     report = check.flatten(forward=forward)
-    assert not report.passed and hint("flatten_mixes_samples") in report.hints, str(report)
+    assert not report.passed and "flatten_mixes_samples" in report.mistakes, str(report)
 
 
 def test_a_flatten_that_mixes_samples_is_not_also_blamed_for_its_exact_inverse():
@@ -401,7 +394,7 @@ def test_a_flatten_that_mixes_samples_is_not_also_blamed_for_its_exact_inverse()
         return dout.reshape(shape[::-1]).T
 
     report = check.flatten(forward=forward, backward=backward)
-    assert not report.passed and report.hints == [hint("flatten_mixes_samples")], str(report)
+    assert not report.passed and report.mistakes == ["flatten_mixes_samples"], str(report)
 
 
 # ---- dense, ReLU ----
@@ -418,11 +411,11 @@ def test_dense_verdicts():
 
     assert check.dense(forward=forward, backward=backward).passed
     report = check.dense(forward=forward, backward=lambda d, c: backward(d, c, "transposed"))
-    assert not report.passed and hint("transposed_dw") in report.hints
+    assert not report.passed and "transposed_dw" in report.mistakes
     report = check.dense(forward=forward, backward=lambda d, c: backward(d, c, "mean"))
-    assert not report.passed and hint("averaged") in report.hints
+    assert not report.passed and "averaged" in report.mistakes
     report = check.dense(forward=lambda x, w, b: (x @ w, (x, w)))
-    assert not report.passed and hint("dense_no_bias") in report.hints
+    assert not report.passed and "no_bias" in report.mistakes
 
 
 def test_relu_verdicts():
@@ -435,9 +428,9 @@ def test_relu_verdicts():
 
     assert check.relu(forward=forward, backward=lambda d, x: d * (x > 0)).passed
     report = check.relu(forward=forward, backward=lambda d, x: (x > 0).astype(float))
-    assert not report.passed and hint("relu_mask_only") in report.hints
+    assert not report.passed and "relu_mask_only" in report.mistakes
     report = check.relu(forward=forward_in_place)
-    assert not report.passed and hint("in_place") in report.hints
+    assert not report.passed and "in_place" in report.mistakes
     assert "forward changed its input x in place" in str(report)
 
 
@@ -461,14 +454,14 @@ def softmax_ce(logits, y, bug=None):
     return loss, dlogits if bug == "no 1/N" else dlogits / N
 
 
-@pytest.mark.parametrize("bug, key", [("no shift", "softmax_no_shift"), ("log of probs", "softmax_log_underflow"),
+@pytest.mark.parametrize("bug, key", [("no shift", "softmax_no_shift"), ("log of probs", "log_of_softmax"),
                                       ("no 1/N", "softmax_no_mean"), ("sign", "softmax_sign"),
                                       ("loss summed", "softmax_loss_sum")])
 def test_softmax_mistake_gets_its_hint(bug, key):
     report = check.softmax_cross_entropy(lambda logits, y: softmax_ce(logits, y, bug))
-    assert not report.passed and hint(key) in report.hints, str(report)
+    assert not report.passed and key in report.mistakes, str(report)
     others = {"softmax_no_mean", "softmax_loss_sum"} - {key}
-    assert not any(hint(k) in report.hints for k in others), str(report)
+    assert not any(k in report.mistakes for k in others), str(report)
 
 
 def test_correct_softmax_cross_entropy_passes_without_warnings():
@@ -477,28 +470,16 @@ def test_correct_softmax_cross_entropy_passes_without_warnings():
         assert report.passed and not report.hints, str(report)
 
 
-def test_every_layer_mistake_in_the_catalogue_is_tested_here():
-    tested = {"pad_crop", "overwrite_dx", "overwrite_dw", "stride_in_backward", "db_axes", "averaged",
-              "transposed_dw", "float32", "in_place", "flipped_kernel", "consistent_pair", "output_size",
-              "cache_layout", "every_tie", "spread_window", "avg_factor", "flatten_order",
-              "flatten_mixes_samples", "dense_no_bias", "relu_mask_only", "softmax_no_shift",
-              "softmax_log_underflow", "softmax_no_mean", "softmax_sign", "softmax_loss_sum", "raises",
-              "return_form", "argmax_decoded_by_stride", "flatten_four_axes", "flatten_first_sample",
-              "flatten_backward_mixes_samples"}
-    layer_keys = {k for k, e in MISTAKES.items() if set(e["checks"]) & LAYER_CHECKS}
-    assert layer_keys <= tested, f"catalogue entries without a test here: {sorted(layer_keys - tested)}"
-
-
 def test_flatten_of_any_shape_and_its_four_axes_mistake():
     def forward_four_axes(x):
         N, C, H, W = x.shape
         return x.reshape(N, C * H * W), x.shape
 
     assert check.flatten(forward=flatten_c, backward=unflatten_c).passed
-    shapes = {c.data["arrays"]["x"].ndim for c in check.flatten(forward=flatten_c).cases}
+    shapes = {c.inputs["x"].ndim for c in check.flatten(forward=flatten_c).cases}
     assert shapes == {2, 3, 4}
     report = check.flatten(forward=forward_four_axes)
-    assert not report.passed and hint("flatten_four_axes") in report.hints, str(report)
+    assert not report.passed and "flatten_four_axes" in report.mistakes, str(report)
     assert check.flatten(forward=forward_four_axes, any_shape=False).passed
 
 
@@ -512,7 +493,7 @@ def test_a_flatten_backward_that_forgets_the_samples_offset_is_named():
         return dst.reshape(shape)
 
     report = check.flatten(forward=flatten_c, backward=backward)
-    assert not report.passed and hint("flatten_first_sample") in report.hints, str(report)
+    assert not report.passed and "flatten_first_sample" in report.mistakes, str(report)
 
 
 def test_flatten_order_f_asks_for_f_order_within_each_sample():
@@ -537,7 +518,7 @@ def test_a_right_gradient_in_float32_gets_the_dtype_hint_and_no_other(layer, for
         return grads.astype(np.float32)
 
     report = getattr(check, layer)(forward=forward, backward=backward32)
-    assert not report.passed and report.hints == [hint("float32")], str(report)
+    assert not report.passed and report.mistakes == ["float32"], str(report)
 
 
 def test_a_dense_backward_in_float32_is_not_called_transposed():
@@ -549,7 +530,7 @@ def test_a_dense_backward_in_float32_is_not_called_transposed():
         return (dout @ w.T).astype(np.float32), (x.T @ dout).astype(np.float32), dout.sum(axis=0)
 
     report = check.dense(forward=forward, backward=backward)
-    assert report.hints == [hint("float32")], str(report)
+    assert report.mistakes == ["float32"], str(report)
 
 
 def test_a_signature_other_than_cnnlibs_is_named_not_blamed_on_the_check():
@@ -606,5 +587,5 @@ def test_a_gradient_of_strings_or_objects_is_reported_not_raised():
 
 def test_a_flatten_backward_that_mixes_samples_is_named():
     report = check.flatten(forward=flatten_c, backward=lambda dout, shape: dout.T.reshape(shape))
-    assert not report.passed and hint("flatten_backward_mixes_samples") in report.hints, str(report)
-    assert hint("flatten_mixes_samples") not in report.hints
+    assert not report.passed and "flatten_backward_mixes_samples" in report.mistakes, str(report)
+    assert "flatten_mixes_samples" not in report.mistakes

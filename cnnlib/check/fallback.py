@@ -14,8 +14,9 @@ NotImplementedError is answered by the fallback instead, and the notebook says s
 Functions
 ---------
 The decorated function is the learner's function wrapped with `functools.wraps`: its name,
-docstring, `inspect.signature` and `__wrapped__` are the learner's, so a check can reach the
-stub itself (and report it as not written). A call runs the learner's function; if that
+docstring, `inspect.signature` and `__wrapped__` are the learner's, and `__exercise_fallback__`
+is the fallback, so a check tests the learner's function itself (and reports a stub as not
+written), and can use the fallback in place of a forward that is not written yet. A call runs the learner's function; if that
 raises NotImplementedError, the first such call prints::
 
     dense_backward is not written yet: the cells below use cnnlib.dense_backward.
@@ -143,6 +144,7 @@ def _exercise_function(function, fallback):
                 print(_message(function, fallback))
         return fallback(*args, **kwargs)
 
+    learner_or_fallback.__exercise_fallback__ = fallback  # the checks test `function` itself (see _core)
     return learner_or_fallback
 
 
@@ -237,4 +239,5 @@ def _exercise_class(cls, fallback):
     for attribute in ("__module__", "__name__", "__qualname__", "__doc__"):
         setattr(Exercise, attribute, getattr(cls, attribute))
     Exercise.__wrapped__ = cls
+    Exercise.__exercise_fallback__ = fallback
     return Exercise
