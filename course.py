@@ -131,8 +131,24 @@ def install_hash():
         except FileNotFoundError:
             sys.exit("%s is missing from %s; the set-up needs it (get it back with `git checkout %s`)."
                      % (name, ROOT, name))
+        if name == "pyproject.toml":
+            data = without_course_table(data)
         digest.update(name.encode() + b"\0" + hashlib.sha256(data).digest())
     return digest.hexdigest()
+
+
+def without_course_table(data):
+    """pyproject.toml's bytes less its [tool.course] table: `links` rewrites only that table, and
+    the address of the course's home changes nothing pip installs."""
+    lines = data.splitlines(keepends=True)
+    kept, inside = [], False
+    for line in lines:
+        stripped = line.strip()
+        if stripped.startswith(b"["):
+            inside = stripped == b"[tool.course]"
+        if not inside:
+            kept.append(line)
+    return b"".join(kept)
 
 
 def run(command):
@@ -212,11 +228,11 @@ def setup(tests=False):
 
 def lab():
     python = setup()
-    say("Opening JupyterLab on the start page, %s (press Ctrl+C in this window to stop it) ..." % START_PAGE)
-    # The file browser starts at notebooks/, where the lessons are (not among the course's code
-    # and tests); Jupyter opens a file given after it in JupyterLab.
-    command = [python, "-m", "jupyter", "lab", "--ServerApp.root_dir=" + os.path.join(ROOT, "notebooks"),
-               os.path.join(ROOT, START_PAGE)]
+    say("Opening JupyterLab on the start page, %s (press Ctrl+C twice in this window to stop it) ..."
+        % START_PAGE)
+    # The file browser starts at the repository's root, so that the lessons' links to ../README.md
+    # and ../CONTRIBUTING.md open; Jupyter opens a file given after it in JupyterLab.
+    command = [python, "-m", "jupyter", "lab", "--ServerApp.root_dir=" + ROOT, os.path.join(ROOT, START_PAGE)]
     if hasattr(os, "geteuid") and os.geteuid() == 0:
         command.append("--allow-root")  # e.g. inside a Docker container; Jupyter refuses root otherwise
     return run(command)

@@ -52,7 +52,7 @@ def refusal(course, argv):
 # ---------------------------------------------------------------------------------------
 # lab opens the start page
 
-def test_lab_opens_the_start_page_with_the_file_browser_on_notebooks(tmp_path):
+def test_lab_opens_the_start_page_with_the_file_browser_on_the_repository(tmp_path):
     course = load_course(tmp_path)
     course["setup"] = lambda tests=False: "the-course-python"
     assert course["main"](["lab"]) == 0
@@ -60,7 +60,8 @@ def test_lab_opens_the_start_page_with_the_file_browser_on_notebooks(tmp_path):
     assert command[:4] == ["the-course-python", "-m", "jupyter", "lab"]
     roots = [a.split("=", 1)[1] for a in command if a.startswith("--ServerApp.root_dir=")]
     files = [a for a in command[4:] if not a.startswith("-")]
-    assert roots == [str(ROOT / "notebooks")], command
+    # The root, not notebooks/: the lessons link to ../README.md and ../CONTRIBUTING.md.
+    assert roots == [str(ROOT)], command
     assert files == [str(ROOT / "notebooks" / "00-start-here.ipynb")], command
     assert Path(files[0]).is_file()
 
@@ -275,3 +276,18 @@ def test_the_generator_script_answers_help(capsys):
     tools = load_exercise_tools()
     assert tools.main(["--help"]) == 0
     assert "usage: python3 tools/exercises.py" in capsys.readouterr().out
+
+
+def test_links_rewriting_the_course_table_does_not_reinstall(tmp_path):
+    # `links` changes only [tool.course]; the next `lab` must not run pip again for that.
+    copy = small_copy(tmp_path)
+    course = load_course(tmp_path, root=copy)
+    before = course["install_hash"]()
+    pyproject = copy / "pyproject.toml"
+    text = pyproject.read_text(encoding="utf-8")
+    pyproject.write_text(text.replace('repository = "OWNER/cnn-from-scratch"', 'repository = "someone/place"'),
+                         encoding="utf-8")
+    assert pyproject.read_text(encoding="utf-8") != text
+    assert course["install_hash"]() == before
+    pyproject.write_text(text.replace('"numpy>=2.0"', '"numpy>=2.1"'), encoding="utf-8")
+    assert course["install_hash"]() != before
