@@ -137,7 +137,8 @@ class Sequential:
         -------
         list of LayerTrace(name, x_shape, out_shape, dx_shape), one per layer, in order.
         Backpropagation gives every layer dx.shape == x.shape: the gradient of the loss with
-        respect to an array has one entry per entry of that array.
+        respect to an array has one entry per entry of that array. The layers run in their
+        current modes: in training mode a BatchNorm2D updates its running statistics here too.
         """
         shapes = []
         for name, layer in zip(self.names, self.layers):

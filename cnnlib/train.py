@@ -193,7 +193,8 @@ def predict(model, x, *, batch_size=256):
     x, _ = _check_data(x, np.zeros(len(x) if x.ndim else 0, dtype=np.int64))  # no labels to check
     batch_size = positive_int(batch_size, "batch_size")
     with _mode(model, training=False):
-        return np.concatenate([model.forward(x[start:start + batch_size]) for start in range(0, len(x), batch_size)])
+        outs = [model.forward(x[start:start + batch_size]) for start in range(0, len(x), batch_size)]
+    return np.concatenate(outs)  # (N, K)
 
 
 _ABSENT = object()
