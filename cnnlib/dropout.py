@@ -37,8 +37,10 @@ def check_rng(rng):
     if rng is None:
         return np.random.default_rng()
     if not isinstance(rng, np.random.Generator):
-        hint = (": an int seed would draw the same mask at every call; make one generator, "
-                "rng = np.random.default_rng(seed), and pass it every time") if isinstance(rng, numbers.Integral) else ""
+        hint = ""
+        if isinstance(rng, numbers.Integral):
+            hint = (": an int seed would draw the same mask at every call; make one generator, "
+                    "rng = np.random.default_rng(seed), and pass it every time")
         raise TypeError(f"rng must be a np.random.Generator or None, got {rng!r}{hint}")
     return rng
 

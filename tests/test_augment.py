@@ -17,7 +17,8 @@ def shifted(image, dy, dx):
 
 def find_shift(out, image, max_shift):
     """The (dy, dx) that turns image into out, or None."""
-    matches = [(dy, dx) for dy in range(-max_shift[0], max_shift[0] + 1) for dx in range(-max_shift[1], max_shift[1] + 1)
+    (sy, sx) = max_shift
+    matches = [(dy, dx) for dy in range(-sy, sy + 1) for dx in range(-sx, sx + 1)
                if np.array_equal(out, shifted(image, dy, dx))]
     return matches[0] if len(matches) == 1 else None
 

@@ -217,7 +217,8 @@ GOOD = dict(x=np.zeros((2, 3, 2, 2)), gamma=np.ones(3), beta=np.zeros(3))
 @pytest.mark.parametrize("impl", IMPLS)
 @pytest.mark.parametrize("change, error, match", [
     ({"x": np.zeros((2, 3, 4))}, ValueError, r"x must be 4-D \(N, C, H, W\)"),
-    ({"gamma": np.ones(2)}, ValueError, r"gamma must have one value per channel: x has 3 channels.*gamma has shape \(2,\)"),
+    ({"gamma": np.ones(2)}, ValueError,
+     r"gamma must have one value per channel: x has 3 channels.*gamma has shape \(2,\)"),
     ({"beta": np.zeros((3, 1))}, ValueError, r"beta must have one value per channel.*\(3, 1\)"),
     ({"running_mean": np.zeros(3)}, ValueError, "running_mean and running_var go together"),
     ({"running_mean": np.zeros(2), "running_var": np.ones(3)}, ValueError,
