@@ -1,8 +1,10 @@
 """A blind test of cnnlib.check: held-out learner code (tests/learners) and the verdicts it deserves.
 
-The learners were written without reading cnnlib/check. A correct one must pass; one with a
-classic mistake must fail with at least one hint, and some hint must be about that mistake
-(it must contain the words its Learner lists); a stub must be reported NOT WRITTEN YET.
+The learners were written without reading cnnlib/check. A correct one must pass with no hint; one
+with a classic mistake must fail with at least one hint, and some hint must be about that mistake
+(it must contain the words its Learner lists); a stub must be reported NOT WRITTEN YET. Every
+report's mistakes are exactly the catalogue keys its Learner lists: a hint for another mistake
+would be a wrong hint.
 test_heldout_selfcheck.py shows, without the checker, that each learner is what it claims.
 """
 
@@ -46,6 +48,13 @@ def test_verdict(learner):
 
 # Two gaps this test found when cnnlib.check landed (no hint for a function that raises or returns
 # the wrong number of values; a mixing flatten also blamed for its exact inverse) are fixed.
+@pytest.mark.parametrize("learner", CASES, ids=lambda c: c.id)
+def test_the_mistakes_found_are_the_learners_and_only_those(learner):
+    report = _run(learner)
+    assert sorted(report.mistakes) == sorted(learner.keys), f"{learner.note}\n{report}"
+    assert len(report.hints) == len(report.mistakes)
+
+
 @pytest.mark.parametrize("learner", [c for c in CASES if c.verdict == "fail"], ids=lambda c: c.id)
 def test_hint_names_the_mistake(learner):
     report = _run(learner)

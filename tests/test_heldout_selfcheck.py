@@ -15,6 +15,7 @@ import cnnlib
 from learners import Learner, all_cases
 
 CASES = all_cases()
+pytestmark = pytest.mark.filterwarnings("ignore:the matrix subclass:PendingDeprecationWarning")  # a learner's np.matrix
 
 CONV = [((2, 3, 6, 6), (4, 3, 3, 3), 1, 1), ((2, 2, 7, 7), (3, 2, 3, 3), 2, 0),
         ((2, 2, 5, 5), (3, 2, 3, 3), 1, 0), ((1, 2, 6, 5), (2, 2, 2, 2), 2, 1)]
@@ -33,8 +34,8 @@ class Caught(Exception):
 def _call(fn, *args, **kwargs):
     try:
         return fn(*args, **kwargs)
-    except Exception as exc:  # a learner may raise anything; that is itself the finding
-        raise Caught(f"{type(exc).__name__}: {exc}") from exc
+    except (Exception, SystemExit) as exc:  # a learner may raise anything (even exit); that is itself the finding
+        raise Caught(type(exc).__name__) from exc
 
 
 def _pair(result, what):
@@ -44,7 +45,10 @@ def _pair(result, what):
 
 
 def _same(got, expected, what):
-    got = np.asarray(got)
+    if isinstance(got, np.ndarray) and type(got) is not np.ndarray:
+        raise Caught(f"{what} is a {type(got).__name__}, not an ndarray")
+    if not isinstance(got, np.ndarray):
+        raise Caught(f"{what} is a {type(got).__name__}, not an ndarray")
     if got.shape != expected.shape:
         raise Caught(f"{what}: shape {got.shape}, expected {expected.shape}")
     if got.dtype != np.float64:
@@ -94,7 +98,7 @@ def _layer(learner, inputs, settings, defaults, ref_forward, ref_backward, grad_
     dout = rng.standard_normal(ref_out.shape)
     dout_copy = dout.copy()
     grads = _call(learner.backward, dout, cache)
-    _unchanged({"dout": dout}, {"dout": dout_copy})
+    _unchanged({"dout": dout, **inputs}, {"dout": dout_copy, **copies})  # the cache holds the inputs too
     expected = ref_backward(dout, ref_cache)
     expected = expected if isinstance(expected, tuple) else (expected,)
     grads = grads if len(expected) > 1 else (grads,)
@@ -144,6 +148,141 @@ def _softmax_case(learner, logits, y):
     return True
 
 
+def _log_softmax_case(learner, rng):
+    for z in (3 * rng.standard_normal((4, 5)), np.array([[0.0, -800.0], [1.0, 2.0]])):
+        m = z.max(axis=1, keepdims=True)
+        _same(_call(learner.fn, z.copy()), z - m - np.log(np.exp(z - m).sum(axis=1, keepdims=True)), "log_softmax")
+    return 1
+
+
+def _output_size_case(learner, rng):
+    for H, K, s, p in [(8, 3, 1, 0), (8, 3, 2, 1), (7, 3, 2, 1), (8, 5, 3, 2)]:
+        got = _call(learner.fn, H, K, stride=s, pad=p)
+        if not isinstance(got, int) or got != cnnlib.conv2d_forward(np.zeros((1, 1, H, 1)), np.zeros((1, 1, K, 1)),
+                                                                     np.zeros(1), stride=(s, 1), pad=(p, 0))[0].shape[2]:
+            raise Caught(f"output size {got!r} for H={H}, K={K}, stride={s}, pad={p}")
+    return 1
+
+
+def _layer_object_case(learner, rng):
+    """The layer against cnnlib's functions: one pass, two passes, two forwards then a backward."""
+    kind = learner.args[0]
+    w, b = rng.standard_normal((5, 3)), rng.standard_normal(3)
+    x1, x2 = rng.standard_normal((4, 5)), rng.standard_normal((4, 5))
+    if kind == "relu":
+        x1, x2 = x1 @ w, x2 @ w
+    d1, d2 = rng.standard_normal((4, 3)), rng.standard_normal((4, 3))
+
+    def ref(x, dout):
+        if kind == "relu":
+            return cnnlib.relu_forward(x)[0], cnnlib.relu_backward(dout, x), {}
+        out, cache = cnnlib.dense_forward(x, w, b)
+        dx, dw, db = cnnlib.dense_backward(dout, cache)
+        return out, dx, {"w": dw, "b": db}
+
+    def check_pass(layer, steps, want):
+        for method, arr in steps:
+            copy = arr.copy()
+            got = _call(getattr(layer, method), arr)
+            _unchanged({"input": arr}, {"input": copy})
+        _same(got, want[1], "dx")
+        for k, g in want[2].items():
+            _same(_call(lambda: layer.grads)[k], g, f"grads[{k}]")
+
+    def make():
+        layer = _call(learner.fn, *((w.copy(), b.copy()) if kind == "dense" else ()))
+        if layer is None:
+            raise Caught("the factory returned None")
+        return layer
+
+    check_pass(make(), [("forward", x1), ("backward", d1)], ref(x1, d1))
+    check_pass(make(), [("forward", x1), ("backward", d1), ("forward", x2), ("backward", d2)], ref(x2, d2))
+    check_pass(make(), [("forward", x1), ("forward", x2), ("backward", d2)], ref(x2, d2))
+    return 1
+
+
+def _sequential_case(learner, rng):
+    layers = [cnnlib.Dense(5, 6, rng=1), cnnlib.ReLU(), cnnlib.Dense(6, 3, rng=2)]
+    model = cnnlib.Sequential(*[cnnlib.Dense(5, 6, rng=1), cnnlib.ReLU(), cnnlib.Dense(6, 3, rng=2)])
+    x = rng.standard_normal((4, 5))
+    given = list(layers)
+    if learner.forward is not None:
+        _same(_call(learner.forward, given, x), model.forward(x), "out")
+    else:
+        cnnlib.Sequential(*layers).forward(x)
+        model.forward(x)
+    if given != layers:
+        raise Caught("the list of layers changed")
+    if learner.backward is not None:
+        dout = rng.standard_normal((4, 3))
+        _same(_call(learner.backward, given, dout), model.backward(dout), "dx")
+        if given != layers:
+            raise Caught("the list of layers changed")
+    return 1
+
+
+def _network_case(learner, rng):
+    model = learner.fn()
+    params, grads = _call(model.params), _call(model.grads)
+    if not isinstance(params, dict) or not isinstance(grads, dict) or params.keys() != grads.keys():
+        raise Caught("params() and grads() are not dicts with the same names")
+    x = rng.standard_normal((3, 5))
+    dout = rng.standard_normal(model.forward(x).shape)
+    model.backward(dout)
+    for name, p in params.items():
+        numeric = cnnlib.numerical_gradient(lambda _: model.forward(x), p, dout)
+        if not np.allclose(_call(model.grads)[name], numeric, rtol=1e-6, atol=1e-8):
+            raise Caught(f"the gradient of {name} disagrees with finite differences")
+    return 1
+
+
+def _optimizer_case(learner, rng):
+    sgd = learner.check == "sgd_momentum"
+    settings = {"lr": 0.1, "momentum": 0.9} if sgd else {"lr": 0.01, "beta1": 0.9, "beta2": 0.999, "eps": 1e-8}
+    theirs = cnnlib.SGD(**settings) if sgd else cnnlib.Adam(**settings)
+    start = {"a": rng.standard_normal((3, 2)), "b": rng.standard_normal(2)}
+    params, expected, state = {k: p.copy() for k, p in start.items()}, {k: p.copy() for k, p in start.items()}, {}
+    arrays = dict(params)
+    for _ in range(3):
+        grads = {k: rng.standard_normal(p.shape) for k, p in start.items()}
+        given = {k: g.copy() for k, g in grads.items()}
+        _call(learner.fn, params, given, state, **settings)
+        theirs.step(expected, grads)
+        if given.keys() != grads.keys() or any(not np.array_equal(given[k], grads[k]) for k in grads):
+            raise Caught("grads changed in place")
+        for k in start:
+            if params[k] is not arrays[k]:
+                raise Caught(f"params[{k!r}] is a new array")
+            _same(params[k], expected[k], k)
+    return 1
+
+
+def _epoch_case(learner, rng):
+    def model():
+        return cnnlib.Sequential(cnnlib.Dense(6, 5, rng=3), cnnlib.ReLU(), cnnlib.Dense(5, 3, rng=4))
+
+    def step(params, grads):
+        for name, p in params.items():
+            p -= 0.5 * grads[name]
+
+    x, y = rng.standard_normal((10, 6)), rng.integers(0, 3, 10)
+    copies = {"x": x.copy(), "y": y.copy()}
+    mine, theirs = model(), model()
+    loss = _call(learner.fn, mine, x, y, step, 4, np.random.default_rng(5))
+    _unchanged({"x": x, "y": y}, copies)
+    want = cnnlib.check.reference.train_one_epoch(theirs, x, y, step, 4, np.random.default_rng(5))
+    if not np.isclose(loss, want, rtol=1e-9):
+        raise Caught(f"loss {loss}, expected {want}")
+    for name, p in theirs.params().items():
+        _same(mine.params()[name], p, name)
+    return 1
+
+
+LESSONS_8_9 = {"log_softmax": _log_softmax_case, "output_size": _output_size_case, "layer": _layer_object_case,
+               "sequential": _sequential_case, "network": _network_case, "sgd_momentum": _optimizer_case,
+               "adam": _optimizer_case, "train_epoch": _epoch_case}
+
+
 def _run_all(learner):
     """Run every case; returns the number of cases run. Raises Caught at the first difference."""
     rng = np.random.default_rng(11)
@@ -170,15 +309,18 @@ def _run_all(learner):
             inputs = {"x": rng.standard_normal((N, D)), "w": rng.standard_normal((D, M)), "b": rng.standard_normal(M)}
             ran += _layer(learner, inputs, {}, {}, cnnlib.dense_forward, cnnlib.dense_backward, ("dx", "dw", "db"))
     elif learner.check == "relu":
-        for shape in RELU:
-            ran += _layer(learner, {"x": rng.standard_normal(shape)}, {}, {},
-                          cnnlib.relu_forward, cnnlib.relu_backward, ("dx",))
+        with_zeros = rng.standard_normal((3, 4))
+        with_zeros[:, ::2] = 0.0  # the kink: the slope there is 0
+        for x in [rng.standard_normal(shape) for shape in RELU] + [with_zeros]:
+            ran += _layer(learner, {"x": x}, {}, {}, cnnlib.relu_forward, cnnlib.relu_backward, ("dx",))
     elif learner.check == "flatten":
         for shape in FLATTEN:
             ran += _flatten_case(learner, shape)
     elif learner.check == "softmax_cross_entropy":
         ran += _softmax_case(learner, 3 * rng.standard_normal((5, 4)), rng.integers(0, 4, 5))
         ran += _softmax_case(learner, np.array([[1e3, -1e3, 0.0], [0.0, 1.0, 2.0]]), np.array([1, 2]))
+    elif learner.check in LESSONS_8_9:
+        ran += LESSONS_8_9[learner.check](learner, rng)
     else:
         raise AssertionError(f"no cases for check {learner.check!r}")
     return ran
@@ -201,7 +343,9 @@ def test_buggy_learners_are_caught(learner):
 
 def test_the_set_covers_every_check_and_has_enough_of_each():
     checks = {c.check for c in CASES}
-    assert checks == {"conv2d", "maxpool2d", "avgpool2d", "flatten", "dense", "relu", "softmax_cross_entropy"}
-    assert sum(c.verdict == "pass" for c in CASES) >= 15
+    assert checks == {"conv2d", "maxpool2d", "avgpool2d", "flatten", "dense", "relu", "softmax_cross_entropy",
+                      "log_softmax", "output_size", "layer", "sequential", "network", "sgd_momentum", "adam",
+                      "train_epoch"}
+    assert sum(c.verdict == "pass" for c in CASES) >= 25
     assert len({c.id for c in CASES}) == len(CASES)
     assert all(isinstance(c, Learner) for c in CASES)

@@ -39,8 +39,8 @@ class Learner:
             raise ValueError(f"verdict must be one of {VERDICTS}, got {self.verdict!r}")
         if (self.fn is None) == (self.forward is None and self.backward is None):
             raise ValueError(f"{self.mistake}: give fn alone, or forward and/or backward")
-        if self.verdict == "fail" and not self.hint_words:
-            raise ValueError(f"{self.mistake}: a buggy learner needs hint_words")
+        if self.verdict == "fail" and not (self.hint_words and self.keys):
+            raise ValueError(f"{self.mistake}: a buggy learner needs hint_words and keys")
 
     @property
     def id(self):

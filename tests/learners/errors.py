@@ -38,9 +38,9 @@ CASES = [
     Learner("relu", "not written", "stub", "the generated stub", backward=stub_relu_backward),
     Learner("softmax_cross_entropy", "not written", "stub", "the generated stub", fn=stub_softmax_cross_entropy),
     Learner("dense", "fail", "name-error", "W instead of w on one line", backward=typo_dense_backward,
-            hint_words=RAISES),
+            hint_words=RAISES, keys=("raises",)),
     Learner("flatten", "fail", "index-error", "x.shape[4] of a 4-d array", forward=index_error_flatten_forward,
-            backward=c_backward, hint_words=RAISES),
+            backward=c_backward, hint_words=RAISES, keys=("raises",)),
 ]
 
 
@@ -107,11 +107,12 @@ functools.update_wrapper(fixed_relu_backward, first_try_relu_backward)
 
 CASES += [
     Learner("relu", "fail", "forward-calls-sys-exit", "sys.exit() on a 4-d input", forward=exits_relu_forward,
-            hint_words=(("exit", "systemexit"),)),
+            hint_words=(("exit", "systemexit"),), keys=("exits",)),
     Learner("dense", "fail", "exception-whose-str-raises", "its own exception, whose __str__ raises",
-            forward=bad_message_dense_forward, hint_words=(("shapemismatch", "raise", "exception", "error"),)),
+            forward=bad_message_dense_forward, hint_words=(("shapemismatch", "raise", "exception", "error"),),
+            keys=("raises",)),
     Learner("relu", "fail", "decorator-drops-result", "a functools.wraps timing decorator returning None",
-            forward=timed_relu_forward, hint_words=NONE),
+            forward=timed_relu_forward, hint_words=NONE, keys=("returns_none",)),
     Learner("relu", "pass", "ok-fix-with-old-metadata", "a correct backward carrying an old attempt's __wrapped__",
             backward=fixed_relu_backward),
 ]

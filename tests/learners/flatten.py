@@ -90,14 +90,16 @@ CASES = [
     Learner("flatten", "pass", "ok-transpose-per-sample", "x[n].T.ravel(): per-sample F order, consistent backward",
             forward=transpose_forward, backward=transpose_backward),
     Learner("flatten", "fail", "backward-f-order", "F-order backward after the C-order forward",
-            backward=f_order_backward, hint_words=ORDER),
+            backward=f_order_backward, hint_words=ORDER, keys=("flatten_order",)),
     Learner("flatten", "fail", "backward-channels-last", "backward via (N, H, W, C) and a transpose",
             backward=channels_last_backward,
-            hint_words=(("channel", "order", "transpose", "nhwc", "(n, h, w, c)", "reshape"),)),
+            hint_words=(("channel", "order", "transpose", "nhwc", "(n, h, w, c)", "reshape"),),
+            keys=("flatten_order", "flatten_four_axes")),
     Learner("flatten", "fail", "mixes-samples-reshape-minus1-N", "x.reshape(-1, N).T: every row takes from every sample",
-            forward=mixed_forward, backward=mixed_backward, hint_words=SAMPLES),
+            forward=mixed_forward, backward=mixed_backward, hint_words=SAMPLES, keys=("flatten_mixes_samples",)),
     Learner("flatten", "fail", "mixes-samples-x-T", "x.T.reshape(N, -1): the batch axis reversed with the rest",
-            forward=transposed_batch_forward, backward=transposed_batch_backward, hint_words=SAMPLES),
+            forward=transposed_batch_forward, backward=transposed_batch_backward, hint_words=SAMPLES,
+            keys=("flatten_mixes_samples",)),
 ]
 
 
@@ -130,7 +132,8 @@ def split_backward(dout, cache):
 CASES += [
     Learner("flatten", "fail", "forward-assigns-x-shape", "x.shape = (N, -1) on the caller's array",
             forward=shape_assign_forward, backward=c_backward,
-            hint_words=(("in place", "in-place", "modif", "changed", "changes", "reshap", "copy"),)),
+            hint_words=(("in place", "in-place", "modif", "changed", "changes", "reshap", "copy"),),
+            keys=("in_place",)),
     Learner("flatten", "pass", "ok-enumerate-split", "preallocated rows, np.split backward, dict cache",
             forward=enumerate_forward, backward=split_backward),
 ]

@@ -21,5 +21,6 @@ def true_division_size(H, KH, stride=1, pad=0):
 CASES = [
     Learner("output_size", "pass", "ok-ceil", "math.ceil((H + 2p - KH + 1) / s)", fn=ceil_size),
     Learner("output_size", "fail", "true-division", "(H + 2p - KH) / s + 1, a float",
-            fn=true_division_size, hint_words=(("//", "integer", "floor", "int", "round"),)),
+            fn=true_division_size, hint_words=(("//", "integer", "floor", "int", "round"),),
+            keys=("size_true_division",)),
 ]

@@ -67,15 +67,16 @@ CASES = [
     Learner("softmax_cross_entropy", "pass", "ok-logsumexp", "vectorised log-sum-exp", fn=logsumexp_loss),
     Learner("softmax_cross_entropy", "pass", "ok-per-sample", "a loop over samples, lists", fn=per_sample_loss),
     Learner("softmax_cross_entropy", "fail", "no-max-shift", "exp overflows at logits of 1e3", fn=no_shift_loss,
-            hint_words=(("overflow", "max", "shift", "large", "inf", "nan", "stab"),)),
+            hint_words=(("overflow", "max", "shift", "large", "inf", "nan", "stab"),), keys=("softmax_no_shift",)),
     Learner("softmax_cross_entropy", "fail", "log-of-underflowed-softmax", "log(p) with p = 0: loss inf",
             fn=log_of_softmax_loss,
             hint_words=(("log", "underflow", "inf"), ("log-sum-exp", "logsumexp", "log_softmax", "log softmax",
-                                                     "underflow", "log(0)", "log of", "-inf", "inf", "zero"))),
+                                                     "underflow", "log(0)", "log of", "-inf", "inf", "zero")),
+            keys=("log_of_softmax",)),
     Learner("softmax_cross_entropy", "fail", "grad-without-1-over-n", "dlogits N times too big", fn=no_1_over_n_loss,
-            hint_words=(AVERAGE,)),
+            hint_words=(AVERAGE,), keys=("softmax_no_mean",)),
     Learner("softmax_cross_entropy", "fail", "loss-summed", "loss summed over the batch, not averaged",
-            fn=summed_loss, hint_words=(AVERAGE + ("sum",),)),
+            fn=summed_loss, hint_words=(AVERAGE + ("sum",),), keys=("softmax_loss_sum",)),
 ]
 
 
@@ -110,5 +111,6 @@ CASES += [
     Learner("log_softmax", "pass", "ok-shifted", "z - max - log(sum(exp(z - max)))", fn=log_softmax_shifted),
     Learner("log_softmax", "fail", "log-of-softmax", "np.log of the (shifted) softmax: -inf where p underflows",
             fn=log_softmax_of_softmax,
-            hint_words=(("underflow", "log(0)", "-inf", "inf", "log-sum-exp", "logsumexp"),)),
+            hint_words=(("underflow", "log(0)", "-inf", "inf", "log-sum-exp", "logsumexp"),),
+            keys=("log_of_softmax",)),
 ]
