@@ -18,8 +18,9 @@ second opening only after the first. What an edition shares with its lesson is n
 twice: its widget cells whose code is the lesson's (the explorers, on the same cnnlib code
 and the same inputs, since a stub falls back to cnnlib) must render, with their Log Console
 empty, but their sliders are walked in the lesson's run only. An edition then costs about
-what its lesson does, plus its checks' own run time: in one run on 2 cores, 8-16 s per lesson
-(124 s for the nine) and 9-34 s per edition (159 s for the eight; lesson 9's checks train).
+what its lesson does, plus its checks' own run time: in one run on 2 cores, before lesson 9 was
+split in two, 8-16 s per lesson (124 s for the nine) and 9-34 s per edition (159 s for the eight;
+lesson 9's checks train). Lesson 10, which trains nine small networks, takes longest.
 Everything else an edition could skip is what it has to prove: that Run All gets through
 every stub, and what each cell shows.
 
@@ -42,7 +43,7 @@ pytestmark = pytest.mark.browser
 ROOT = Path(__file__).resolve().parent.parent
 LESSONS = sorted((ROOT / "notebooks").glob("[0-9][0-9]-*.ipynb"))
 EDITIONS = sorted((ROOT / "notebooks" / "exercises").glob("*.ipynb"))
-RUN_TIMEOUT = 300  # seconds for one lesson's Run All; they take 2-8 s in a kernel of their own
+RUN_TIMEOUT = 300  # seconds for one lesson's Run All; each takes under a minute alone (see the start page)
 
 
 def unavailable(reason):

@@ -27,12 +27,14 @@ def test_the_flatten_explorer_cell_expects_four_sliders_a_toggle_and_two_html_wi
     assert widgets == {SLIDERS: 4, ".widget-toggle-buttons": 1, ".widget-html": 2}
 
 
-def test_the_training_lesson_expects_its_figures_and_no_progress_bars():
-    # Lesson 9 trains with progress=False (its runs are compared figure by figure, and the optional
-    # MNIST cell is off by default), so the browser must find every figure and no widget.
-    expected = labdriver.expected_outputs(lesson("09"))
-    assert widget_cells(lesson("09")) == {}
-    assert sum(e["images"] for e in expected.values()) >= 8
+@pytest.mark.parametrize("stem, figures", [("09", 5), ("10", 6)])
+def test_the_training_lessons_expect_their_figures_and_no_progress_bars(stem, figures):
+    # Lessons 9 and 10 train with progress=False (their runs are compared figure by figure, and
+    # lesson 9's optional MNIST cell is off by default), so the browser must find every figure
+    # and no widget.
+    expected = labdriver.expected_outputs(lesson(stem))
+    assert widget_cells(lesson(stem)) == {}
+    assert sum(e["images"] for e in expected.values()) >= figures
 
 
 def test_lessons_without_widgets_expect_figures_only_where_they_have_them():

@@ -57,6 +57,13 @@ def test_the_start_page_lists_every_lesson_and_exercise_edition():
         assert f"](exercises/{path.name})" in text, f"00-start-here.ipynb does not link exercises/{path.name}"
 
 
+def test_lesson_1s_roadmap_lists_every_lesson_in_order():
+    roadmap = "".join(load(LESSONS[0])["cells"][3]["source"])
+    assert roadmap.startswith("## The road ahead"), roadmap[:80]
+    items = re.findall(r"^(\d+)\. \[[^]]+\]\(([^)]+)\)", roadmap, re.M)
+    assert items == [(str(int(p.name[:2])), p.name) for p in LESSONS], items
+
+
 def test_the_start_page_shows_a_check_report():
     cells = code_cells(load(START))
     shown = [out.get("data", {}).get("text/plain", "") for c in cells if "check." in "".join(c["source"])
