@@ -23,15 +23,20 @@ the convolution rung by rung):
 - A large batch is cut into one slice per core, and threads take the slices through the
   layer at once, with BLAS held to one thread (parallel.py): NumPy copies on one core, and
   half of a conv layer's time is copying.
-- memory.py can ask glibc to keep freed memory for the next training step; `fit` does so
-  (CNNLIB_KEEP_FREED_MEMORY=0 turns it off). Importing cnnlib changes nothing.
+- Every array the layers make comes from arrays.py, which keeps each thread's buffers from
+  one call to the next and hands one out again only once no array refers to it: a training
+  step then page-faults no fresh memory in, whatever malloc does, and what a call returns
+  stays as it was. memory.py's process-wide malloc setting is not needed for speed any more
+  (lesson 10 still shows it). Importing cnnlib changes nothing.
 
 How it is tested: tests/test_vectorized.py, test_conv.py, test_pool.py, test_nonfinite.py
 and test_properties.py hold every fast function equal to its loop version (and to finite
 differences, and test_torch_crosscheck.py to PyTorch) on many shapes, strides and pads, with
 the batch split into threads and chunks and each product mode forced by the fixtures of
-tests/conftest.py; test_modes.py checks which path each case takes, test_parallel.py the threads.
+tests/conftest.py; test_modes.py checks which path each case takes, test_parallel.py the
+threads, test_arrays.py the reused memory.
 
 Modules: conv.py, pool.py (the layers), windows.py (padding, taps, im2col), parallel.py
-(slices of the batch in threads), memory.py (the allocator setting).
+(slices of the batch in threads), arrays.py (the reused memory), memory.py (the allocator
+setting lesson 10 shows).
 """

@@ -21,8 +21,9 @@ chunk; the backward goes by the same chunks (or, given the loop forward's None, 
 
 import numpy as np
 
+from .arrays import empty, zeros
 from .parallel import batch_slices, map_slices
-from .windows import im2col, taps, unpad_hw
+from .windows import fill_padded, im2col, taps, unpad_hw
 
 # The matrix products run image by image (a stack of products, one per image) when each
 # image has at least this many output pixels: each image's maps are then already in place
@@ -101,17 +102,20 @@ def by_runs(stride, g, F, tap_channels):
 def widen(dout, Wp, dtype):
     """dout (n, F, H', W') as dtype, zeros in columns W'..Wp-1, each map flat: (n, F, H'*Wp)."""
     n, F, Ho, Wo = dout.shape
-    wide = np.empty((n, F, Ho, Wp), dtype=dtype)  # (n, F, H', Wp)
+    wide = empty((n, F, Ho, Wp), dtype)  # (n, F, H', Wp)
     wide[..., :Wo] = dout
     wide[..., Wo:] = 0
     return wide.reshape(n, F, Ho * Wp)  # (n, F, H'*Wp), a view
 
 
 def flat_images(n, padded, kernel, dtype):
-    """Zeros for n padded images, padded = (C, Hp, Wp), laid out flat one after another, then
-    (KH-1)*Wp + KW-1 more: room for the last of runs' runs, which starts that far in."""
+    """Room for n padded images, padded = (C, Hp, Wp), laid out flat one after another, then
+    (KH-1)*Wp + KW-1 more, zeros: room for the last of runs' runs, which starts that far in.
+    The images' part is left uninitialised, for the caller to fill."""
     C, Hp, Wp = padded
-    return np.zeros(n * C * Hp * Wp + (kernel[0] - 1) * Wp + kernel[1] - 1, dtype=dtype)
+    flat = empty((n * C * Hp * Wp + (kernel[0] - 1) * Wp + kernel[1] - 1,), dtype)
+    flat[n * C * Hp * Wp:] = 0
+    return flat
 
 
 def runs(flat, n, plane, kernel, Wp):
@@ -146,8 +150,8 @@ def dw_by_runs(x, dout_wide, kernel, pad, padded):
     (KH, KW), (ph, pw), (_, Hp, Wp) = kernel, pad, padded
     run = dout_wide.shape[2]  # H'*Wp
     flat = flat_images(n, padded, kernel, x.dtype)
-    flat[:n * C * Hp * Wp].reshape(n, C, Hp, Wp)[:, :, ph:ph + H, pw:pw + W] = x
-    dw_taps = np.empty((KH * KW, n, dout_wide.shape[1], C), dtype=np.result_type(x, dout_wide))
+    fill_padded(flat[:n * C * Hp * Wp].reshape(n, C, Hp, Wp), x, pad, 0)
+    dw_taps = empty((KH * KW, n, dout_wide.shape[1], C), np.result_type(x, dout_wide))
     for k, x_run in enumerate(runs(flat, n, C * Hp * Wp, kernel, Wp)):
         x_run = x_run.reshape(n, C, Hp * Wp)[:, :, :run]  # (n, C, H'*Wp), a view
         np.matmul(dout_wide, x_run.transpose(0, 2, 1), out=dw_taps[k])  # (n, F, C)
@@ -166,11 +170,14 @@ def dx_by_runs(dout_wide, w_tap, kernel, padded):
     C, Hp, Wp = padded
     dtype = np.result_type(w_tap, dout_wide)
     flat = flat_images(n, padded, kernel, dtype)
-    prod = np.empty((n, C, Hp * Wp), dtype=dtype)
+    prod = empty((n, C, Hp * Wp), dtype)
     prod[:, :, run:] = 0  # no product writes there: the rows below the last run
     for k, dx_run in enumerate(runs(flat, n, C * Hp * Wp, kernel, Wp)):
         np.matmul(w_tap[k], dout_wide, out=prod[:, :, :run])  # (n, C, H'*Wp)
-        dx_run += prod.reshape(-1)
+        if k == 0:  # tap (0, 0)'s run is all the images: it sets them, no zeroing first
+            dx_run[...] = prod.reshape(-1)
+        else:
+            dx_run += prod.reshape(-1)
     return flat[:prod.size].reshape(n, C, Hp, Wp)  # (n, C, Hp, Wp), a view
 
 
@@ -184,13 +191,15 @@ def dx_by_taps(dout, w_tap, kernel, stride, padded, g, dtype):
     """
     n, _, Ho, Wo = dout.shape
     dprod = stack_maps(dout, g)  # (n/g, F, g*H'*W')
-    dxp = np.zeros((n, *padded), dtype=dtype)  # (n, C, Hp, Wp)
+    dxp = zeros((n, *padded), dtype)  # (n, C, Hp, Wp)
+    prod = empty((n // g, w_tap.shape[1], g * Ho * Wo), np.result_type(w_tap, dprod))
     for k, tap in enumerate(taps(dxp, kernel, stride, (Ho, Wo))):
         # NumPy 2.0 has no reshape(copy=False); splitting the leading axis always gives a view,
-        # and the += below must land in dxp, so that is checked rather than assumed.
+        # and the += below must land in dxp, so that is checked rather than assumed (an empty
+        # batch's tap shares no memory with anything, and has nothing to land).
         tap = tap.reshape(n // g, g, *tap.shape[1:])  # (n/g, g, C, H', W')
-        assert np.may_share_memory(tap, dxp)
-        tap += unstack_maps(w_tap[k] @ dprod, g, (Ho, Wo))
+        assert tap.size == 0 or np.may_share_memory(tap, dxp)
+        tap += unstack_maps(np.matmul(w_tap[k], dprod, out=prod), g, (Ho, Wo))
     return dxp
 
 
@@ -199,24 +208,26 @@ def forward(x, w, b, stride, pad, out_hw):
     Ho, Wo = out_hw
     N, F = x.shape[0], w.shape[0]
     w2 = w.reshape(F, -1)  # (F, C*KH*KW)
-    out = np.empty((N, F, Ho, Wo), dtype=np.result_type(x, w))
+    out = empty((N, F, Ho, Wo), np.result_type(x, w))
     # Each filter's bias spread over a whole map: NumPy adds a contiguous operand about twice
     # as fast as a (F, 1, 1) column broadcast along H' and W' (measured, benchmarks/README.md).
-    bias = np.broadcast_to(b[:, None, None], (F, Ho, Wo)).astype(out.dtype)  # (F, H', W')
+    bias = empty((F, Ho, Wo), out.dtype)  # (F, H', W')
+    bias[...] = b[:, None, None]
     parts, cut = batch_chunks(N, w2.shape[1], (Ho, Wo), x.itemsize)
     keep = len(cut) == len(parts)  # see CHUNK_BYTES
 
     def one_chunk(chunk):  # images x[chunk]
         n = chunk.stop - chunk.start
+        g = images_per_product(n, (Ho, Wo))  # images per product, see PER_IMAGE_MIN_PIXELS
         cols = im2col(x[chunk], w.shape[2:], stride, pad, (Ho, Wo))  # (C*KH*KW, n*H'*W')
         # Row f of w2 times column (n, i, j) of cols is out[n, f, i, j] before the bias.
-        g = images_per_product(n, (Ho, Wo))  # images per product, see PER_IMAGE_MIN_PIXELS
         stacked = stack_columns(cols, g * Ho * Wo)  # (n/g, C*KH*KW, g*H'*W'), a view
         if g == 1:  # image n's product w2 @ stacked[n] lands straight in its maps out[n]
             np.matmul(w2, stacked, out=out[chunk].reshape(n, F, Ho * Wo))  # (n, F, H'*W')
             out[chunk] += bias
         else:  # one product; one pass adds the bias and lays the maps out as (n, F, H', W')
-            np.add(unstack_maps(w2 @ stacked, g, (Ho, Wo)), bias, out=out[chunk].reshape(1, n, F, Ho, Wo))
+            prod = np.matmul(w2, stacked, out=empty((n // g, F, g * Ho * Wo), out.dtype))
+            np.add(unstack_maps(prod, g, (Ho, Wo)), bias, out=out[chunk].reshape(1, n, F, Ho, Wo))
         # See CHUNK_BYTES; a backward by runs needs no im2col matrix.
         return cols if keep and not by_runs(stride, g, F, w2.shape[1]) else None
 
@@ -230,7 +241,7 @@ def backward(dout, x, w, stride, pad, kept, input_grad):
     N, F, Ho, Wo = dout.shape
     w2 = w.reshape(F, -1)  # (F, C*KH*KW)
     out_dtype = np.result_type(x, w)  # the forward's output's, and dx's
-    dx = np.empty(x.shape, dtype=out_dtype) if input_grad else None
+    dx = empty(x.shape, out_dtype) if input_grad else None
     KH, KW = w.shape[2:]
     # w_tap[k] = w[:, :, p, q].T, the (C, F) weights of tap k = (p, q) (see windows.taps).
     w_tap = w.transpose(2, 3, 1, 0).reshape(KH * KW, -1, F)  # (KH*KW, C, F)
@@ -251,7 +262,7 @@ def backward(dout, x, w, stride, pad, kept, input_grad):
         n = chunk.stop - chunk.start
         g = images_per_product(n, (Ho, Wo))  # as in the forward
         chunk_by_runs = by_runs(stride, g, F, w2.shape[1])
-        dw_runs = chunk_by_runs and bool(np.isfinite(x[chunk]).all())
+        dw_runs = chunk_by_runs and bool(np.isfinite(x[chunk], out=empty(x[chunk].shape, bool)).all())
         dx_runs = chunk_by_runs and w_finite
         if dw_runs or dx_runs:
             dout_wide = widen(dout[chunk], padded[2], out_dtype)  # (n, F, H'*Wp)
@@ -264,7 +275,8 @@ def backward(dout, x, w, stride, pad, kept, input_grad):
             dprod = stack_maps(dout[chunk], g)  # (n/g, F, g*H'*W'), the forward's product
             # The forward was prod = w2 @ stacked_cols, so dw = dprod @ stacked_cols.T summed
             # over the stack. Written transposed, as OpenBLAS ran it about 1.2x faster that way.
-            dw_t = (stacked_cols @ dprod.transpose(0, 2, 1)).sum(axis=0)  # (C*KH*KW, F)
+            dw_stack = empty((len(dprod), len(cols), F), np.result_type(cols, dprod))
+            dw_t = np.matmul(stacked_cols, dprod.transpose(0, 2, 1), out=dw_stack).sum(axis=0)  # (C*KH*KW, F)
         if input_grad and dx_runs:
             dxp = dx_by_runs(dout_wide, w_tap, (KH, KW), padded)  # (n, C, Hp, Wp)
         elif input_grad:

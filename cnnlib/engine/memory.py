@@ -1,21 +1,23 @@
 """Let freed arrays' memory be reused instead of handed back to the operating system.
 
-A training step allocates and frees the same arrays every time (im2col matrices, outputs,
-gradients). glibc's malloc serves a block over its mmap threshold with fresh pages and gives
-them back to the kernel when it is freed, so the next step page-faults them in again. The
-threshold starts at 128 KiB and rises by itself to the largest block freed, but only up to
-32 MiB: blocks bigger than that (a conv layer's output or dout on a large batch) are fetched
-fresh every step. Raising the two thresholds below keeps them too: measured, 7% of a step
-of a conv layer on a batch of 256 32x32 images in float64, nothing measurable at MNIST's
-size and batch, whose arrays stay under 32 MiB (benchmarks/README.md, lesson 10). The process never holds more than its own peak, and
-nothing changes off glibc (macOS, Windows, musl). Each thread that splits a batch (see
-parallel.py) allocates from its own malloc arena, which keeps its share too: after a large
-step the process may hold memory up to its peak again.
+A training step allocates and frees the same arrays every time. glibc's malloc serves a
+block over its mmap threshold with fresh pages and gives them back to the kernel when it is
+freed, and gives back the free top of its heap once more than its trim threshold is free:
+both thresholds rise by themselves, but only to the largest block freed (the trim threshold
+to twice that), up to 32 MiB, so a step that frees much more than its largest array has its
+memory page-faulted in again at every step. Raising the two thresholds below keeps it.
 
-It is a setting of the whole process, so importing cnnlib does not apply it: cnnlib.fit
-calls keep_freed_memory() when training starts (the setting then stays for the rest of the
-process), and anyone timing or training with the layer functions directly may call it too.
-Set the environment variable CNNLIB_KEEP_FREED_MEMORY=0 to leave malloc alone.
+The engine no longer needs this: its layers take their arrays from arrays.py, which keeps
+its own memory from call to call (as PyTorch's allocator does), and they page-fault nothing
+in step after step with malloc as the process found it (benchmarks/README.md). What is left
+for this setting is the rest of a program's arrays (ReLU's, dense layers', the caller's own);
+lesson 10 uses it to show the effect of page faults. It is a setting of the whole process:
+importing cnnlib or calling a layer never applies it; a program that wants it calls
+keep_freed_memory() itself.
+Each thread allocates from its own malloc arena, which keeps its share too: the process may
+hold memory up to its peak again after a large step. Nothing changes off glibc (macOS,
+Windows, musl). Set the environment variable CNNLIB_KEEP_FREED_MEMORY=0 to make the call a
+no-op.
 """
 
 import ctypes

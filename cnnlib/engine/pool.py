@@ -13,6 +13,7 @@ Shapes: N batch, C channels, H x W input, KH x KW window (size), H' x W' output.
 
 import numpy as np
 
+from .arrays import empty, zeros
 from .parallel import batch_slices, map_slices
 from .windows import pad_hw, taps, unpad_hw
 
@@ -20,35 +21,39 @@ from .windows import pad_hw, taps, unpad_hw
 def max_forward(x, size, stride, pad, out_hw):
     """out (N, C, H', W') and argmax (see cnnlib/pool.py) for checked x, size, stride, pad."""
     Ho, Wo = out_hw
-    out = np.empty((*x.shape[:2], Ho, Wo), dtype=x.dtype)  # (N, C, H', W')
-    argmax = np.empty(out.shape, dtype=np.min_scalar_type(size[0] * size[1] - 1))  # uint8 mostly
+    out = empty((*x.shape[:2], Ho, Wo), x.dtype)  # (N, C, H', W')
+    argmax = empty(out.shape, np.min_scalar_type(size[0] * size[1] - 1))  # uint8 mostly
 
     def one_slice(part):  # images x[part], n of them; writes out[part] and argmax[part]
         out_part, argmax_part = out[part], argmax[part]  # (n, C, H', W') views
         # A running maximum over the KH*KW taps (see windows.py): no window is ever copied out.
-        window_taps = taps(pad_hw(x[part], pad, value=-np.inf), size, stride, (Ho, Wo))
+        xp = pad_hw(x[part], pad, -np.inf)  # (n, C, Hp, Wp)
+        window_taps = taps(xp, size, stride, (Ho, Wo))
         out_part[...] = next(window_taps)  # (n, C, H', W'), tap (0, 0) of every window
         argmax_part[...] = 0
+        better = empty(out_part.shape, bool)
+        won = empty(out_part.shape, argmax.dtype)
         for k, tap in enumerate(window_taps, start=1):
             # Strictly greater: on a tie the earlier tap keeps the max, so argmax is the first.
-            better = tap > out_part
+            np.greater(tap, out_part, out=better)
             np.maximum(out_part, tap, out=out_part)
             # Taps come in increasing k, so max(argmax, k * better) is k exactly where this tap
             # won: the same as argmax[better] = k, without a boolean mask's slow scattered writes.
-            np.maximum(argmax_part, np.multiply(better, k, dtype=argmax.dtype), out=argmax_part)
+            np.maximum(argmax_part, np.multiply(better, k, out=won, dtype=argmax.dtype), out=argmax_part)
         # A NaN never compares greater, so the running argmax above missed it, and an all -inf
         # window kept tap 0, maybe padding. The max of out is NaN in the first case and its min
         # -inf in the second (padding only): a reduction or two over out (a few % of this loop)
         # tells whether any window needs its winner put right.
         if out_part.size and (np.isnan(out_part.max()) or pad != (0, 0) and out_part.min() == -np.inf):
-            nonfinite_winners(x[part], out_part, argmax_part, size, stride, pad)
+            nonfinite_winners(xp, out_part, argmax_part, size, stride, pad)
 
     map_slices(one_slice, batch_slices(x.shape[0], work=x.size))  # see parallel.py
     return out, argmax
 
 
-def nonfinite_winners(x, out, argmax, size, stride, pad):
-    """Put right argmax (n, C, H', W') of the windows whose max `out` is NaN or -inf.
+def nonfinite_winners(xp, out, argmax, size, stride, pad):
+    """Put right argmax (n, C, H', W') of the windows whose max `out` is NaN or -inf, given
+    the images xp padded with -inf.
 
     A NaN window's winner is its last NaN in row-major order, as in PyTorch (and the loop
     version). A window whose real pixels are all -inf ties them with its -inf padding; its
@@ -57,7 +62,7 @@ def nonfinite_winners(x, out, argmax, size, stride, pad):
     if np.isnan(out).any():
         # Only NaN windows have a NaN under any tap, and the taps come in row-major order:
         # each NaN found overrides the ones before it, so the last one stays.
-        for k, tap in enumerate(taps(pad_hw(x, pad, value=-np.inf), size, stride, out.shape[2:])):
+        for k, tap in enumerate(taps(xp, size, stride, out.shape[2:])):
             argmax[np.isnan(tap)] = k
     if pad != (0, 0):
         lost = out == -np.inf
@@ -76,36 +81,46 @@ def max_backward(dout, x, argmax, size, stride, pad):
     # When the windows tile x exactly, the loop below writes every pixel: no need to zero it.
     Ho, Wo = argmax.shape[2:]
     tiled = stride == size and pad == (0, 0) and x.shape[2:] == (size[0] * Ho, size[1] * Wo)
-    dxp = (np.empty if tiled else np.zeros)(padded, dtype=x.dtype)  # (N, C, H+2ph, W+2pw)
+    dxp = empty(padded, x.dtype)  # (N, C, H+2ph, W+2pw)
+    if not tiled:
+        dxp.fill(0)
 
     def one_slice(part):  # images x[part], n of them; writes dxp[part]
         dout_part, argmax_part = dout[part], argmax[part]  # (n, C, H', W') views
         # dout * (argmax == k) would turn an inf or NaN in dout into NaN (inf * 0) at every
         # pixel of its window; np.where does not, but costs several times as much: one pass says
         # whether dout is finite, and np.where is taken only when it is not.
-        finite = np.isfinite(dout_part).all()
+        winners = empty(dout_part.shape, bool)
+        finite = np.isfinite(dout_part, out=winners).all()
+        routed = empty(dout_part.shape, dout.dtype) if overlap or not finite else None
         for k, tap in enumerate(taps(dxp[part], size, stride, (Ho, Wo))):
             # Only each window's winner influenced its output, so only it gets the gradient.
-            winners = argmax_part == k  # (n, C, H', W')
+            np.equal(argmax_part, k, out=winners)  # (n, C, H', W')
             if not finite:
-                routed = np.where(winners, dout_part, 0)
+                routed[...] = 0
+                np.copyto(routed, dout_part, where=winners)
                 if overlap:
                     tap += routed
                 else:
                     tap[...] = routed
             elif overlap:  # windows share pixels, and a shared winner collects from each of them
-                tap += dout_part * winners
+                tap += np.multiply(dout_part, winners, out=routed)
             else:  # each pixel is in one window at most: write the gradient straight in
                 np.multiply(dout_part, winners, out=tap)
 
     map_slices(one_slice, batch_slices(x.shape[0], work=x.size))  # see parallel.py
-    return np.ascontiguousarray(unpad_hw(dxp, pad, x.shape[2:]))  # (N, C, H, W)
+    if pad == (0, 0):
+        return dxp  # (N, C, H, W)
+    dx = empty(x.shape, x.dtype)
+    dx[...] = unpad_hw(dxp, pad, x.shape[2:])
+    return dx  # (N, C, H, W)
 
 
 def avg_forward(x, size, stride, out_hw):
     """out (N, C, H', W') for checked x, size, stride (no padding)."""
     window_taps = taps(x, size, stride, out_hw)
-    out = next(window_taps).copy()  # (N, C, H', W')
+    out = empty((*x.shape[:2], *out_hw), x.dtype)  # (N, C, H', W')
+    out[...] = next(window_taps)
     for tap in window_taps:
         out += tap
     out /= size[0] * size[1]
@@ -116,7 +131,7 @@ def avg_backward(dout, x, size, stride):
     """dx (N, C, H, W) for a checked dout (N, C, H', W') and the cache's x, size, stride."""
     # Every pixel of a window contributed 1/(KH*KW) of the output.
     share = (dout / (size[0] * size[1])).astype(x.dtype, copy=False)  # (N, C, H', W')
-    dx = np.zeros_like(x)
+    dx = zeros(x.shape, x.dtype)
     for tap in taps(dx, size, stride, dout.shape[2:]):
         tap += share  # overlapping windows add up
     return dx

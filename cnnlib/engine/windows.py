@@ -13,20 +13,40 @@ element lands KH*KW apart from its neighbour (measured: benchmarks/README.md, le
 
 import numpy as np
 
+from .arrays import empty
 
-def pad_hw(x, pad, value=0.0):
+
+def pad_hw(x, pad, value):
     """Return x padded by `pad` = (ph, pw) on both sides of H and W (x itself when pad is 0).
 
-    Writing into a preallocated array is faster than np.pad and makes the fill value explicit
-    (max-pooling pads with -inf so padding can never win the max).
+    The copy is one of the engine's arrays (see arrays.py). Writing into it is faster than
+    np.pad and makes the fill value explicit (max-pooling pads with -inf so padding can never
+    win the max).
     """
     ph, pw = pad
     if ph == 0 and pw == 0:
         return x
     N, C, H, W = x.shape
-    xp = np.full((N, C, H + 2 * ph, W + 2 * pw), value, dtype=x.dtype)  # (N, C, H+2ph, W+2pw)
-    xp[:, :, ph:ph + H, pw:pw + W] = x
+    xp = empty((N, C, H + 2 * ph, W + 2 * pw), x.dtype)  # (N, C, H+2ph, W+2pw)
+    fill_padded(xp, x, pad, value)
     return xp
+
+
+def fill_padded(xp, x, pad, value):
+    """Write x (..., H, W) into the interior of xp (..., H+2ph, W+2pw) and `value` around it.
+
+    Only the border is filled, not the whole of xp first: xp's memory is reused (arrays.py),
+    not fresh zeros, and a pass over all of it would cost as much as the copy of x itself.
+    """
+    (ph, pw), (H, W) = pad, x.shape[-2:]
+    if ph == 0 and pw == 0:
+        xp[...] = x
+        return
+    xp[..., :ph, :] = value
+    xp[..., ph + H:, :] = value
+    xp[..., ph:ph + H, :pw] = value
+    xp[..., ph:ph + H, pw + W:] = value
+    xp[..., ph:ph + H, pw:pw + W] = x
 
 
 def unpad_hw(xp, pad, hw):
@@ -64,9 +84,10 @@ def im2col(x, kernel, stride, pad, out_hw):
     N, C, H, W = x.shape
     (KH, KW), (ph, pw), (Ho, Wo) = kernel, pad, out_hw
     # Channel-first, so each tap below is a same-order copy.
-    xp = np.zeros((C, N, H + 2 * ph, W + 2 * pw), dtype=x.dtype)  # (C, N, Hp, Wp)
-    xp[:, :, ph:ph + H, pw:pw + W] = x.transpose(1, 0, 2, 3)
-    cols = np.empty((C, KH * KW, N, Ho, Wo), dtype=x.dtype)
+    xp = empty((C, N, H + 2 * ph, W + 2 * pw), x.dtype)  # (C, N, Hp, Wp)
+    fill_padded(xp, x.transpose(1, 0, 2, 3), pad, 0)
+    shape = (C, KH * KW, N, Ho, Wo)
+    cols = empty(shape, x.dtype)
     for k, tap in enumerate(taps(xp, kernel, stride, out_hw)):
         cols[:, k] = tap  # (C, N, H', W')
     return cols.reshape(C * KH * KW, N * Ho * Wo)  # (C*KH*KW, N*H'*W'), no copy
