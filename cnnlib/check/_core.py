@@ -39,23 +39,17 @@ class NotWritten(Exception):
 
 # ---- the harness ----------------------------------------------------------------------------
 
-def exercise_parts(fn):
-    """(the learner's own function or class, its fallback) for check.exercise's wrapper, else (fn, None).
-
-    Only that wrapper is looked through: any other wrapper (functools.wraps included) is what
-    runs when the learner calls the function, so it is what the check tests.
-    """
-    fallback = getattr(fn, "__exercise_fallback__", None)
-    return (fn.__wrapped__, fallback) if fallback is not None else (fn, None)
-
-
 def learner_function(fn, what, *, classes=False):
-    """fn as the check runs it (see exercise_parts), or a TypeError for what is not callable."""
+    """(what the check runs, its fallback): through check.exercise's wrapper, the learner's own
+    function or class and the fallback; any other callable as it is (a functools.wraps decorator
+    included: it is what runs when the learner calls the function). A TypeError for what is not
+    callable."""
     if fn is None:
         return None, None
     if not callable(fn) or (isinstance(fn, type) and not classes):
         raise TypeError(f"{what} must be a function{' or a class' if classes else ''}, got {fn!r}")
-    return exercise_parts(fn)
+    fallback = getattr(fn, "__exercise_fallback__", None)
+    return (fn.__wrapped__, fallback) if fallback is not None else (fn, None)
 
 
 def _copy(value):
@@ -64,9 +58,7 @@ def _copy(value):
         return value.copy()
     if isinstance(value, dict):
         return {k: _copy(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return type(value)(_copy(v) for v in value) if type(value) in (list, tuple) else value
-    return value
+    return type(value)(_copy(v) for v in value) if type(value) in (list, tuple) else value
 
 
 def _unchanged(given, original):
@@ -86,10 +78,8 @@ def _where(error):
     frames = traceback.extract_tb(error.__traceback__)
     mine = [f for f in frames if not os.path.abspath(f.filename).startswith(_NOT_LEARNER)]
     frame = (mine or frames or [None])[-1]
-    if frame is None:
-        return ""
-    line = (frame.line or "").strip()
-    return f" in {frame.name}, line {frame.lineno}" + (f": `{line}`" if line else "")
+    line = frame and (frame.line or "").strip()
+    return frame and f" in {frame.name}, line {frame.lineno}" + (f": `{line}`" if line else "") or ""
 
 
 def describe(error):
@@ -109,13 +99,11 @@ def _signature_problem(fn, args, kwargs):
         signature = inspect.signature(fn)
         signature.bind(*args, **kwargs)
     except TypeError as error:
-        name = getattr(fn, "__name__", "your function")
-        keywords = "".join(f", {k}=" for k in kwargs)
+        name, keywords = getattr(fn, "__name__", "your function"), "".join(f", {k}=" for k in kwargs)
         return (f"TypeError: the check calls {name} with {len(args)} positional argument(s){keywords}, "
                 f"but yours is {name}{signature} ({error}); give it cnnlib's signature")
     except ValueError:  # no signature to read (a builtin): just call it
-        return None
-    return None
+        pass
 
 
 class Outcome:
@@ -123,12 +111,8 @@ class Outcome:
     NotImplementedError), the arguments it changed in place, NumPy's warnings, the time it took."""
 
     def __init__(self, value=None, error=None, stub=None, changed=(), warned=(), seconds=0.0):
-        self.value, self.error, self.stub = value, error, stub
-        self.changed, self.warned, self.seconds = list(changed), list(warned), seconds
-
-    @property
-    def ok(self):
-        return self.error is None and self.stub is None
+        self.value, self.error, self.stub, self.changed, self.warned = value, error, stub, changed, warned
+        self.seconds, self.ok = seconds, error is None and stub is None
 
 
 def attempt(fn, args=(), kwargs=None, *, names=None, keep=()):
@@ -168,6 +152,18 @@ def attempt(fn, args=(), kwargs=None, *, names=None, keep=()):
 def read(obj, name):
     """obj.<name> read as learner code (a property may raise): an Outcome."""
     return attempt(lambda: getattr(obj, name))
+
+
+def choose(case, fn, kwargs, implicit, who):
+    """The keywords of this case that fn can take, or None (the case skipped) when it cannot express
+    the case; implicit[key] is what a function without that keyword is taken to do."""
+    chosen = {}
+    for key, value in kwargs.items():
+        if takes(fn, key):
+            chosen[key] = value
+        elif value != implicit.get(key, object()):
+            return case.skip(f"skipped: your {who} has no `{key}` parameter, and this case needs {key} {value}")
+    return chosen
 
 
 def takes(fn, name):

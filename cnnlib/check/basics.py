@@ -16,8 +16,8 @@ import numpy as np
 
 from .. import gradcheck
 from . import mistakes, reference as ref
-from ._core import (NotWritten, Report, TOLERANCE, attempt, compare, learner_function, pair_text, refuse, rng,
-                    same, signature, takes)
+from ._core import (NotWritten, Report, TOLERANCE, attempt, choose, compare, learner_function, pair_text, refuse,
+                    rng, same, signature)
 
 
 def run(name, what, fn, names, cases, judge):
@@ -32,14 +32,8 @@ def run(name, what, fn, names, cases, judge):
             case = report.case(label)
             case.inputs.update(inputs)
             case.settings.update(settings)
-            chosen = {}
-            for key, value in kwargs.items():
-                if takes(fn, key):
-                    chosen[key] = value
-                elif value != {"stride": 1, "pad": 0}.get(key):
-                    case.skip(f"skipped: your function has no `{key}` parameter, and this case needs {key} {value}")
-                    break
-            if case.status == "skip":
+            chosen = choose(case, fn, kwargs, {"stride": 1, "pad": 0}, "function")
+            if chosen is None:
                 continue
             o = attempt(fn, args, chosen, names=names)
             if case.ran(o, "fn", report, getattr(fn, "__name__", "fn")):

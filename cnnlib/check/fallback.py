@@ -1,51 +1,24 @@
 """`exercise(fallback)`: use the learner's function or class, or cnnlib's while it is a stub.
 
-The exercise editions of the lessons (notebooks/exercises/) put this decorator above every
-stub the learner is asked to write::
+The exercise editions (notebooks/exercises/) put `@check.exercise(fallback=cnnlib.dense_backward)`
+above every stub the learner is asked to write, so the cells below it run before it is written.
 
-    @check.exercise(fallback=cnnlib.dense_backward)
-    def dense_backward(dout, cache):
-        # Your code here.
-        raise NotImplementedError("dense_backward: not written yet")
+A decorated function is the learner's, wrapped with `functools.wraps` (its name, docstring,
+signature and `__wrapped__` are the learner's; `__exercise_fallback__` is the fallback, so a check
+tests the learner's function itself, and can run the fallback in place of a forward not written
+yet). A call runs the learner's function; when that raises NotImplementedError, the first time
+prints "dense_backward is not written yet: the cells below use cnnlib.dense_backward." and every
+such call returns fallback(*args, **kwargs). Any other exception propagates unchanged: a written
+function that is wrong must fail where the learner can see it.
 
-so the cells below the stub still run before it is written: a call that raises
-NotImplementedError is answered by the fallback instead, and the notebook says so once.
-
-Functions
----------
-The decorated function is the learner's function wrapped with `functools.wraps`: its name,
-docstring, `inspect.signature` and `__wrapped__` are the learner's, and `__exercise_fallback__`
-is the fallback, so a check tests the learner's function itself (and reports a stub as not
-written), and can use the fallback in place of a forward that is not written yet. A call runs the learner's function; if that
-raises NotImplementedError, the first such call prints::
-
-    dense_backward is not written yet: the cells below use cnnlib.dense_backward.
-
-and every such call returns ``fallback(*args, **kwargs)``. Any other exception propagates
-unchanged: a written function that is wrong must fail where the learner can see it.
-
-Classes
--------
-The decorated class is a subclass of the learner's class (same name, qualname, module and
-docstring; `__wrapped__` is the learner's class), so `isinstance` and the learner's own
-methods work as written. Each instance follows one rule:
-
-    The first time a call on the instance raises NotImplementedError (its constructor, a
-    method, or calling the instance), the instance switches: it builds
-    ``fallback(*args, **kwargs)`` with the arguments it was constructed with, and from then
-    on every attribute read and write and every method call on it goes to that fallback
-    instance. The call that raised is repeated on the fallback instance and its result
-    returned.
-
-Only the outermost call switches: a method the learner's method calls on ``self`` (e.g.
-`Layer.forward` calling the learner's `_forward`) passes the NotImplementedError up to it,
-so the repeated call is the one the caller made, and it exists on the fallback. The message
-is printed once per decorated class, at the first instance that switches; other instances
-are not affected. Special methods other than ``__call__`` (``__repr__``, ``__len__``, ...)
-are looked up on the class by Python and stay the learner's.
-
-The only state kept is each decorated object's "already said" flag and, per instance, the
-constructor arguments, the call depth and the fallback instance once switched.
+A decorated class is a subclass of the learner's (same name, qualname, module and docstring), so
+`isinstance` and the learner's methods work as written. The first time a call on an instance
+raises NotImplementedError (its constructor, a method, or calling it), that instance switches: it
+builds fallback(*args, **kwargs) from its constructor's arguments, repeats the call there, and
+from then on sends every attribute read, write and method call to it. Only the outermost call
+switches (a method the learner's method calls on self passes the error up), so the repeated
+call is the one the caller made. The message is printed once per decorated class; other
+instances are not affected; special methods other than __call__ stay the learner's.
 """
 
 import functools
@@ -57,28 +30,11 @@ __all__ = ["exercise"]
 def exercise(fallback):
     """Decorator: use the learner's function or class, or `fallback` while it is not written.
 
-    Parameters
-    ----------
-    fallback : callable
-        What to use instead: a function taking the same arguments as the learner's function
-        (e.g. ``cnnlib.dense_backward``, or a lambda adapting a cnnlib function to the
-        lesson's signature), or, for a class, a callable that builds an instance from the
-        same constructor arguments (e.g. ``cnnlib.Dense``).
+    fallback: a function taking the learner's function's arguments (e.g. cnnlib.dense_backward, or
+    a lambda adapting a cnnlib function to the lesson's signature) or, for a class, a callable
+    building an instance from the same constructor arguments (e.g. cnnlib.Dense). A TypeError if
+    fallback is not callable, or if what is decorated is neither a function nor a class.
 
-    Returns
-    -------
-    decorate : callable
-        Applied to the learner's function or class; see the module docstring for what the
-        decorated object does.
-
-    Raises
-    ------
-    TypeError
-        If `fallback` is not callable, or `decorate` is given something that is neither a
-        class nor a function.
-
-    Examples
-    --------
     >>> import numpy as np, cnnlib
     >>> @exercise(fallback=cnnlib.relu_forward)
     ... def relu_forward(x):

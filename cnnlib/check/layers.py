@@ -9,12 +9,15 @@ whose forward is still a stub runs on the cache of the stub's fallback (or cnnli
 Then the catalogue (mistakes.py) names the classic mistakes the results show.
 """
 
+import collections
+
 import numpy as np
 
 from .. import activations, conv, dense as dense_mod, flatten as flatten_mod, losses, pool
 from . import mistakes
 from ._core import (NotWritten, Report, array_problem, attempt, directional_fd, learner_function, pair_text,
-                    pixel_place, refuse, rng, scalar_error, signature, takes, TOLERANCE)
+                    pixel_place, refuse, rng, scalar_error, signature, TOLERANCE, choose)
+from .basics import run
 from .reference import pair
 
 
@@ -88,15 +91,9 @@ def _flatten_cases(any_shape):
             yield label, {"x": rng(500 + i).standard_normal(shape)}, {}, False
 
 
-class _Spec:
-    """A layer as a check needs it: the inputs' and gradients' names, cnnlib's pair, its keywords
-    (and what a function without one is taken to do), what it looks like."""
-
-    def __init__(self, name, inputs, grads, forward, backward, what, implicit=None):
-        self.name, self.inputs, self.grads, self.forward, self.backward = name, inputs, grads, forward, backward
-        self.what, self.implicit = what, implicit or {}
-
-
+# A layer as a check needs it: the inputs' and gradients' names, cnnlib's pair, what it looks like,
+# and what a function without one of the keywords is taken to do.
+_Spec = collections.namedtuple("_Spec", "name inputs grads forward backward what implicit", defaults=[{}])
 _SPECS = {s.name: s for s in [
     _Spec("dense", ("x", "w", "b"), ("dx", "dw", "db"), dense_mod.dense_forward, dense_mod.dense_backward,
           "forward(x, w, b) -> (out, cache); backward(dout, cache) -> (dx, dw, db)"),
@@ -172,19 +169,6 @@ def _flatten_adjoint(forward, x, kwargs, dout):
     return dx.reshape(x.shape)
 
 
-def _learner_kwargs(case, forward, spec, kwargs):
-    """The keywords of this case forward can take; None (the case skipped) when it cannot express it."""
-    chosen = {}
-    for key, value in kwargs.items():
-        implicit = kwargs["size"] if key == "stride" and "size" in kwargs else spec.implicit.get(key, object())
-        if takes(forward, key):
-            chosen[key] = value
-        elif value != implicit:
-            case.skip(f"skipped: your forward has no `{key}` parameter, and this case needs {key} {value}")
-            return None
-    return chosen
-
-
 def _run(spec, cases, forward, backward):
     report = Report(spec.name, spec.what)
     forward, fallback = learner_function(forward, "forward")
@@ -196,7 +180,8 @@ def _run(spec, cases, forward, backward):
     try:
         for index, (label, arrays, kwargs, no_fd) in enumerate(cases):
             case = report.case(label)
-            chosen = _learner_kwargs(case, forward, spec, kwargs) if forward is not None else kwargs
+            implicit = dict(spec.implicit, **({"stride": kwargs["size"]} if "size" in kwargs else {}))
+            chosen = choose(case, forward, kwargs, implicit, "forward") if forward is not None else kwargs
             if chosen is None:
                 continue
             ref_out, ref_cache = spec.forward(*arrays.values(), **kwargs)
@@ -280,10 +265,8 @@ def _backward_case(report, case, spec, index, forward, chosen, backward, cache, 
     grads = dict(zip(spec.grads, result if len(spec.grads) > 1 else (result,)))
     for name in spec.grads:
         case.judge(name, grads[name], ref_grads[name], where=_place(case, spec, ref_out) if name == "dx" else None)
-    if forward is not None and not no_fd and not case.changed and "out" not in case.wrong:
-        _own_fd(case, forward, arrays, chosen, dout, grads, spec)
-    elif forward is not None and not no_fd and not case.changed:
-        _own_fd(case, forward, arrays, chosen, dout, grads, spec, quiet=True)
+    if forward is not None and not no_fd and not case.changed:
+        _own_fd(case, forward, arrays, chosen, dout, grads, spec, quiet="out" in case.wrong)
 
 
 def _own_fd(case, forward, arrays, kwargs, dout, grads, spec, quiet=False):
@@ -363,22 +346,15 @@ def flatten(*args, forward=None, backward=None, order=None, any_shape=True, **un
     if order not in (None, "C", "F"):
         raise TypeError(f"check.flatten(order=...) takes 'C', 'F' or None (any order), got {order!r}")
     report = _layer_check("flatten", _flatten_cases(bool(any_shape)), forward, backward, args, unknown)
-    own = any("own order" in c.facts for c in report.cases)
-    if order is not None and forward is not None and not report.stubs:
-        wrong = False
-        for case in report.cases:
-            out, x = case.got.get("out"), case.inputs.get("x")
-            if case.status != "skip" and "out" not in case.wrong and isinstance(out, np.ndarray) and \
-                    not np.array_equal(out, np.stack([s.ravel(order=order) for s in x])):
-                case.fail(f"forward: each row should list its sample in {order} order "
-                          f"({'the first' if order == 'F' else 'the last'} axis fastest)")
-                wrong = True
-        if wrong:
-            report.hint("flatten_wanted_order", f"Your forward flattens each sample, but not in {order} order: " + (
-                "use `x.reshape(x.shape[0], -1, order=\"F\")`, and unflatten with `dout.reshape(shape, order=\"F\")`"
-                if order == "F" else "use `x.reshape(x.shape[0], -1)`, and unflatten with `dout.reshape(shape)`")
-                + " (lesson 7, 'Does the flatten order matter?').")
-    elif own and report.passed:
+    wrong = [c for c in report.cases if order and "out" in c.got and "out" not in c.wrong and not np.array_equal(
+        c.got["out"], np.stack([s.ravel(order=order) for s in c.inputs["x"]]))]
+    for case in wrong:
+        case.fail(f"forward: each row should list its sample in {order} order "
+                  f"({'the first' if order == 'F' else 'the last'} axis fastest)")
+        case.facts.add("wanted order")
+    if wrong:
+        mistakes.diagnose(report, "flatten")
+    elif not order and report.passed and any("own order" in c.facts for c in report.cases):
         report.note("your Flatten uses another order than cnnlib's (C order, the last axis fastest). That is fine "
                     "as long as the dense weights after it were learned, or ported, in the same order.")
     return report
@@ -401,34 +377,20 @@ def softmax_cross_entropy(fn=None, *args, **unknown):
     """Check fn(logits, y) -> (loss, dlogits), the mean cross-entropy of softmax and its gradient."""
     refuse("softmax_cross_entropy", "check.softmax_cross_entropy(fn), fn(logits, y) -> (loss, dlogits)", args,
            unknown)
-    fn, _ = learner_function(fn, "fn")
-    if fn is None:
-        raise TypeError("check.softmax_cross_entropy(fn) needs the function to check, fn(logits, y) -> (loss, dlogits)")
-    report = Report("softmax_cross_entropy", "fn(logits, y) -> (loss, dlogits); loss the batch mean")
-    try:
-        for label, logits, y in _softmax_cases():
-            case = report.case(label)
-            case.inputs.update(logits=logits, y=y)
-            ref_loss, ref_dl = losses.softmax_cross_entropy(logits, y)
-            o = attempt(fn, [logits, y], names=["logits", "y"])
-            if not case.ran(o, "fn", report, getattr(fn, "__name__", "fn")):
-                continue
-            if not (isinstance(o.value, tuple) and len(o.value) == 2):
-                case.fail("should return (loss, dlogits)")
-                case.facts.add("form")
-                continue
-            loss, dl = o.value
-            try:
-                loss = float(loss)
-            except (TypeError, ValueError):
-                case.fail(f"loss should be a number, got {type(loss).__name__}")
-                continue
-            case.got["loss"], case.want["loss"] = loss, float(ref_loss)
-            if scalar_error(loss, ref_loss) > TOLERANCE:
-                case.wrong.add("loss")
-                case.fail("loss is {} where {} was expected".format(*pair_text(loss, ref_loss)))
-            case.judge("dlogits", dl, ref_dl)
-    except NotWritten:
-        return report
-    mistakes.diagnose(report, "softmax_cross_entropy")
-    return report
+
+    def judge(case, value):
+        ref_loss, ref_dl = losses.softmax_cross_entropy(case.inputs["logits"], case.inputs["y"])
+        if not (isinstance(value, tuple) and len(value) == 2):
+            case.fail(f"should return (loss, dlogits), got {type(value).__name__}")
+            return case.facts.add("form")
+        if np.ndim(value[0]) or not np.issubdtype(np.asarray(value[0]).dtype, np.number):
+            case.fail(f"loss should be a number, got {type(value[0]).__name__}")
+            return case.facts.add("form")
+        case.got["loss"], case.want["loss"] = float(value[0]), float(ref_loss)
+        if scalar_error(value[0], ref_loss) > TOLERANCE:
+            case.wrong.add("loss")
+            case.fail("loss is {} where {} was expected".format(*pair_text(value[0], ref_loss)))
+        case.judge("dlogits", value[1], ref_dl)
+
+    return run("softmax_cross_entropy", "fn(logits, y) -> (loss, dlogits); loss the batch mean", fn, ["logits", "y"],
+               ((label, [z, y], {}, {"logits": z, "y": y}, {}) for label, z, y in _softmax_cases()), judge)

@@ -109,6 +109,16 @@ def _grads(c, **slip):
     return ref.conv_grads(c.inputs["dout"], x, w, stride, pad, **slip)
 
 
+def _pool_dx(c, rule, **slip):
+    """dx of the case's max pooling under `rule`, or of its average pooling with `slip` (see reference)."""
+    if "dout" not in c.inputs:
+        return None
+    x, size, stride, pad = _pool(c)
+    if c.check == "maxpool2d":
+        return {"dx": ref.maxpool_dx(x, c.inputs["dout"], size, stride, pad, rule=rule)}
+    return {"dx": ref.avgpool_dx(x.shape, c.inputs["dout"], size, stride, **slip)}
+
+
 def _only(names, grads):
     return None if grads is None else {n: grads[n] for n in names}
 
@@ -197,12 +207,8 @@ entry("overwrite_dx", ("conv2d", "scatter_one", "maxpool2d", "avgpool2d"),
       "every window sends it, but yours keeps only one of those terms: the backward assigns with `=` where it "
       "must add with `+=` (lesson 5, 'Overlapping windows add up'; for pooling, lesson 6, 'Overlapping "
       "windows: gradients add up').",
-      formula=lambda c: (
-          [_only(["dx"], _grads(c, assign=a)) for a in ("dx f, windows", "dx windows, f", "dx windows")]
-          if "w" in c.inputs else None if "dout" not in c.inputs else
-          {"dx": ref.maxpool_dx(*_pool(c)[:1], c.inputs["dout"], *_pool(c)[1:], rule="assign")}
-          if c.check == "maxpool2d" else
-          {"dx": ref.avgpool_dx(c.inputs["x"].shape, c.inputs["dout"], *_pool(c)[1:3], assign=True)}))
+      formula=lambda c: [_only(["dx"], _grads(c, assign=a)) for a in ("dx f, windows", "dx windows, f", "dx windows")]
+      if "w" in c.inputs else _pool_dx(c, "assign", assign=True))
 
 entry("overwrite_dw", ("conv2d",),
       "Each weight is used by every window of every image, so dw sums dout times the input over all of "
@@ -238,12 +244,8 @@ entry("stride_ignored", CONV + ("maxpool2d", "avgpool2d"),
       "Window (i, j) starts at row i*stride and column j*stride of the padded input, in the forward and in "
       "the backward alike; yours starts it at (i, j), which is right for stride 1 only (lesson 4, 'Padding "
       "and stride'; lesson 5, 'The backward pass with loops'; lesson 6, 'Max pooling backward').",
-      formula=lambda c: (
-          [{"out": ref.conv_forward(*_conv(c), step=1)}, _only(["dx"], _grads(c, step=1)),
-           _only(["dw"], _grads(c, step=1))] if "w" in c.inputs else None if "dout" not in c.inputs else
-          {"dx": ref.maxpool_dx(_pool(c)[0], c.inputs["dout"], *_pool(c)[1:], rule="no stride")}
-          if c.check == "maxpool2d" else
-          {"dx": ref.avgpool_dx(c.inputs["x"].shape, c.inputs["dout"], *_pool(c)[1:3], step=1)}))
+      formula=lambda c: [{"out": ref.conv_forward(*_conv(c), step=1)}, _only(["dx"], _grads(c, step=1)),
+                         _only(["dw"], _grads(c, step=1))] if "w" in c.inputs else _pool_dx(c, "no stride", step=1))
 
 entry("edge_padding", ("conv2d", "conv2d_one_channel"),
       "Your padding repeats the image (np.pad's mode='edge', 'reflect', 'symmetric' or 'wrap'); a "
@@ -353,25 +355,20 @@ entry("every_tie", ("maxpool2d",),
       "Where several pixels tie for a window's maximum, yours gives the gradient to each of them (or shares "
       "it out). Max pooling's output came from one of them: cnnlib, like PyTorch, gives all of dout to the "
       "first maximum in row-major order, np.argmax's choice (lesson 6, 'Ties').",
-      formula=lambda c: "dout" in c.inputs and [
-          {"dx": ref.maxpool_dx(_pool(c)[0], c.inputs["dout"], *_pool(c)[1:], rule=r)}
-          for r in ("every tie", "split ties", "last tie")])
+      formula=lambda c: [_pool_dx(c, r) for r in ("every tie", "split ties", "last tie")])
 
 entry("spread_window", ("maxpool2d",),
       "Your max-pool backward spreads dout over the whole window. Only the maximum reached the output, so "
       "only that pixel gets the gradient; the others get 0 (lesson 6, 'Max pooling backward: the gradient "
       "goes to the winner').",
-      formula=lambda c: "dout" in c.inputs and [
-          {"dx": ref.maxpool_dx(_pool(c)[0], c.inputs["dout"], *_pool(c)[1:], rule=r)}
-          for r in ("whole window", "window mean")])
+      formula=lambda c: [_pool_dx(c, r) for r in ("whole window", "window mean")])
 
 entry("argmax_decoded_by_stride", ("maxpool2d",),
       "Your max-pool backward puts the gradient in the wrong cell of the window when the stride differs "
       "from the window: a flat index k inside a KH x KW window is row k // KW, column k % KW, "
       "`p, q = divmod(k, KW)`, whatever the stride; the pixel is then (i*stride + p, j*stride + q) "
       "(lesson 6, 'Max pooling backward: the gradient goes to the winner').",
-      formula=lambda c: "dout" in c.inputs and {
-          "dx": ref.maxpool_dx(_pool(c)[0], c.inputs["dout"], *_pool(c)[1:], rule="decode by stride")})
+      formula=lambda c: _pool_dx(c, "decode by stride"))
 
 entry("avg_factor", ("avgpool2d",),
       "Average pooling divides each window's sum by KH*KW, the number of pixels in the window (size**2 for "
@@ -423,6 +420,12 @@ entry("flatten_four_axes", ("flatten",),
       "none either (lesson 7, 'Any input shape (N, ...)').",
       detect=lambda cases: (any("unpack" in (c.error or "") for c in cases if c.inputs["x"].ndim != 4)
                             and not any("unpack" in (c.error or "") for c in cases if c.inputs["x"].ndim == 4)))
+
+entry("flatten_wanted_order", ("flatten",),
+      "Your forward flattens each sample, but not in the order the check asks for (its order= argument): in "
+      "F order use `x.reshape(x.shape[0], -1, order=\"F\")` and unflatten with `dout.reshape(shape, order=\"F\")`; "
+      "in C order the same without order= (lesson 7, 'Does the flatten order matter?').",
+      detect=lambda cases: any("wanted order" in c.facts for c in cases))
 
 entry("flatten_first_sample", ("flatten",),
       "Every sample's dx holds sample 0's gradient: the index into the flat dout leaves out the sample's "

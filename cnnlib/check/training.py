@@ -41,89 +41,65 @@ def _name(fn):
 # check.layer: a layer object of the learner's own (lesson 8)
 # ---------------------------------------------------------------------------------------------
 
-def _build(report, case, make, kind, args):
-    """The layer make(*args) builds, with its params and grads dicts read; None after a problem."""
-    o = attempt(make, list(args), names=["w", "b"][:len(args)])
-    if not case.ran(o, f"{_name(make)}({', '.join(['w', 'b'][:len(args)])})", report, _name(make)):
+def _dict(report, case, obj, part):
+    """obj.part, or obj.part() for a model, read as learner code: a dict name -> array, or None."""
+    o = read(obj, part)
+    if o.ok and callable(o.value):
+        o = attempt(o.value)
+    if not case.ran(o, f"reading {part}", report):
         return None
-    obj = o.value
-    for part in ("params", "grads"):
-        got = read(obj, part)
-        if got.error:
-            case.error = case.error or got.error
-            case.fail(f"reading the layer's {part} raised {got.error}")
-            return None
-        if not isinstance(got.value, Mapping):
-            case.fail(f"the layer's {part} should be a dict (name -> array), got "
-                      f"{'nothing' if got.value is None else type(got.value).__name__}")
-            return None
-    params, grads = obj.params, obj.grads
-    keys = ["w", "b"] if kind == "dense" else []
-    case.got["keys"], case.want["keys"] = sorted(grads), sorted(params)
-    problems = ([f"params has keys {sorted(params)}, expected {keys}"] if sorted(params) != sorted(keys) else []) + (
-        [f"grads has keys {sorted(grads)}, params has {sorted(params)}: a gradient is filed under its parameter's "
-         "name"] if sorted(grads) != sorted(params) else [])
-    for key in set(grads) & set(params):
-        if not isinstance(grads[key], np.ndarray) or grads[key].shape != np.shape(params[key]):
-            problems.append(f"grads['{key}'] should be an array shaped like params['{key}'] {np.shape(params[key])}")
-    for key, given in zip(keys, args):
-        if key in params and not same(params[key], given):
-            problems.append(f"params['{key}'] does not hold the {key} the layer was made with")
-    for p in problems:
-        case.fail(p)
-    return None if problems else obj
-
-
-def _pass(report, case, obj, method, array, label):
-    """obj.forward(x) or obj.backward(dout) as an array, or None after recording the problem."""
-    o = attempt(getattr(obj, method), [array], names=["x" if method == "forward" else "dout"])
-    if not case.ran(o, label, report):
-        return None
-    name = "out" if method == "forward" else "dx"
-    if isinstance(o.value, tuple):
-        case.got[name] = o.value
-        case.fail(f"{label} returned a tuple of {len(o.value)}; a layer's {method} returns "
-                  + ("out alone and keeps the cache itself" if method == "forward" else
-                     "dx alone and puts the parameter gradients in self.grads"))
+    if not isinstance(o.value, Mapping):
+        case.fail(f"{part} should be a dict name -> array, got {type(o.value).__name__}")
+        case.facts.add("not a dict")
         return None
     return o.value
 
 
-def _grads_now(case, obj):
-    o = read(obj, "grads")
-    if o.error:
-        case.error = case.error or o.error
-        case.fail(f"reading the layer's grads raised {o.error}")
-        return None
-    return {k: np.array(g, dtype=np.float64, copy=True) for k, g in o.value.items() if isinstance(g, np.ndarray)}
-
-
-def _layer_inputs(kind, r, shape):
-    if kind == "dense":
-        n, d, m = shape
-        return (r.standard_normal((d, m)), r.standard_normal(m)), r.standard_normal((n, d))
-    return (), _off_zero(r, shape)
-
-
-def _out_shape(kind, args, x):
-    return (len(x), args[0].shape[1]) if kind == "dense" else x.shape
-
-
-def _run_passes(report, case, make, kind, args, passes):
-    """Build the layer and run passes, a list of ("forward", x) and ("backward", dout); the last
-    forward's out and the last backward's dx and grads go into the case. False after a problem."""
-    obj = _build(report, case, make, kind, args)
-    if obj is None:
+def _run_passes(report, case, make, args, passes):
+    """Build the layer, run passes (("forward", x) or ("backward", dout)) and put the last out, dx
+    and grads into the case; False after a problem."""
+    o = attempt(make, list(args), names=["w", "b"][:len(args)])
+    if not case.ran(o, f"{_name(make)}({', '.join(['w', 'b'][:len(args)])})", report, _name(make)):
+        return False
+    obj, keys = o.value, ["b", "w"][2 - len(args):]
+    params, grads = _dict(report, case, obj, "params"), _dict(report, case, obj, "grads")
+    if params is None or grads is None:
+        return False
+    case.got["keys"], case.want["keys"] = sorted(grads), sorted(params)
+    for problem in ([f"params has keys {sorted(params)}, expected {keys}"] if sorted(params) != keys else []) + (
+            [f"grads has keys {sorted(grads)}, params has {sorted(params)}: a gradient is filed under its "
+             "parameter's name"] if sorted(grads) != sorted(params) else []) + [
+            f"params['{k}'] does not hold the {k} the layer was made with" for k, a in zip(("w", "b"), args)
+            if k in params and not same(params[k], a)]:
+        case.fail(problem)
+    if case.status == "fail":
         return False
     for i, (method, array) in enumerate(passes):
-        label = method if [m for m, _ in passes].count(method) == 1 else \
-            f"{['first', 'second'][[m for m, _ in passes[:i]].count(method)]} {method}"
-        value = _pass(report, case, obj, method, array, label)
-        if value is None:
+        label = (["first ", "second "][[m for m, _ in passes[:i]].count(method)]
+                 if [m for m, _ in passes].count(method) > 1 else "") + method
+        o = attempt(getattr(obj, method), [array], names=["x" if method == "forward" else "dout"])
+        if not case.ran(o, label, report):
             return False
-        case.got["out" if method == "forward" else "dx"] = value
-    case.got["grads"] = _grads_now(case, obj)
-    return case.got["grads"] is not None
+        case.got["out" if method == "forward" else "dx"] = o.value
+        if isinstance(o.value, tuple):
+            case.fail(f"{label} returned a tuple of {len(o.value)}; a layer's {method} returns " + (
+                "out alone and keeps the cache itself" if method == "forward" else
+                "dx alone and puts the parameter gradients in self.grads"))
+            return False
+    grads = _dict(report, case, obj, "grads")
+    case.got["grads"] = grads and {k: np.array(g, dtype=np.float64) for k, g in grads.items()}
+    return grads is not None
+
+
+def _judge_pass(case, ref_out, ref_dx, ref_grads, prefix=""):
+    got = case.got["grads"]
+    case.judge("out", case.got["out"], ref_out, prefix=prefix + "forward: ")
+    case.judge("dx", case.got["dx"], ref_dx, prefix=prefix + "backward: ")
+    for key, want in ref_grads.items():
+        case.judge(f"grads['{key}']", got.get(key), want, prefix=prefix)
+    case.got["grads"], case.want["grads"] = got, ref_grads
+    if not same(got, ref_grads):
+        case.wrong.add("grads")
 
 
 @signature("check.layer(make, kind)")
@@ -150,49 +126,37 @@ def layer(make=None, kind=None, *args, **unknown):
     if make is None:
         raise TypeError("check.layer(make, kind) needs the layer class to check, e.g. check.layer(MyDense, 'dense')")
     report = Report("layer", KINDS[kind])
-    shapes = [(4, 5, 3), (1, 6, 2)] if kind == "dense" else [(2, 3, 4, 5), (5, 7)]
+
+    def inputs(r, shape):
+        if kind == "relu":
+            return (), _off_zero(r, shape), r.standard_normal(shape)
+        n, d, m = shape
+        return (r.standard_normal((d, m)), r.standard_normal(m)), r.standard_normal((n, d)), r.standard_normal((n, m))
+
     try:
-        for i, shape in enumerate(shapes):
-            r = rng(1100 + i)
-            args_, x = _layer_inputs(kind, r, shape)
+        for i, shape in enumerate([(4, 5, 3), (1, 6, 2)] if kind == "dense" else [(2, 3, 4, 5), (5, 7)]):
+            args_, x, dout = inputs(rng(1100 + i), shape)
             label = f"batch of {shape[0]}, {shape[1]} -> {shape[2]}" if kind == "dense" else f"x of shape {shape}"
             case = report.case(f"{label}: params, grads, forward and backward vs cnnlib's")
-            dout = r.standard_normal(_out_shape(kind, args_, x))
-            ref_out, ref_dx, ref_grads = ref.layer_pass(kind, args_, x, dout)
             case.inputs.update(x=x, dout=dout)
-            if _run_passes(report, case, make, kind, args_, [("forward", x), ("backward", dout)]):
-                _judge_pass(case, ref_out, ref_dx, ref_grads)
-            elif "out" in case.got and not isinstance(case.got["out"], tuple):
-                case.judge("out", case.got["out"], ref_out, prefix="forward: ")
-        args_, x = _layer_inputs(kind, rng(1200), shapes[0])
-        r = rng(1201)
-        x2 = _off_zero(r, x.shape)
-        d1, d2 = r.standard_normal(_out_shape(kind, args_, x)), r.standard_normal(_out_shape(kind, args_, x))
+            if _run_passes(report, case, make, args_, [("forward", x), ("backward", dout)]):
+                _judge_pass(case, *ref.layer_pass(kind, args_, x, dout))
+        args_, x, d1 = inputs(rng(1200), (4, 5, 3) if kind == "dense" else (2, 3, 4, 5))
+        _, x2, d2 = inputs(rng(1201), (4, 5, 3) if kind == "dense" else (2, 3, 4, 5))
         if kind == "dense":
             case = report.case("forward/backward twice: the second backward's grads replace the first's")
             case.inputs.update(x=x2, dout=d2, **{"grads before": ref.layer_pass(kind, args_, x, d1)[2]})
-            if _run_passes(report, case, make, kind, args_, [("forward", x), ("backward", d1), ("forward", x2),
-                                                              ("backward", d2)]):
+            if _run_passes(report, case, make, args_, [("forward", x), ("backward", d1), ("forward", x2),
+                                                       ("backward", d2)]):
                 _judge_pass(case, *ref.layer_pass(kind, args_, x2, d2), prefix="after the second backward, ")
         case = report.case("forward(x1), forward(x2), then backward: it must use x2, the last forward's input")
         case.inputs.update(x=x2, dout=d2, stale=(kind, args_, x, d2))
-        if _run_passes(report, case, make, kind, args_, [("forward", x), ("forward", x2), ("backward", d2)]):
+        if _run_passes(report, case, make, args_, [("forward", x), ("forward", x2), ("backward", d2)]):
             _judge_pass(case, *ref.layer_pass(kind, args_, x2, d2))
     except NotWritten:
         return report
     mistakes.diagnose(report, "layer")
     return report
-
-
-def _judge_pass(case, ref_out, ref_dx, ref_grads, prefix=""):
-    case.judge("out", case.got["out"], ref_out, prefix=prefix + "forward: ")
-    case.judge("dx", case.got["dx"], ref_dx, prefix=prefix + "backward: ")
-    got = case.got["grads"]
-    for key, want in ref_grads.items():
-        case.judge(f"grads['{key}']", got.get(key), want, prefix=prefix)
-    case.got["grads"], case.want["grads"] = got, ref_grads
-    if not same(got, ref_grads):
-        case.wrong.add("grads")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -201,17 +165,13 @@ def _judge_pass(case, ref_out, ref_dx, ref_grads, prefix=""):
 
 def _spy(layer, index, log):
     """The layer itself, its forward and backward logging (direction, index, a copy of their input)."""
-    forward, backward = layer.forward, layer.backward
+    def logged(method, direction):
+        def call(array, **kwargs):
+            log.append((direction, index, np.array(array, copy=True)))
+            return method(array, **kwargs)
+        return call
 
-    def logged_forward(x):
-        log.append(("forward", index, np.array(x, copy=True)))
-        return forward(x)
-
-    def logged_backward(dout, **kwargs):
-        log.append(("backward", index, np.array(dout, copy=True)))
-        return backward(dout, **kwargs)
-
-    layer.forward, layer.backward = logged_forward, logged_backward
+    layer.forward, layer.backward = logged(layer.forward, "forward"), logged(layer.backward, "backward")
     return layer
 
 
@@ -277,23 +237,20 @@ def sequential(*args, forward=None, backward=None, **unknown):
     try:
         for index, (label, make, x) in enumerate(_networks()):
             case = report.case(label)
-            ref_layers = make()
-            trace = [x]
+            ref_layers, trace = make(), [x]
             for lay in ref_layers:
                 trace.append(lay.forward(trace[-1]))
-            dout = rng(1330 + index).standard_normal(trace[-1].shape)
-            douts = [dout]
+            douts = [rng(1330 + index).standard_normal(trace[-1].shape)]
             for lay in reversed(ref_layers):
                 douts.append(lay.backward(douts[-1]))
+            dout = douts[0]
             ref_grads = {k: g.copy() for k, g in Sequential(*ref_layers).grads().items()}
-            log = []
+            log, n = [], len(ref_layers)
             layers = [_spy(lay, k, log) for k, lay in enumerate(make())]
-            n = len(layers)
             case.inputs.update(x=x, dout=dout)
             if forward is not None:
                 o = attempt(forward, [layers, x], names=["layers", "x"])
                 order, given = _calls(log, "forward")
-                case.got["forward order"], case.want["forward order"] = order, list(range(n))
                 _record_calls(case, "forward", order, given, list(range(n)), [trace[k] for k in order])
                 if case.ran(o, "forward", report, _name(forward)):
                     case.judge("out", o.value, trace[-1], dtype=None, prefix="forward: ")
@@ -321,74 +278,46 @@ def sequential(*args, forward=None, backward=None, **unknown):
 # check.network: a whole model's gradients by finite differences
 # ---------------------------------------------------------------------------------------------
 
-def _dicts(case, model, report):
-    """(params, grads) of the model, read as learner code: dicts name -> array, or None."""
-    found = []
-    for part in ("params", "grads"):
-        o = attempt(getattr(model, part)) if callable(getattr(model, part, None)) else read(model, part)
-        if not case.ran(o, f"{part}()", report):
-            return None
-        if not isinstance(o.value, Mapping):
-            case.fail(f"{part}() should return a dict name -> array, got {type(o.value).__name__}")
-            case.facts.add("not a dict")
-            return None
-        found.append(o.value)
-    return found
-
-
-def _model_pass(case, model, report, x, dout):
-    """(out, dx, grads copies) of one forward (and backward, with dout) of the model; None after a problem."""
+def _model_pass(report, case, model, x, dout=None):
+    """(out, dx, grads copies) of one forward (and backward, given dout) of the model; None after a problem."""
     o = attempt(model.forward, [x], names=["x"])
     if not case.ran(o, "forward", report):
         return None
-    if not isinstance(o.value, np.ndarray):
-        case.got["out"] = o.value
-        case.fail(f"forward should return an array, got {type(o.value).__name__}")
+    case.got["out"] = o.value
+    if not isinstance(o.value, np.ndarray) or (dout is not None and o.value.shape != dout.shape):
+        case.fail(f"forward should return an array of shape {dout.shape if dout is not None else '(N, ...)'}, got "
+                  + (f"shape {o.value.shape}" if isinstance(o.value, np.ndarray) else type(o.value).__name__))
         return None
     if dout is None:
         return o.value, None, None
-    if o.value.shape != dout.shape:
-        case.fail(f"forward returned shape {o.value.shape}, expected {dout.shape}")
-        return None
     b = attempt(model.backward, [dout], names=["dout"])
-    parts = case.ran(b, "backward", report) and _dicts(case, model, report)
-    if not parts:
-        return None
-    return o.value, b.value, {k: np.array(g, dtype=np.float64, copy=True) for k, g in parts[1].items()}
+    grads = case.ran(b, "backward", report) and _dict(report, case, model, "grads")
+    return grads and (o.value, b.value, {k: np.array(g, dtype=np.float64) for k, g in grads.items()})
 
 
-def _network_fd_case(report, case, model, input_shape, n, r):
-    x = _off_zero(r, (n, *input_shape))
-    first = _model_pass(case, model, report, x, None)
-    if first is None:
+def _network_fd_case(report, case, model, params, x, r, h=1e-5):
+    """Every parameter's gradient, and dx, along two random directions against centred differences."""
+    first = _model_pass(report, case, model, x)
+    dout = first and r.standard_normal(first[0].shape)
+    result = first and _model_pass(report, case, model, x, dout)
+    if not result:
         return
-    dout = r.standard_normal(first[0].shape)
-    result = _model_pass(case, model, report, x, dout)
-    parts = result and _dicts(case, model, report)
-    if not parts:
-        return
-    params, (_, dx, grads) = parts[0], result
+    _, dx, grads = result
     if set(grads) != set(params):
-        case.fail(f"grads has names {sorted(grads)}, params has {sorted(params)}")
-        return
-    h = 1e-5
+        return case.fail(f"grads has names {sorted(grads)}, params has {sorted(params)}")
     for name, arr in list(params.items()) + [("the input x", x)]:
         grad = dx if name == "the input x" else grads[name]
         if not isinstance(grad, np.ndarray) or grad.shape != np.shape(arr):
-            what = "dx (what backward returns)" if name == "the input x" else f"the gradient of {name}"
-            case.fail(f"{what} has shape {np.shape(grad)}, expected {np.shape(arr)}")
+            case.fail(f"{'dx' if name == 'the input x' else 'the gradient of ' + name} has shape {np.shape(grad)}, "
+                      f"expected {np.shape(arr)}")
             continue
         for _ in range(2):
-            direction, original = r.standard_normal(arr.shape), arr.copy()
-            sides = []
+            direction, original, sides = r.standard_normal(arr.shape), arr.copy(), []
             for sign in (1, -1):
                 arr[...] = original + sign * h * direction
-                o = attempt(model.forward, [x], names=["x"])
-                sides.append(float(np.sum(np.asarray(o.value, dtype=np.float64) * dout)) if o.ok else None)
+                o = attempt(model.forward, [x])
+                sides.append(float(np.sum(np.asarray(o.value, dtype=np.float64) * dout)) if o.ok else np.nan)
             arr[...] = original
-            if None in sides:
-                case.fail(f"forward raised on a nudged {name}")
-                return
             err = scalar_error((sides[0] - sides[1]) / (2 * h), float(np.sum(grad * direction)))
             if err > 1e-6:
                 case.fail(f"the gradient of {name} disagrees with finite differences (relative error {err:.1e})")
@@ -398,13 +327,11 @@ def _network_fd_case(report, case, model, input_shape, n, r):
 def _network_repeat_cases(report, model, input_shape, r):
     x1, x2 = _off_zero(r, (3, *input_shape)), _off_zero(r, (3, *input_shape))
     case = report.case("forward/backward twice: the second backward's gradients replace the first's")
-    first = _model_pass(case, model, report, x1, None)
-    if first is None:
-        return
-    d1, d2 = r.standard_normal(first[0].shape), r.standard_normal(first[0].shape)
-    a = _model_pass(case, model, report, x1, d1)
-    b = a and _model_pass(case, model, report, x2, d2)
-    c = b and _model_pass(case, model, report, x2, d2)  # the same pass again: the same gradients
+    first = _model_pass(report, case, model, x1)
+    d1, d2 = (r.standard_normal(first[0].shape) for _ in range(2)) if first else (None, None)
+    a = first and _model_pass(report, case, model, x1, d1)
+    b = a and _model_pass(report, case, model, x2, d2)
+    c = b and _model_pass(report, case, model, x2, d2)  # the same pass again: the same gradients
     if c:
         case.inputs["grads before"] = {k: b[2][k] - a[2][k] for k in b[2] if k in a[2]}
         for name in c[2]:
@@ -414,16 +341,14 @@ def _network_repeat_cases(report, model, input_shape, r):
         if not same(c[2], b[2]):
             case.wrong.add("grads")
     case = report.case("forward(x1), forward(x2), then backward: it must use x2, the last forward's input")
-    fresh = _model_pass(case, model, report, x2, d2)
-    if fresh is None or _model_pass(case, model, report, x1, None) is None or \
-            _model_pass(case, model, report, x2, None) is None:
-        return
-    b = attempt(model.backward, [d2], names=["dout"])
-    parts = case.ran(b, "backward", report) and _dicts(case, model, report)
-    if parts:
-        case.judge("dx", b.value, fresh[1], dtype=None)
-        for k in fresh[2]:
-            case.judge(f"the gradient of {k}", parts[1].get(k), fresh[2][k], dtype=None)
+    fresh = b and _model_pass(report, case, model, x2, d2)
+    if fresh and _model_pass(report, case, model, x1) and _model_pass(report, case, model, x2):
+        o = attempt(model.backward, [d2], names=["dout"])
+        grads = case.ran(o, "backward", report) and _dict(report, case, model, "grads")
+        if grads:
+            case.judge("dx", o.value, fresh[1], dtype=None)
+            for k in fresh[2]:
+                case.judge(f"the gradient of {k}", grads.get(k), fresh[2][k], dtype=None)
 
 
 @signature("check.network(model, input_shape)")
@@ -455,23 +380,21 @@ def network(model=None, input_shape=None, *args, **unknown):
     input_shape = tuple(int(s) for s in input_shape)
     report = Report("network", "every parameter and the input, by finite differences of L = sum(out * dout)")
     case = report.case("batch of 4: every parameter and the input")
-    parts = _dicts(case, model, report)
-    if parts is None:
+    params = _dict(report, case, model, "params")
+    if params is None:
         mistakes.diagnose(report, "network")
         return report
-    report.cases.clear()
-    saved = {name: np.array(p, copy=True) for name, p in parts[0].items() if isinstance(p, np.ndarray)}
+    saved = {name: np.array(p, copy=True) for name, p in params.items() if isinstance(p, np.ndarray)}
     try:
-        for i, n in enumerate((4, 1)):
-            _network_fd_case(report, report.case(f"batch of {n}: every parameter and the input"), model, input_shape,
-                             n, rng(1400 + i))
+        _network_fd_case(report, case, model, params, _off_zero(rng(1400), (4, *input_shape)), rng(1401))
+        _network_fd_case(report, report.case("batch of 1: every parameter and the input"), model, params,
+                         _off_zero(rng(1402), (1, *input_shape)), rng(1403))
         _network_repeat_cases(report, model, input_shape, rng(1410))
     except NotWritten:
         return report
     finally:
-        for name, p in parts[0].items():
-            if name in saved:
-                p[...] = saved[name]
+        for name, p in saved.items():
+            params[name][...] = p
     mistakes.diagnose(report, "network")
     return report
 
@@ -568,7 +491,7 @@ def adam(fn=None, *args, **unknown):
 # check.train_epoch: one pass over the data in shuffled mini-batches
 # ---------------------------------------------------------------------------------------------
 
-LR = 0.5
+LR = 0.5  # the plain SGD step the check gives the learner's epoch
 
 
 def _epoch_model():
@@ -578,18 +501,6 @@ def _epoch_model():
         if name.endswith(".b"):
             p[...] = r.standard_normal(p.shape) * 0.1
     return model
-
-
-class _Step:
-    """step(params, grads): plain SGD, counting its calls."""
-
-    def __init__(self):
-        self.calls = 0
-
-    def __call__(self, params, grads):
-        self.calls += 1
-        for name, p in params.items():
-            p -= LR * grads[name]
 
 
 @signature("check.train_epoch(fn)")
@@ -618,13 +529,19 @@ def train_epoch(fn=None, *args, **unknown):
             case.inputs.update(x=x, y=y, epoch=lambda slip, x=x, y=y, b=batch_size, s=seed:
                                ref.epoch(_epoch_model, x, y, b, s, LR, slip))
             want_params, want_loss = case.inputs["epoch"](None)
-            model, step, log = _epoch_model(), _Step(), []
+            model, log, calls = _epoch_model(), [], []
+
+            def step(params, grads):
+                calls.append(1)
+                for name, p in params.items():
+                    p -= LR * grads[name]
+
             _spy(model.layers[0], 0, log)
             o = attempt(fn, [model, x, y, step, batch_size, np.random.default_rng(seed)],
                         names=["model", "x", "y", "step", "batch_size", "rng"], keep=("model", "step", "rng"))
             if not case.ran(o, "fn", report, _name(fn)):
                 continue
-            _epoch_batches(case, log, x, n, batch_size, seed, step.calls)
+            _epoch_batches(case, log, x, n, batch_size, seed, len(calls))
             got = {k: np.array(p, copy=True) for k, p in model.params().items()}
             case.got["params"], case.want["params"] = got, want_params
             if not same(got, want_params):
@@ -650,8 +567,7 @@ def train_epoch(fn=None, *args, **unknown):
 def _epoch_batches(case, log, x, n, batch_size, seed, steps):
     """Compare the steps, the batches' sizes and which samples each held with the right loop's."""
     rows = {x[i].tobytes(): i for i in range(n)}
-    seen = [[rows.get(row.tobytes(), -1) for row in batch] for _, _, batch in
-            [entry for entry in log if entry[0] == "forward"] if batch.ndim == 2]
+    seen = [[rows.get(row.tobytes(), -1) for row in batch] for d, _, batch in log if d == "forward" and batch.ndim == 2]
     sizes, order = [len(b) for b in seen], [i for b in seen for i in b]
     want_sizes = [min(batch_size, n - s) for s in range(0, n, batch_size)]
     if steps != len(want_sizes):
