@@ -30,7 +30,7 @@ import contextlib
 import contextvars
 import os
 import threading
-from concurrent.futures import ThreadPoolExecutor, wait
+from concurrent.futures import ThreadPoolExecutor
 
 # Each slice gets at least this many elements of work (e.g. of its im2col matrix): handing a
 # slice to another thread costs 0.1-0.3 ms on a 2-core VM, more than a smaller slice saves
@@ -130,14 +130,14 @@ def map_slices(fn, slices, *args):
         try:
             take_calls()  # the caller takes calls too: one hand-off fewer
         finally:
-            running = [f for f in futures if not f.cancel()]  # cancelled: never picked up
-            wait(running)
+            # Cancelled: never picked up. The others are waited for (exception() waits).
+            errors = [f.exception() for f in futures if not f.cancel()]
             # A request that could not be cancelled nor waited for (lost in a failed submit)
             # finds nothing left to do, and keeps none of the caller's arrays alive.
             job.clear()
-        for future in running:
-            if future.exception() is not None:
-                raise future.exception()
+        for error in errors:
+            if error is not None:
+                raise error
     return results
 
 
@@ -149,6 +149,9 @@ def _helpers(wanted):
     """
     global _executor, _executor_workers
     workers = n_threads() - 1
+    executor = _executor
+    if executor is not None and _executor_workers == workers and wanted > 0:
+        return executor  # as it was at the last split: no lock needed to hand it out
     with _lock:
         if _executor is not None and _executor_workers != workers:
             _executor.shutdown(wait=False)
