@@ -38,7 +38,6 @@ class NotWritten(Exception):
 
 
 # ---- the harness ----------------------------------------------------------------------------
-
 def learner_function(fn, what, *, classes=False):
     """(what the check runs, its fallback): through check.exercise's wrapper, the learner's own
     function or class and the fallback; any other callable as it is (a functools.wraps decorator
@@ -178,7 +177,6 @@ def takes(fn, name):
 
 
 # ---- comparing ------------------------------------------------------------------------------
-
 def rel_errors(a, b):
     """Elementwise |a - b| / max(1e-8, |a| + |b|): 0 where equal (inf == inf, NaN where NaN was
     expected), inf where only one side is finite."""
@@ -289,7 +287,6 @@ def directional_fd(f, arrays, key, dout, direction, h=1e-5):
 
 
 # ---- cases and reports ----------------------------------------------------------------------
-
 class Case:
     """One case of a check, and everything the catalogue reads about it.
 
@@ -332,28 +329,27 @@ class Case:
         """Take one Outcome into the case: True when the value can be used (returns=False: a
         function that returns nothing, such as an optimizer step). A stub stops the check."""
         if outcome.stub is not None:
-            report.stub(name or what, outcome.stub)
+            report.stub(name or what or "fn", outcome.stub)
             raise NotWritten
+        who = f"{what} " if what else ""
         for name in outcome.changed:
-            self.changed.append(f"{what}'s {name}")
-            self.fail(f"{what} changed its input {name} in place")
+            self.changed.append(f"{who}{name}")
+            self.fail(f"{who}changed its input {name} in place")
         if outcome.warned:
             self.warned += outcome.warned
             self.fail("NumPy warned: " + "; ".join(outcome.warned))
         report.time(self, outcome.seconds)
         if outcome.error is not None:
             self.error = self.error or outcome.error
-            self.fail(f"{what} raised {outcome.error}")
+            self.fail(f"{who}raised {outcome.error}")
             return False
         if outcome.value is None and returns:
-            self.fail(f"{what} returned None: a `return` is missing")
+            self.fail(f"{who}returned None: a `return` is missing")
             self.facts.add("none")
             return False
         return True
 
-    @property
-    def detail(self):
-        return "; ".join(self.problems)
+    detail = property(lambda self: "; ".join(self.problems))
 
 
 class Report:
@@ -396,21 +392,10 @@ class Report:
             self.note(f"case '{case.name}' took {self._seconds[case.name]:.0f} s of your code's time; a loop "
                       "over every element of a large array is the usual reason.")
 
-    @property
-    def not_written(self):
-        return " and ".join(name for name, _ in self.stubs) or None
-
-    @property
-    def ran(self):
-        return [c for c in self.cases if c.status in ("pass", "fail")]
-
-    @property
-    def failed(self):
-        return [c for c in self.cases if c.status == "fail"]
-
-    @property
-    def passed(self):
-        return not self.stubs and bool(self.ran) and not self.failed
+    not_written = property(lambda self: " and ".join(name for name, _ in self.stubs) or None)
+    ran = property(lambda self: [c for c in self.cases if c.status in ("pass", "fail")])
+    failed = property(lambda self: [c for c in self.cases if c.status == "fail"])
+    passed = property(lambda self: not self.stubs and bool(self.ran) and not self.failed)
 
     def _stub_text(self):
         if len(self.stubs) == 1:
@@ -469,17 +454,12 @@ class Report:
 
 
 # ---- the checks' own arguments --------------------------------------------------------------
-
-def signature(form):
-    """Give a check the signature `form` for help() and inspect, while it keeps *args and **kwargs
-    to refuse a wrong call with a message of its own (see refuse)."""
-    def decorate(check):
-        params = [p for p in inspect.signature(check).parameters.values()
-                  if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]
-        check.__signature__ = inspect.Signature(params)
-        check.form = form
-        return check
-    return decorate
+def shown(check):
+    """help() and inspect show the check's named parameters; it keeps *args and **kwargs only to
+    refuse a wrong call with a message of its own (see refuse)."""
+    params = inspect.signature(check).parameters.values()
+    check.__signature__ = inspect.Signature([p for p in params if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)])
+    return check
 
 
 def refuse(name, form, args=(), unknown=None):

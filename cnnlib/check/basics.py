@@ -17,7 +17,7 @@ import numpy as np
 from .. import gradcheck
 from . import mistakes, reference as ref
 from ._core import (NotWritten, Report, TOLERANCE, attempt, choose, compare, learner_function, pair_text, refuse,
-                    rng, same, signature)
+                    rng, same, shown)
 
 
 def run(name, what, fn, names, cases, judge):
@@ -36,18 +36,15 @@ def run(name, what, fn, names, cases, judge):
             if chosen is None:
                 continue
             o = attempt(fn, args, chosen, names=names)
-            if case.ran(o, "fn", report, getattr(fn, "__name__", "fn")):
+            if case.ran(o, "", report, getattr(fn, "__name__", "fn")):
                 judge(case, o.value)
     except NotWritten:
         return report
-    for case in report.cases:  # "fn changed its input x in place" reads better without "fn"
-        case.problems = [p.replace("fn changed", "changed").replace("fn raised", "raised") for p in case.problems]
     mistakes.diagnose(report, name)
     return report
 
 
 # ---- numerical_gradient ----
-
 def _signed_away(r, shape):
     """Values with |v| in [0.5, 1.5], either sign: no gradient near 0, curvature everywhere."""
     return r.uniform(0.5, 1.5, shape) * r.choice([-1.0, 1.0], shape)
@@ -96,7 +93,7 @@ def _judge_grad(case, grad):
     case.fail(problem)
 
 
-@signature("check.numerical_gradient(fn)")
+@shown
 def numerical_gradient(fn=None, *args, **unknown):
     """Check fn(f, x, dout, h=1e-5) -> grad, the centred-difference gradient of sum(f(x) * dout).
 
@@ -122,7 +119,6 @@ def numerical_gradient(fn=None, *args, **unknown):
 
 
 # ---- rel_error ----
-
 def _rel_error_cases():
     r = rng(710)
     a = r.standard_normal((3, 4))
@@ -141,7 +137,7 @@ def _rel_error_cases():
     yield "two numbers, not arrays: rel_error(1.0, 0.5)", 1.0, 0.5
 
 
-@signature("check.rel_error(fn)")
+@shown
 def rel_error(fn=None, *args, **unknown):
     """Check fn(a, b) -> max |a - b| / max(1e-8, |a| + |b|), one number, as cnnlib.rel_error."""
     refuse("rel_error", "check.rel_error(fn)", args, unknown)
@@ -168,7 +164,6 @@ def rel_error(fn=None, *args, **unknown):
 
 
 # ---- softmax and log_softmax ----
-
 def _softmax_cases():
     r = rng(720)
     yield "batch of 4, 5 classes", r.standard_normal((4, 5)) * 2
@@ -187,14 +182,14 @@ def _softmax_check(name, fn, log):
                lambda case, out: case.judge("out", out, reference(case.inputs["z"])))
 
 
-@signature("check.softmax(fn)")
+@shown
 def softmax(fn=None, *args, **unknown):
     """Check fn(z) -> softmax of each row of z (N, K), stable for logits around 1000."""
     refuse("softmax", "check.softmax(fn)", args, unknown)
     return _softmax_check("softmax", fn, log=False)
 
 
-@signature("check.log_softmax(fn)")
+@shown
 def log_softmax(fn=None, *args, **unknown):
     """Check fn(z) -> log of the softmax of each row of z (N, K), finite where a probability underflows."""
     refuse("log_softmax", "check.log_softmax(fn)", args, unknown)
@@ -202,12 +197,11 @@ def log_softmax(fn=None, *args, **unknown):
 
 
 # ---- output size ----
-
 _SIZE_CASES = [(8, 3, 1, 0), (8, 3, 1, 1), (8, 3, 2, 1), (7, 3, 2, 1), (8, 5, 3, 2), (8, 3, 3, 0), (9, 2, 2, 0),
                (28, 5, 1, 2)]
 
 
-@signature("check.output_size(fn)")
+@shown
 def output_size(fn=None, *args, **unknown):
     """Check fn(H, KH, stride=1, pad=0) -> H' = (H + 2*pad - KH) // stride + 1, a whole number."""
     refuse("output_size", "check.output_size(fn)", args, unknown)
@@ -235,7 +229,6 @@ def output_size(fn=None, *args, **unknown):
 
 
 # ---- one channel, one filter ----
-
 def _conv_one_cases():
     for i, (label, xs, ks, stride, pad) in enumerate([
             ("6x5 image, 3x3 kernel, stride 1, pad 0", (6, 5), (3, 3), 1, 0),
@@ -261,13 +254,10 @@ def _judge_conv_one(case, out):
             case.wrong.add("size")
 
 
-@signature("check.conv2d_one_channel(fn)")
+@shown
 def conv2d_one_channel(fn=None, *args, **unknown):
-    """Check fn(x, k, b, stride=1, pad=0) -> out (H', W'), one (H, W) image and one (KH, KW) kernel.
-
-    The same sum as cnnlib.conv2d_forward with one image, one channel and one filter: cross-correlation,
-    no flip; zeros padded on every side; the window of out[i, j] starts at (i*stride, j*stride).
-    """
+    """Check fn(x, k, b, stride=1, pad=0) -> out (H', W'), one (H, W) image and one (KH, KW) kernel:
+    cnnlib.conv2d_forward's sum (cross-correlation, zero padding) for one image, channel and filter."""
     refuse("conv2d_one_channel", "check.conv2d_one_channel(fn)", args, unknown)
     return run("conv2d_one_channel", "fn(x, k, b, stride=1, pad=0) -> out (H', W'), x (H, W), k (KH, KW), b a number",
                fn, ["x", "k", "b"], _conv_one_cases(), _judge_conv_one)

@@ -6,16 +6,15 @@
 - `flatten_dense(fn)`: lesson 7's Flatten + dense as one contraction (np.einsum or np.tensordot).
 - `port_dense_weights(fn)`: lesson 7's dense weights of a channels-last network, ported to channels-first.
 
-scatter_one's cases are recorded as the backward of a convolution of one image with one
-filter, so the catalogue's convolution entries read them as they read check.conv2d's. The layers
-of these lessons (conv backward, pooling, Flatten) are checked by check.conv2d, check.maxpool2d,
-check.avgpool2d and check.flatten. `reference` is the module of the lessons' working functions.
+scatter_one's cases are recorded as the backward of a convolution of one image with one filter,
+so the catalogue's convolution entries read them as they read check.conv2d's. `reference` is the
+module of the lessons' working functions (the exercise editions' fallbacks name it from here).
 """
 
 import numpy as np
 
 from . import reference
-from ._core import compare, refuse, rng, signature
+from ._core import refuse, rng, shown
 from .basics import run
 
 
@@ -32,7 +31,6 @@ def _weight_cases(offset):
 
 
 # ---- lesson 5: scatter_one ----
-
 def _scatter_cases():
     for i, (label, hw, kernel, stride, pad) in enumerate([
             ("3x3 kernel, stride 1, pad 1", (6, 6), (3, 3), 1, 1),
@@ -56,20 +54,16 @@ def _judge_scatter(case, dx):
         case.got["dx"], case.want["dx"] = dx[None, None], want
 
 
-@signature("check.scatter_one(fn)")
+@shown
 def scatter_one(fn=None, *args, **unknown):
-    """Check lesson 5's fn(dout, w, stride, pad, shape) -> dx (H, W): one channel, one filter.
-
-    dout (H', W') is the gradient of the output, w (KH, KW) the kernel, shape (H, W) the image's;
-    every output (i, j) sends dout[i, j] * w back onto its window, and the padding is cut off.
-    """
+    """Check lesson 5's fn(dout, w, stride, pad, shape) -> dx (H, W), one channel and one filter:
+    every output (i, j) sends dout[i, j] * w back onto its window, and the padding is cut off."""
     refuse("scatter_one", "check.scatter_one(fn)", args, unknown)
     return run("scatter_one", "fn(dout, w, stride, pad, shape) -> dx of shape `shape`", fn,
                ["dout", "w", "stride", "pad", "shape"], _scatter_cases(), _judge_scatter)
 
 
 # ---- lesson 6: pool_output_size ----
-
 def _judge_sizes(case, got):
     want = reference.pool_output_size(*case.inputs["args"])
     got = tuple(got) if isinstance(got, list) else got
@@ -86,7 +80,7 @@ def _judge_sizes(case, got):
         case.wrong.add("size")
 
 
-@signature("check.pool_output_size(fn)")
+@shown
 def pool_output_size(fn=None, *args, **unknown):
     """Check lesson 6's fn(H, W, size, stride) -> (H', W'), the output size of a pooling layer."""
     refuse("pool_output_size", "check.pool_output_size(fn)", args, unknown)
@@ -102,7 +96,6 @@ def pool_output_size(fn=None, *args, **unknown):
 
 
 # ---- lesson 7: the dense weights after a Flatten ----
-
 def _weights_check(name, what, fn, offset, label, expected, args_of):
     def cases():
         for text, inputs in _weight_cases(offset):
@@ -121,40 +114,29 @@ def _weights_check(name, what, fn, offset, label, expected, args_of):
     return run(name, what, fn, names, cases(), judge)
 
 
-@signature("check.permute_dense_weights(fn)")
+@shown
 def permute_dense_weights(fn=None, *args, **unknown):
-    """Check lesson 7's fn(w, shape) -> w_F: the dense weights for an F-order Flatten.
-
-    w (C*H*W, M) are dense weights whose rows follow cnnlib's C-order Flatten of (C, H, W) = shape;
-    w_F must give the same outputs after an F-order Flatten: row j of w_F is the row of the cell
-    at F position j.
-    """
+    """Check lesson 7's fn(w, shape) -> w_F: the rows of w (C*H*W, M), which follow cnnlib's C-order
+    Flatten of (C, H, W) = shape, for an F-order one (row j: the row of the cell at F position j)."""
     refuse("permute_dense_weights", "check.permute_dense_weights(fn)", args, unknown)
     return _weights_check("permute_dense_weights", "fn(w, shape) -> w_F, the same rows in the F order of the cells",
                           fn, 300, "w_F", lambda i: reference.permute_dense_weights(i["w"], i["shape"]),
                           lambda i: [i["w"], i["shape"]])
 
 
-@signature("check.flatten_dense(fn)")
+@shown
 def flatten_dense(fn=None, *args, **unknown):
-    """Check lesson 7's fn(x, w, b) -> out: Flatten then dense in one contraction.
-
-    x (N, C, H, W), w (C*H*W, M) with rows in cnnlib's C-order Flatten, b (M,); out (N, M) must be
-    `x.reshape(N, -1) @ w + b`.
-    """
+    """Check lesson 7's fn(x, w, b) -> out: Flatten then dense in one contraction, out (N, M) =
+    x.reshape(N, -1) @ w + b for x (N, C, H, W) and w (C*H*W, M) in cnnlib's C-order rows."""
     refuse("flatten_dense", "check.flatten_dense(fn)", args, unknown)
     return _weights_check("flatten_dense", "fn(x, w, b) -> out (N, M), the same as dense(flatten(x))", fn, 400, "out",
                           lambda i: reference.flatten_dense(i["x"], i["w"], i["b"]), lambda i: [i["x"], i["w"], i["b"]])
 
 
-@signature("check.port_dense_weights(fn)")
+@shown
 def port_dense_weights(fn=None, *args, **unknown):
-    """Check lesson 7's fn(w_nhwc, shape) -> w_nchw: dense weights after a Flatten, NHWC to NCHW.
-
-    w_nhwc (H*W*C, M) are the weights of a channels-last network, rows in the order of its flattened
-    (H, W, C) maps; shape = (C, H, W). w_nchw must give the same outputs after cnnlib's Flatten of
-    the same maps stored (C, H, W).
-    """
+    """Check lesson 7's fn(w_nhwc, shape) -> w_nchw: the rows of a channels-last network's dense
+    weights (its flattened (H, W, C) maps) for cnnlib's flattened (C, H, W) maps, shape = (C, H, W)."""
     refuse("port_dense_weights", "check.port_dense_weights(fn)", args, unknown)
     return _weights_check("port_dense_weights", "fn(w_nhwc, shape) -> w_nchw, shape = (C, H, W)", fn, 500, "w_nchw",
                           lambda i: reference.port_dense_weights(i["w"], i["shape"]), lambda i: [i["w"], i["shape"]])

@@ -1,12 +1,10 @@
 """Checks of a learner's layer functions: dense, ReLU, conv2d, max/avg pooling, Flatten, softmax.
 
-Each check runs a fixed set of float64 cases (seeded, so the report is the same every run), each
-with a random upstream gradient and nonzero biases. The forward is compared with cnnlib's. The
-backward is compared with cnnlib's element by element and, when the learner's forward is given,
-with centred differences of that forward along random directions, so that a pair that is
-consistent but wrong is told apart from a backward that is wrong for its own forward. A backward
-whose forward is still a stub runs on the cache of the stub's fallback (or cnnlib's forward).
-Then the catalogue (mistakes.py) names the classic mistakes the results show.
+Fixed, seeded float64 cases, random upstream gradients, nonzero biases. The forward is compared
+with cnnlib's; the backward with cnnlib's and, given the learner's forward, with centred
+differences of it along random directions (a consistent but wrong pair is told apart from a
+backward wrong for its own forward). A backward whose forward is still a stub runs on the cache of
+the stub's fallback, or of cnnlib's forward.
 """
 
 import collections
@@ -16,7 +14,7 @@ import numpy as np
 from .. import activations, conv, dense as dense_mod, flatten as flatten_mod, losses, pool
 from . import mistakes
 from ._core import (NotWritten, Report, array_problem, attempt, directional_fd, learner_function, pair_text,
-                    pixel_place, refuse, rng, scalar_error, signature, TOLERANCE, choose)
+                    pixel_place, refuse, rng, scalar_error, shown, TOLERANCE, choose)
 from .basics import run
 from .reference import pair
 
@@ -297,44 +295,38 @@ def _layer_check(name, cases, forward, backward, args, unknown):
     return _run(_SPECS[name], list(cases), forward, backward)
 
 
-@signature("check.dense(forward=..., backward=...)")
+@shown
 def dense(*args, forward=None, backward=None, **unknown):
     """Check a dense layer: forward(x, w, b) -> (out, cache), backward(dout, cache) -> (dx, dw, db)."""
     return _layer_check("dense", _dense_cases(), forward, backward, args, unknown)
 
 
-@signature("check.relu(forward=..., backward=...)")
+@shown
 def relu(*args, forward=None, backward=None, **unknown):
     """Check ReLU: forward(x) -> (out, cache), backward(dout, cache) -> dx (slope 0 at x = 0)."""
     return _layer_check("relu", _relu_cases(), forward, backward, args, unknown)
 
 
-@signature("check.conv2d(forward=..., backward=...)")
+@shown
 def conv2d(*args, forward=None, backward=None, **unknown):
-    """Check a convolution: forward(x, w, b, stride=, pad=) -> (out, cache), backward -> (dx, dw, db).
-
-    Cases: pad 0, 1 and 2, stride 1, 2 and 3, non-square image and kernel, batch 1, one and several
-    channels and filters, windows that overlap and windows that do not.
-    """
+    """Check a convolution: forward(x, w, b, stride=, pad=) -> (out, cache), backward -> (dx, dw, db)."""
     return _layer_check("conv2d", _conv_cases(), forward, backward, args, unknown)
 
 
-@signature("check.maxpool2d(forward=..., backward=...)")
+@shown
 def maxpool2d(*args, forward=None, backward=None, **unknown):
-    """Check max pooling: forward(x, size=, stride=, pad=) -> (out, cache), backward -> dx.
-
-    Ties go to the first maximum in row-major order (cnnlib's and PyTorch's rule).
-    """
+    """Check max pooling: forward(x, size=, stride=, pad=) -> (out, cache), backward -> dx (a tie's
+    gradient goes to its first maximum in row-major order, as in cnnlib and PyTorch)."""
     return _layer_check("maxpool2d", _pool_cases("max"), forward, backward, args, unknown)
 
 
-@signature("check.avgpool2d(forward=..., backward=...)")
+@shown
 def avgpool2d(*args, forward=None, backward=None, **unknown):
     """Check average pooling: forward(x, size=, stride=) -> (out, cache), backward -> dx."""
     return _layer_check("avgpool2d", _pool_cases("avg"), forward, backward, args, unknown)
 
 
-@signature("check.flatten(forward=..., backward=..., order=None, any_shape=True)")
+@shown
 def flatten(*args, forward=None, backward=None, order=None, any_shape=True, **unknown):
     """Check Flatten: forward(x) -> (out, cache), backward(dout, cache) -> dx, for x of any (N, ...) shape.
 
@@ -361,7 +353,6 @@ def flatten(*args, forward=None, backward=None, order=None, any_shape=True, **un
 
 
 # ---- softmax cross-entropy ----
-
 def _softmax_cases():
     r = rng(600)
     yield "batch of 4, 5 classes", r.standard_normal((4, 5)) * 2, r.integers(0, 5, 4)
@@ -372,7 +363,7 @@ def _softmax_cases():
            np.array([[1000.0, 0.0, -1000.0], [3.0, -2.0, 1.0]]), np.array([2, 0]))
 
 
-@signature("check.softmax_cross_entropy(fn)")
+@shown
 def softmax_cross_entropy(fn=None, *args, **unknown):
     """Check fn(logits, y) -> (loss, dlogits), the mean cross-entropy of softmax and its gradient."""
     refuse("softmax_cross_entropy", "check.softmax_cross_entropy(fn), fn(logits, y) -> (loss, dlogits)", args,

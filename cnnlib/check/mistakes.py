@@ -90,7 +90,6 @@ def _verdict(c, way):
 
 
 # ---- what the formulas read -------------------------------------------------------------------
-
 def _conv(c):
     """(x, w, b, stride, pad) of a convolution case (conv2d, conv2d_one_channel, scatter_one)."""
     i = c.inputs
@@ -147,39 +146,33 @@ def _no_hint_for_cache(c):
 
 
 # ---- every check ------------------------------------------------------------------------------
-
 entry("exits", ALL,
       "Your code calls sys.exit() (or exit(), quit()): in a notebook that only stops the cell, and in a "
       "program it stops everything. Raise an exception instead (raise ValueError(...)) where an input is "
       "wrong, or return the result.",
       detect=lambda cases: any((c.error or "").startswith("SystemExit") for c in cases))
-
 entry("returns_none", ALL,
       "A function of yours returns None: the `return` line is missing (or a `return` without a value, or "
       "a decorator around it that does not return what it calls). Every forward, backward, step or loop "
       "you write returns its result.",
       detect=lambda cases: any("none" in c.facts for c in cases))
-
 entry("in_place", ARRAYS + ("layer", "sgd_momentum", "adam", "train_epoch", "sequential", "network"),
       "Your code changes an array it was given, in place (for example `x[x < 0] = 0`, `dout[...] = 0`, "
       "`x -= ...`, `x.shape = ...`, or grads.clear()): the failing case names it. The caller still needs "
       "it: the backward and the gradient check reread x, and dout, the cache or grads may be shared. "
       "Work on a copy, or build a new array (np.maximum, np.where, x * mask, x.reshape(...)).",
       detect=lambda cases: any(not n.endswith("layers") for c in cases for n in c.changed))
-
 entry("float32", ARRAYS,
       "Your function returns float32 (or another dtype) for float64 inputs: keep the inputs' precision, "
       "e.g. np.zeros_like(x) or dtype=x.dtype, as a gradient check needs float64's 16 digits "
       "(lesson 2, 'float32 vs float64').",
       detect=lambda cases: any(isinstance(v, np.ndarray) and v.dtype.kind in "biuf" and v.dtype != np.float64
                                and v.size and n not in c.wrong for c in cases for n, v in c.got.items()))
-
 entry("np_matrix", ALL,
       "Your function returns a np.matrix, not an ndarray: `*` is then a matrix product and every "
       "reduction keeps two axes, so the layers after it go wrong. Use plain arrays and `@` "
       "(np.asarray(...) turns a matrix back into one).",
       detect=lambda cases: any(isinstance(v, np.matrix) for c in cases for v in c.got.values()))
-
 entry("return_form", ALL,
       "Your function returns something of the wrong form (see the failing case): forward functions "
       "return (out, cache), a tuple of two, so the backward later gets the cache; the backward returns "
@@ -188,20 +181,17 @@ entry("return_form", ALL,
       detect=lambda cases: any("form" in c.facts for c in cases))
 
 # ---- convolution and pooling ------------------------------------------------------------------
-
 entry("pad_crop", ("conv2d", "maxpool2d", "scatter_one"),
       "With pad = 0, `dxp[:, :, pad:-pad, pad:-pad]` is `dxp[:, :, 0:0, 0:0]`, an empty array: -0 is 0. "
       "Cut the padding off by size instead, `dxp[:, :, pad:pad + H, pad:pad + W]` "
       "(lesson 5, 'The pad = 0 bug').",
       formula=lambda c: ({"dx": c.want["dx"][..., 0:0, 0:0]} if "dx" in c.want and ref.pair(
           c.settings.get("pad", 0)) == (0, 0) else None))
-
 entry("no_crop", ("conv2d", "scatter_one"),
       "Your dx is the padded gradient, (H + 2*pad, W + 2*pad): the padding zeros are constants, not "
       "inputs, so cut the border off before returning, `dxp[pad:pad + H, pad:pad + W]` "
       "(lesson 5, 'The forward pass, and what we want').",
       formula=lambda c: _only(["dx"], _grads(c, crop=False)))
-
 entry("overwrite_dx", ("conv2d", "scatter_one", "maxpool2d", "avgpool2d"),
       "Where windows overlap (or several filters read the same pixel), a pixel's gradient is the sum of what "
       "every window sends it, but yours keeps only one of those terms: the backward assigns with `=` where it "
@@ -209,19 +199,16 @@ entry("overwrite_dx", ("conv2d", "scatter_one", "maxpool2d", "avgpool2d"),
       "windows: gradients add up').",
       formula=lambda c: [_only(["dx"], _grads(c, assign=a)) for a in ("dx f, windows", "dx windows, f", "dx windows")]
       if "w" in c.inputs else _pool_dx(c, "assign", assign=True))
-
 entry("overwrite_dw", ("conv2d",),
       "Each weight is used by every window of every image, so dw sums dout times the input over all of "
       "them; yours keeps only one term: `dw[f] = ...` where it must be `dw[f] += ...` "
       "(lesson 5, 'The backward pass with loops').",
       formula=lambda c: [_only(["dw"], _grads(c, assign=a)) for a in ("dw n, windows", "dw windows")])
-
 entry("dx_one_filter", ("conv2d",),
       "Your dx holds only filter 0's part: every filter f read the pixel, so dx sums dout[n, f, i, j] * w[f] "
       "over all F filters (`for f in range(F)`, or an einsum over f) (lesson 5, 'The backward pass with "
       "loops').",
       formula=lambda c: _only(["dx"], _grads(c, filters=[0])) if c.inputs["w"].shape[0] > 1 else None)
-
 entry("dw_one_sample", ("conv2d", "dense"),
       "Your dw holds only sample 0's part: a weight is shared by every image of the batch, so dw sums the "
       "terms of all N samples (lesson 2, 'Backward: the chain rule'; lesson 5, 'The backward pass with "
@@ -229,7 +216,6 @@ entry("dw_one_sample", ("conv2d", "dense"),
       formula=lambda c: None if "dout" not in c.inputs or len(c.inputs["dout"]) < 2 else (
           _only(["dw"], _grads(c, samples=[0])) if "b" in c.inputs and c.inputs["w"].ndim == 4 else
           {"dw": c.inputs["x"][:1].T @ c.inputs["dout"][:1]}))
-
 entry("flipped_kernel", CONV,
       "Your convolution flips the kernel (out[i, j] uses w[KH-1-p, KW-1-q]): that is the convolution of "
       "mathematics, but CNN layers compute cross-correlation, w[p, q] times the pixel at (i*stride + p, "
@@ -239,14 +225,12 @@ entry("flipped_kernel", CONV,
       formula=lambda c: None if np.array_equal(c.inputs["w"], c.inputs["w"][:, :, ::-1, ::-1]) else [
           {"out": ref.conv_forward(*_conv(c), flip=True)}, _only(["dx"], _grads(c, flip=True)),
           _only(["dw"], _grads(c, flip=True))])
-
 entry("stride_ignored", CONV + ("maxpool2d", "avgpool2d"),
       "Window (i, j) starts at row i*stride and column j*stride of the padded input, in the forward and in "
       "the backward alike; yours starts it at (i, j), which is right for stride 1 only (lesson 4, 'Padding "
       "and stride'; lesson 5, 'The backward pass with loops'; lesson 6, 'Max pooling backward').",
       formula=lambda c: [{"out": ref.conv_forward(*_conv(c), step=1)}, _only(["dx"], _grads(c, step=1)),
                          _only(["dw"], _grads(c, step=1))] if "w" in c.inputs else _pool_dx(c, "no stride", step=1))
-
 entry("edge_padding", ("conv2d", "conv2d_one_channel"),
       "Your padding repeats the image (np.pad's mode='edge', 'reflect', 'symmetric' or 'wrap'); a "
       "convolution pads with zeros, np.pad's default, mode='constant' (lesson 4, 'Padding and stride').",
@@ -282,20 +266,17 @@ for _key, _rule, _text in [
         ("size_true_division", "true division", "Your sizes are floats: `/` divides exactly, but only whole "
                                                 "windows fit. Floor division `//` rounds down and gives an int.")]:
     entry(_key, SIZES, f"{_text} {_SIZE_FORMULA}{_SIZE_LESSONS}", formula=_sizes(_rule))
-
 entry("size_height_width", ("pool_output_size",),
       "Your sizes mix up the height and the width: on a non-square map H' comes from H and W' from W, each "
       "with the same formula, (H - size) // stride + 1 and (W - size) // stride + 1 (lesson 6, 'Windows and "
       "the output size').",
       formula=lambda c: [{"size": (a, b)} for h, w in [_sizes("right")(c)["size"]] for a, b in
                          ((w, h), (h, h), (w, w))])
-
 entry("averaged", ("conv2d", "dense"),
       "A parameter gradient (dw or db: the failing cases name it) is the right sum divided by a count (N, or "
       "N*H'*W'): it is averaged where it must be summed. The loss's 1/N is already inside dout (lesson 3), "
       "and each shared weight collects every term it took part in (lesson 2, 'Backward: the chain rule').",
       formula=_averaged)
-
 entry("db_axes", ("conv2d", "dense"),
       "db has one number per filter (per output for dense): sum dout over every other axis, "
       "`dout.sum(axis=(0, 2, 3))` for a convolution, `dout.sum(axis=0)` for a dense layer. Yours sums over "
@@ -303,25 +284,21 @@ entry("db_axes", ("conv2d", "dense"),
       formula=lambda c: "dout" in c.inputs and [
           {"db": c.inputs["dout"].sum(axis=axes)} for k in range(1, c.inputs["dout"].ndim + 1)
           for axes in itertools.combinations(range(c.inputs["dout"].ndim), k)])
-
 entry("db_keepdims", ("conv2d", "dense"),
       "Your db has extra axes of length 1, e.g. (1, M) from `dout.sum(axis=0, keepdims=True)`: a gradient "
       "has the shape of its parameter, b is (M,) (or (F,)), so drop keepdims (lesson 2, 'Backward: the chain "
       "rule').",
       formula=lambda c: "db" in c.want and [{"db": c.want["db"].reshape(s)} for s in
                                             ((1, -1), (-1, 1), (1, -1, 1, 1))])
-
 entry("transposed_dw", ("conv2d", "dense"),
       "dw has the right numbers with two axes swapped: a gradient has the shape of what it belongs to, "
       "dense w is (D, M) so dw = x.T @ dout, and conv w is (F, C, KH, KW) (lesson 2).",
       formula=lambda c: "dw" in c.want and {"dw": np.swapaxes(c.want["dw"], 0, 1)})
-
 entry("grads_order", ("conv2d", "dense"),
       "Your backward returns the right gradients in another order: it returns the gradient of each input "
       "in the order of the inputs, (dx, dw, db), as x, w, b (lesson 2, 'Backward: the chain rule').",
       formula=lambda c: "dx" in c.want and [dict(zip(("dx", "dw", "db"), (c.want[n] for n in p)))
                                             for p in itertools.permutations(("dx", "dw", "db"))])
-
 entry("no_bias", ("dense", "conv2d", "conv2d_one_channel", "flatten_dense"),
       "Your output leaves the bias out: every output is the weighted sum plus b, the same b added to every "
       "row of a dense layer and to every pixel of filter f's map (lesson 2; lesson 4, 'One channel, one "
@@ -329,13 +306,11 @@ entry("no_bias", ("dense", "conv2d", "conv2d_one_channel", "flatten_dense"),
       formula=lambda c: "out" in c.want and "b" in c.inputs and {
           "out": c.want["out"] - (np.asarray(c.inputs["b"])[:, None, None] if c.want["out"].ndim == 4
                                   else c.inputs["b"])})
-
 entry("consistent_pair", ("dense", "relu", "conv2d", "maxpool2d", "avgpool2d"),
       "Your backward is right for your own forward (finite differences agree), but your forward computes "
       "something else than the layer should; fix the forward first, then its backward with it.",
       detect=lambda cases: any("out" in c.wrong and "own fd ok" in c.facts and c.wrong - {"out", "size"}
                                for c in cases))
-
 entry("cache_layout", ("conv2d", "maxpool2d", "avgpool2d"),
       "Checked alone, your backward gets the cache of cnnlib's forward: (x, w, b, stride, pad, ...) for "
       "conv2d, (x, argmax, size, stride, pad) for max pooling, (x, size, stride) for average pooling, with "
@@ -344,32 +319,27 @@ entry("cache_layout", ("conv2d", "maxpool2d", "avgpool2d"),
       "`check.conv2d(forward=my_forward, backward=my_backward)`, so your backward gets your own cache.",
       detect=lambda cases: any("backward alone" in c.facts and c.error and not _no_hint_for_cache(c)
                                for c in cases))
-
 entry("cache_mismatch", LAYERS,
       "Your backward cannot read the cache your forward returns, but runs on cnnlib's: the two disagree "
       "on the cache's layout. Make the forward store what the backward unpacks: for a convolution, "
       "(x, w, b, (stride, stride), (pad, pad)), as lessons 4 and 5 do.",
       detect=lambda cases: any("cache mismatch" in c.facts for c in cases))
-
 entry("every_tie", ("maxpool2d",),
       "Where several pixels tie for a window's maximum, yours gives the gradient to each of them (or shares "
       "it out). Max pooling's output came from one of them: cnnlib, like PyTorch, gives all of dout to the "
       "first maximum in row-major order, np.argmax's choice (lesson 6, 'Ties').",
       formula=lambda c: [_pool_dx(c, r) for r in ("every tie", "split ties", "last tie")])
-
 entry("spread_window", ("maxpool2d",),
       "Your max-pool backward spreads dout over the whole window. Only the maximum reached the output, so "
       "only that pixel gets the gradient; the others get 0 (lesson 6, 'Max pooling backward: the gradient "
       "goes to the winner').",
       formula=lambda c: [_pool_dx(c, r) for r in ("whole window", "window mean")])
-
 entry("argmax_decoded_by_stride", ("maxpool2d",),
       "Your max-pool backward puts the gradient in the wrong cell of the window when the stride differs "
       "from the window: a flat index k inside a KH x KW window is row k // KW, column k % KW, "
       "`p, q = divmod(k, KW)`, whatever the stride; the pixel is then (i*stride + p, j*stride + q) "
       "(lesson 6, 'Max pooling backward: the gradient goes to the winner').",
       formula=lambda c: _pool_dx(c, "decode by stride"))
-
 entry("avg_factor", ("avgpool2d",),
       "Average pooling divides each window's sum by KH*KW, the number of pixels in the window (size**2 for "
       "a square one, not size), in the forward, and so each pixel gets dout / (KH*KW) in the backward. Yours "
@@ -400,19 +370,16 @@ entry("flatten_order", ("flatten",),
       "after a C-order forward, `dout.reshape(shape, order=\"F\")` after an F-order one (lesson 7, 'Does the "
       "flatten order matter?').",
       detect=lambda cases: any(_dx_permuted(c, True) for c in cases))
-
 entry("flatten_mixes_samples", ("flatten",),
       "Your Flatten mixes samples: row n of the output must hold exactly the numbers of sample n, as the "
       "dense layer treats each row as one image. Reshape to (N, -1) with the batch axis first, e.g. "
       "`x.reshape(x.shape[0], -1)` (lesson 7, 'What Flatten does').",
       detect=lambda cases: any("mixes samples" in c.facts for c in cases))
-
 entry("flatten_backward_mixes_samples", ("flatten",),
       "Your Flatten backward mixes samples: row n of dout is the gradient of sample n's numbers only, so it "
       "must go back into dx[n] and nowhere else. Reshape with the batch axis first, `dout.reshape(shape)` "
       "with the shape the forward saw (lesson 7, 'What Flatten does').",
       detect=lambda cases: any(_dx_permuted(c, False) for c in cases))
-
 entry("flatten_four_axes", ("flatten",),
       "Your Flatten works on images but raises on other shapes: it unpacks four axes (`N, C, H, W = "
       "x.shape`). Flatten takes any (N, ...) array, e.g. (N, T, D) or an already flat (N, D): "
@@ -420,25 +387,21 @@ entry("flatten_four_axes", ("flatten",),
       "none either (lesson 7, 'Any input shape (N, ...)').",
       detect=lambda cases: (any("unpack" in (c.error or "") for c in cases if c.inputs["x"].ndim != 4)
                             and not any("unpack" in (c.error or "") for c in cases if c.inputs["x"].ndim == 4)))
-
 entry("flatten_wanted_order", ("flatten",),
       "Your forward flattens each sample, but not in the order the check asks for (its order= argument): in "
       "F order use `x.reshape(x.shape[0], -1, order=\"F\")` and unflatten with `dout.reshape(shape, order=\"F\")`; "
       "in C order the same without order= (lesson 7, 'Does the flatten order matter?').",
       detect=lambda cases: any("wanted order" in c.facts for c in cases))
-
 entry("flatten_first_sample", ("flatten",),
       "Every sample's dx holds sample 0's gradient: the index into the flat dout leaves out the sample's "
       "offset. Row n of dout starts at n * D in the flat buffer (D values per sample), so read "
       "`src[n * D + j]`, not `src[j]` (lesson 7, 'Do I just put the values back in reverse order?').",
       formula=lambda c: "dx" in c.want and len(c.want["dx"]) > 1 and {
           "dx": np.broadcast_to(c.want["dx"][:1], c.want["dx"].shape)})
-
 entry("relu_mask_only", ("relu",),
       "Your ReLU backward returns the mask (1 where x > 0) without dout: the chain rule multiplies the "
       "upstream gradient by the local slope, dx = dout * (x > 0) (lesson 3, 'ReLU').",
       formula=lambda c: "dx" in c.want and {"dx": (c.inputs["x"] > 0).astype(float)})
-
 entry("relu_slope_at_zero", ("relu",),
       "Where x is exactly 0 your backward lets dout through (x >= 0, or np.heaviside(x, 1)): ReLU's slope "
       "at 0 is taken as 0 in this course (and in cnnlib and PyTorch), so dx = dout * (x > 0) "
@@ -462,20 +425,17 @@ def _softmax_slip(c, **slip):
 
 
 SOFTMAX = ("softmax", "log_softmax", "softmax_cross_entropy")
-
 entry("softmax_no_shift", SOFTMAX,
       "With logits of 1000 or more, np.exp overflows to inf, and inf / inf is NaN. Subtract each row's "
       "maximum first, `shifted = z - z.max(axis=1, keepdims=True)`: the softmax does not change, and the "
       "largest exponent becomes exp(0) = 1 (lesson 3, 'Overflow').",
       formula=lambda c: _softmax_slip(c, shift="none"),
       detect=lambda cases: any("overflow encountered in exp" in w for c in cases for w in c.warned))
-
 entry("softmax_global_max", SOFTMAX,
       "You subtract the largest logit of the whole batch, `z.max()`: a row far below it (around -1000 when "
       "another is around 1000) then underflows to exp(-2000) = 0 everywhere, and 0 / 0 is nan. Each row "
       "needs its own maximum, `z.max(axis=1, keepdims=True)` (lesson 3, 'Overflow').",
       formula=lambda c: _softmax_slip(c, shift="global"))
-
 entry("softmax_axis", ("softmax", "log_softmax"),
       "Each row of z is one sample, so the maximum and the sum run over axis 1, the classes, with "
       "keepdims=True so that the (N, 1) result broadcasts over the row: `z.max(axis=1, keepdims=True)`, "
@@ -484,24 +444,20 @@ entry("softmax_axis", ("softmax", "log_softmax"),
                          else None for s in ({"shift": "column"}, {"axis": 0}, {"shift": "row, no keepdims"},
                                              {"keepdims": False})],
       detect=lambda cases: any("could not be broadcast" in (c.error or "") for c in cases))
-
 entry("log_of_softmax", ("log_softmax", "softmax_cross_entropy"),
       "You take np.log of the softmax: where a probability is below float64's range (e**-800) it is 0 and "
       "its log is -inf, so the loss is inf. Compute the log directly, `shifted - np.log(np.exp(shifted)"
       ".sum(axis=1, keepdims=True))`, which gives -800 (lesson 3, 'Why log-softmax?').",
       formula=lambda c: _softmax_slip(c, log_probs=lambda z: np.log(ref.softmax(z))))
-
 entry("softmax_no_mean", ("softmax_cross_entropy",),
       "The loss is the mean over the batch, so its gradient carries 1/N: dlogits = (probs - onehot) / N. "
       "Yours is N times too large (lesson 3, 'The fused gradient').",
       formula=lambda c: {"dlogits": c.want["dlogits"] * len(c.inputs["y"])})
-
 entry("softmax_loss_sum", ("softmax_cross_entropy",),
       "Your loss is N times too large: it sums the N samples' losses where it must average them, "
       "-mean(log_probs[n, y[n]]), so that the loss, and the learning rate that suits it, do not depend on "
       "the batch size (lesson 3, 'Softmax and cross-entropy').",
       formula=lambda c: {"loss": c.want["loss"] * len(c.inputs["y"])})
-
 entry("softmax_sign", ("softmax_cross_entropy",),
       "Your dlogits has the wrong sign: it is (probs - onehot) / N, positive for the wrong classes "
       "(lowering their scores lowers the loss) (lesson 3, 'The fused gradient').",
@@ -549,13 +505,11 @@ _numgrad_entry("numgrad_no_dout",
                "Your gradient is that of sum(f(x)), as if dout were all ones: the function to differentiate is "
                "sum(f(x) * dout), so multiply by dout before summing, `np.sum(f(x) * dout)` (lesson 2, "
                "'Numerical gradient with centred differences').", {"ones": True})
-
 entry("numgrad_not_restored", ("numerical_gradient",),
       "x is not as it was after your function ran: after probing an element, put its saved value back, "
       "`x[idx] = old`. Not restored, every later probe starts from a shifted x; restored by adding h back "
       "(`x[idx] += h`), it drifts by rounding (lesson 2, 'Numerical gradient with centred differences').",
       detect=lambda cases: any(c.changed for c in cases))
-
 entry("numgrad_view_kept", ("numerical_gradient",),
       "Your gradient is 0 where f returns a view of x (as Flatten's reshape does): the array you kept from "
       "f(x + h) changes when x changes again, so both sides end up equal. Reduce each side to a number right "
@@ -578,12 +532,10 @@ entry("rel_error_no_floor", ("rel_error",),
       "Without the floor, two zero arrays give 0 / 0 = nan, and tiny gradients (1e-9 against 3e-9) look "
       "wildly wrong: divide by `np.maximum(1e-8, np.abs(a) + np.abs(b))` (lesson 2, the rel_error formula).",
       formula=lambda c: _rel_error_slip(c, "no floor"))
-
 entry("rel_error_mean", ("rel_error",),
       "You average the elementwise errors: one wrong element among many then looks small. A gradient check "
       "wants the worst element, `np.max(...)` (lesson 2, the rel_error formula).",
       formula=lambda c: _rel_error_slip(c, "mean"))
-
 entry("rel_error_abs", ("rel_error",),
       "An absolute value is missing: the error is |a - b| / max(1e-8, |a| + |b|). Without it a negative "
       "difference counts as no error at all, and a + b of opposite signs can be 0 (lesson 2, the rel_error "
@@ -606,27 +558,23 @@ entry("permute_unchanged", ("permute_dense_weights", "port_dense_weights"),
       "of the weights must be the row of the cell that now sits at position j: permute the rows (lesson 7, "
       "'Does the flatten order matter?' and 'Channels-first vs channels-last').",
       formula=lambda c: {"w": c.inputs["w"]})
-
 entry("permute_inverse", ("permute_dense_weights",),
       "Your rows move the other way round: you used the inverse permutation. Row j of the new weights is the "
       "row of the cell at F position j, `w[perm]` with perm[j] that cell's C position, not the row at C "
       "position j moved to its F position (lesson 7, 'Does the flatten order matter?').",
       formula=lambda c: {"w": c.inputs["w"][np.argsort(np.arange(len(c.inputs["w"])).reshape(
           c.inputs["shape"]).ravel(order="F"))]})
-
 entry("permute_axes", ("permute_dense_weights",),
       "Your rows follow another order of the cells: F order lets c change fastest, then h, then w, so the "
       "cell (c, h, w) sits at F position (w*H + h)*C + c. In NumPy: perm = np.arange(C*H*W).reshape(C, H, W)"
       ".ravel(order=\"F\"), and the new weights are w[perm] (lesson 7, 'Does the flatten order matter?').",
       formula=lambda c: _other_orders(c, "CHW", {(0, 1, 2), (2, 1, 0)}))
-
 entry("port_inverse", ("port_dense_weights",),
       "You ported the weights the other way, NCHW to NHWC: the old rows are in the NHWC network's order, so "
       "view them as (H, W, C, M) and move C to the front, "
       "`w_nhwc.reshape(H, W, C, M).transpose(2, 0, 1, 3).reshape(C*H*W, M)` (lesson 7, 'Channels-first vs "
       "channels-last').",
       formula=lambda c: _weights(c, "CHW", (1, 2, 0)))
-
 entry("port_wrong_axes", ("port_dense_weights",),
       "Your rows move, but not to their places: the NHWC network flattened (h, w, c) with c fastest, so view "
       "the old rows as (H, W, C, M), bring C to the front and keep H before W, `.transpose(2, 0, 1, 3)`, then "
@@ -647,7 +595,6 @@ entry("flatten_dense_axes", ("flatten_dense",),
       "sides: `np.einsum(\"nchw,chwm->nm\", x, w.reshape(C, H, W, M))` (lesson 7, 'Is flatten + dense a "
       "tensor contraction?').",
       formula=lambda c: [_contraction(c, axes) for axes in itertools.permutations((1, 2, 3)) if axes != (1, 2, 3)])
-
 entry("flatten_dense_weight_layout", ("flatten_dense",),
       "You read w as (M, C, H, W), PyTorch's (outputs, inputs) layout. cnnlib's dense weights are (C*H*W, M), "
       "one row per cell, so the volume view is `w.reshape(C, H, W, M)` (lesson 7, 'Is flatten + dense a "
@@ -655,77 +602,65 @@ entry("flatten_dense_weight_layout", ("flatten_dense",),
       formula=lambda c: _contraction(c, layout="MD"))
 
 # ---- lesson 8: layers, the two loops, a network -------------------------------------------------
-
 entry("layer_returns_cache", ("layer",),
       "Your layer's forward returns (out, cache), as the plain functions do. A layer keeps the cache itself "
       "(self.cache = ...) and returns out alone, so that the next layer can take it as its input (lesson 8, "
       "'From a function pair to a layer object').",
       detect=lambda cases: any(isinstance(c.got.get("out"), tuple) and len(c.got["out"]) == 2 for c in cases))
-
 entry("layer_returns_param_grads", ("layer",),
       "Your layer's backward returns a tuple such as (dx, dw, db). It returns dx alone, for the layer below; "
       "dw and db go into self.grads['w'] and self.grads['b'] (lesson 8, 'From a function pair to a layer "
       "object').",
       detect=lambda cases: any(isinstance(c.got.get("dx"), tuple) for c in cases))
-
 entry("layer_grads_keys", ("layer",),
       "grads must use the same keys as params ('w' and 'b', not 'dw' and 'db'): Sequential and the optimizer "
       "find a parameter's gradient under the parameter's name (lesson 8, 'From a function pair to a layer "
       "object').",
       detect=lambda cases: any(c.got.get("keys") not in (None, c.want.get("keys")) for c in cases))
-
 entry("layer_grads_not_stored", ("layer",),
       "After backward your layer's grads are still zeros: backward computes dw and db, and must also write "
       "them into the layer, self.grads['w'][...] = dw and self.grads['b'][...] = db (lesson 8, 'From a "
       "function pair to a layer object').",
       formula=lambda c: "grads" in c.want and {"grads": {k: np.zeros_like(v) for k, v in c.want["grads"].items()}})
-
 entry("grads_accumulate", ("layer", "network"),
       "Each backward adds its gradients to the previous ones (grads['w'] += dw): after two passes they hold "
       "the sum. A backward replaces them, self.grads['w'][...] = dw, so that every optimizer step uses the "
       "gradient of its own batch (lesson 8, 'From a function pair to a layer object').",
       formula=lambda c: "grads before" in c.inputs and "grads" in c.want and {
           "grads": {k: v + c.inputs["grads before"][k] for k, v in c.want["grads"].items()}})
-
 entry("stale_cache", ("layer",),
       "After two forward passes, your backward used the cache of the first one. Every forward must store "
       "its own cache (self.cache = ... each time, not only when it is empty): backward differentiates the "
       "last forward pass (lesson 8, 'From a function pair to a layer object').",
       formula=lambda c: "stale" in c.inputs and dict(zip(("dx", "grads"), ref.layer_pass(*c.inputs["stale"])[1:])))
-
 entry("layers_changed", ("sequential",),
       "Your loop changes the caller's list of layers in place (layers.reverse(), layers.pop(...)): afterwards "
       "the model's layers are in the wrong order, or gone, and the next pass runs the wrong network. Loop "
       "over reversed(layers) or layers[::-1], which leave the list as it was (lesson 8, 'Sequential: forward "
       "in order, backward in reverse').",
       detect=lambda cases: any(n.endswith("layers") for c in cases for n in c.changed))
-
 entry("forward_order", ("sequential",),
       "run_forward must call every layer's forward once, first to last: for layer in layers (lesson 8, "
       "'Sequential: forward in order, backward in reverse').",
       detect=lambda cases: any("forward order" in c.wrong for c in cases))
-
 entry("forward_same_input", ("sequential",),
       "Every layer of yours gets the network's input x: each layer must get the previous layer's output, "
       "x = layer.forward(x), and the last output is returned (lesson 8, 'Sequential: forward in order, "
       "backward in reverse').",
       formula=lambda c: "forward inputs" in c.want and {"forward inputs": [c.inputs["x"]] * len(
           c.got["forward inputs"])})
-
 entry("backward_forward_order", ("sequential",),
       "Your backward loop starts at the first layer. The chain rule runs from the loss back to the input: "
       "the last layer's backward first, as it is the one whose output dout belongs to, so loop over "
       "reversed(layers) (lesson 8, 'Sequential: forward in order, backward in reverse').",
       detect=lambda cases: any(len(c.want.get("backward order", [])) > 1 and c.got["backward order"][:1] == [0]
                                for c in cases))
-
 entry("backward_same_dout", ("sequential",),
       "Every layer of yours gets the network's dout: each layer's backward returns dx, and that dx is the "
       "dout of the layer below it, dout = layer.backward(dout) (lesson 8, 'Sequential: forward in order, "
       "backward in reverse').",
       formula=lambda c: "backward inputs" in c.want and {"backward inputs": [c.inputs["dout"]] * len(
           c.got["backward inputs"])})
-
 entry("backward_skips_layer", ("sequential",),
       "Your backward loop leaves out a layer (e.g. reversed(layers[1:])): every layer's backward must run, "
       "the first one's too, as it fills its own grads and returns dx (lesson 8, 'Sequential: forward in "
@@ -734,21 +669,18 @@ entry("backward_skips_layer", ("sequential",),
                                and set(c.got["backward order"]) < set(c.want["backward order"])
                                and c.got["backward order"] == [k for k in c.want["backward order"]
                                                                if k in c.got["backward order"]] for c in cases))
-
 entry("returns_list", ("sequential", "network", "layer"),
       "Your function returns a list (or tuple) of arrays, e.g. every layer's output: return the last "
       "layer's output alone, the array itself (lesson 8, 'Sequential: forward in order, backward in "
       "reverse').",
       detect=lambda cases: any(isinstance(v, (list, tuple)) and v and same(v[-1], c.want.get(n))
                                for c in cases for n, v in c.got.items() if n in ("out", "dx")))
-
 entry("returns_not_array", ("sequential", "network", "layer"),
       "Your function returns something that is not an array (a string, a number, a dict...): a forward "
       "returns the output array and a backward the array dx (lesson 8, 'Sequential: forward in order, "
       "backward in reverse').",
       detect=lambda cases: any(isinstance(v, (str, bytes, dict, int, float)) for c in cases
                                for n, v in c.got.items() if n in ("out", "dx")))
-
 entry("params_not_dict", ("network",),
       "Your model's params() (or grads()) returns a list: it returns a dict name -> array, the same names in "
       "params() and grads(), so that an optimizer can match each parameter with its gradient "
@@ -832,7 +764,6 @@ for _key, _slip, _text in [
          "uses the gradients of the batch before (zeros at the first step). For every batch: forward, loss, "
          "backward, and only then step(model.params(), model.grads())")]:
     entry(_key, ("train_epoch",), _text + " (lesson 9, 'An epoch, by hand').", formula=_epoch(_slip))
-
 entry("epoch_own_rng", ("train_epoch",),
       "Your epoch shuffles, but not with the rng it is given (np.random.permutation, or a new generator): use "
       "rng.permutation(len(x)), so that the run can be repeated and compared (lesson 9, 'An epoch, by hand').",

@@ -27,7 +27,6 @@ def out_size(H, K, stride=1, pad=0, rule="right"):
 
 
 # ---- lesson 4-5: convolution, and its slips -------------------------------------------------
-
 def conv_forward(x, w, b, stride=1, pad=0, *, flip=False, step=None, mode="constant"):
     """out (N, F, H', W'): flip turns the kernel 180 degrees, step=(1, 1) starts window (i, j) at
     (i, j) whatever the stride, mode is np.pad's (zeros unless told)."""
@@ -59,10 +58,8 @@ def conv_grads(dout, x, w, stride=1, pad=0, *, flip=False, step=None, assign=Non
     Ho, Wo = dout.shape[2:]
     if (Ho - 1) * rh + KH > xp.shape[2] or (Wo - 1) * rw + KW > xp.shape[3]:
         return None
-    keep_f = np.zeros(F, dtype=bool)
-    keep_f[list(range(F)) if filters is None else filters] = True
-    keep_n = np.zeros(N, dtype=bool)
-    keep_n[list(range(N)) if samples is None else samples] = True
+    keep_f = np.isin(np.arange(F), range(F) if filters is None else filters)
+    keep_n = np.isin(np.arange(N), range(N) if samples is None else samples)
     order = [(f, i, j) for f in range(F) for i in range(Ho) for j in range(Wo)]
     if assign == "dx windows, f":
         order = [(f, i, j) for i in range(Ho) for j in range(Wo) for f in range(F)]
@@ -91,7 +88,6 @@ def conv_grads(dout, x, w, stride=1, pad=0, *, flip=False, step=None, assign=Non
 
 
 # ---- lesson 6: pooling, and its slips -------------------------------------------------------
-
 def maxpool_dx(x, dout, size, stride=None, pad=0, rule="first"):
     """dx of max pooling by loops; rule says where each dout goes: "first" maximum (cnnlib's and
     PyTorch's), "every tie", "split ties", "last tie", "whole window", "window mean", "decode by
@@ -109,18 +105,10 @@ def maxpool_dx(x, dout, size, stride=None, pad=0, rule="first"):
         target = dxp[n, c, r:r + KH, t:t + KW]
         g = dout[n, c, i, j]
         ties = window == window.max()
-        k = int(np.argmax(window))
-        if rule == "every tie":
-            target += g * ties
-        elif rule == "split ties":
-            target += g * ties / ties.sum()
-        elif rule == "last tie":
-            k = window.size - 1 - int(np.argmax(window.ravel()[::-1]))
-            target[divmod(k, KW)] += g
-        elif rule == "whole window":
-            target += g
-        elif rule == "window mean":
-            target += g / (KH * KW)
+        k = window.size - 1 - int(np.argmax(window.ravel()[::-1])) if rule == "last tie" else int(np.argmax(window))
+        spread = {"every tie": ties, "split ties": ties / ties.sum(), "whole window": 1.0, "window mean": 1 / (KH * KW)}
+        if rule in spread:
+            target += g * spread[rule]
         elif rule in ("decode by stride", "no stride"):
             p, q = divmod(k, sw) if rule == "decode by stride" else divmod(k, KW)
             a, e = (r + p, t + q) if rule == "decode by stride" else (i + p, j + q)
@@ -134,21 +122,18 @@ def maxpool_dx(x, dout, size, stride=None, pad=0, rule="first"):
     return dxp[:, :, ph:ph + H, pw:pw + W]
 
 
-def avgpool_dx(shape, dout, size, stride=None, step=None, assign=False, share=None):
-    """dx of average pooling: each pixel of a window gets dout * share (1 / (KH*KW) unless told);
-    step=(1, 1) puts window (i, j) at (i, j); assign: = in place of +=."""
+def avgpool_dx(shape, dout, size, stride=None, step=None, assign=False):
+    """dx of average pooling, each pixel of a window getting dout / (KH*KW); step=(1, 1) puts window
+    (i, j) at (i, j); assign: = in place of +=."""
     KH, KW = pair(size)
     sh, sw = pair(step if step is not None else (stride if stride is not None else size))
-    share = 1.0 / (KH * KW) if share is None else share
     dx = np.zeros(shape)
     for i, j in np.ndindex(dout.shape[2:]):
         if i * sh + KH > shape[2] or j * sw + KW > shape[3]:
             return None
-        part = dout[:, :, i, j][:, :, None, None] * share * np.ones((KH, KW))
-        if assign:
-            dx[:, :, i * sh:i * sh + KH, j * sw:j * sw + KW] = part
-        else:
-            dx[:, :, i * sh:i * sh + KH, j * sw:j * sw + KW] += part
+        part = dout[:, :, i, j][:, :, None, None] / (KH * KW) + dx[:, :, i * sh:i * sh + KH, j * sw:j * sw + KW] * (
+            not assign)
+        dx[:, :, i * sh:i * sh + KH, j * sw:j * sw + KW] = part
     return dx
 
 
@@ -187,7 +172,6 @@ def scatter_one(dout, w, stride, pad, shape):
 
 
 # ---- lesson 3: softmax ----------------------------------------------------------------------
-
 def _shifted(z, shift):
     return z - {"row": lambda: z.max(axis=1, keepdims=True), "global": lambda: z.max(),
                 "column": lambda: z.max(axis=0, keepdims=True), "none": lambda: 0.0,
@@ -218,7 +202,6 @@ def cross_entropy(logits, y, log_probs=None):
 
 
 # ---- lesson 7: Flatten and the dense weights after it ---------------------------------------
-
 def flatten_forward_F(x):
     """Lesson 7: Flatten in F order within each sample; the cache is x's shape."""
     x = np.asarray(x)
@@ -257,7 +240,6 @@ def rows(w, shape, order="CHW", axes=None):
 
 
 # ---- lessons 8-9: layers, loops, optimizers, the epoch --------------------------------------
-
 def dense_with(w, b):
     """A cnnlib.Dense whose params are the arrays w (D, M) and b (M,) themselves (MyDense's fallback)."""
     w, b = np.asarray(w), np.asarray(b)

@@ -7,10 +7,8 @@ network's gradients, the optimizer steps and the training epoch.
 - `sgd_momentum(fn)`, `adam(fn)`: one optimizer step, against cnnlib.SGD and cnnlib.Adam.
 - `train_epoch(fn)`: one pass over the data in shuffled mini-batches, against cnnlib.fit's loop.
 
-Like the layer checks, each runs fixed float64 cases (seeded), never raises because of your
-code, and names the classic mistakes of the catalogue (mistakes.py) that it recognises. The
-reference functions the exercise editions fall back to live in reference.py (also reachable
-here: dense_with, run_forward, run_backward, sgd_momentum_step, adam_step, train_one_epoch).
+The exercise editions' fallbacks (dense_with, run_forward, run_backward, sgd_momentum_step,
+adam_step, train_one_epoch) live in reference.py and are named from here too.
 """
 
 from collections.abc import Mapping
@@ -21,7 +19,7 @@ from .. import layers as layers_mod
 from ..model import Sequential
 from . import mistakes, reference as ref
 from ._core import (NotWritten, Report, attempt, compare, learner_function, pair_text, read, refuse, rng, same,
-                    scalar_error, signature, TOLERANCE)
+                    scalar_error, shown, TOLERANCE)
 from .reference import adam_step, dense_with, run_backward, run_forward, sgd_momentum_step, train_one_epoch  # noqa: F401
 
 KINDS = {"dense": "MyDense(w, b): forward(x) -> out, backward(dout) -> dx, grads['w'] and grads['b'] filled by backward",
@@ -37,10 +35,7 @@ def _name(fn):
     return getattr(fn, "__name__", "your function")
 
 
-# ---------------------------------------------------------------------------------------------
-# check.layer: a layer object of the learner's own (lesson 8)
-# ---------------------------------------------------------------------------------------------
-
+# ---- check.layer: a layer object of the learner's own (lesson 8) ----------------------------------
 def _dict(report, case, obj, part):
     """obj.part, or obj.part() for a model, read as learner code: a dict name -> array, or None."""
     o = read(obj, part)
@@ -102,21 +97,15 @@ def _judge_pass(case, ref_out, ref_dx, ref_grads, prefix=""):
         case.wrong.add("grads")
 
 
-@signature("check.layer(make, kind)")
+@shown
 def layer(make=None, kind=None, *args, **unknown):
     """Check a layer class of your own: `check.layer(MyDense, "dense")`, `check.layer(MyReLU, "relu")`.
 
-    Parameters
-    ----------
-    make : the class (or any function) that builds the layer: make(w, b) for "dense", make()
-        for "relu".
-    kind : "dense" or "relu", the cnnlib functions the layer is compared with.
-
-    The layer must have `params` and `grads` dicts with the same keys ("w" and "b" for dense,
-    none for ReLU), `forward(x) -> out` keeping its cache, and `backward(dout) -> dx` writing the
-    parameter gradients into `grads`. Cases: forward and backward on two shapes, a second
-    forward/backward (the gradients must be replaced, not added to), and two forwards before
-    one backward (the backward must use the last forward's cache).
+    make builds the layer (make(w, b) for "dense", make() for "relu"); kind names the cnnlib functions
+    it is compared with. The layer has `params` and `grads` dicts with the same keys, `forward(x) ->
+    out` keeping its cache, `backward(dout) -> dx` writing the parameter gradients into `grads`. Cases:
+    two shapes, a second forward/backward (its gradients replace the first's), two forwards before
+    one backward (it uses the last forward's cache).
     """
     refuse("layer", "check.layer(MyDense, 'dense') or check.layer(MyReLU, 'relu')", args, unknown)
     if not isinstance(kind, str) or kind not in KINDS:
@@ -159,10 +148,7 @@ def layer(make=None, kind=None, *args, **unknown):
     return report
 
 
-# ---------------------------------------------------------------------------------------------
-# check.sequential: run_forward(layers, x) and run_backward(layers, dout)
-# ---------------------------------------------------------------------------------------------
-
+# ---- check.sequential: run_forward(layers, x) and run_backward(layers, dout) ----------------------
 def _spy(layer, index, log):
     """The layer itself, its forward and backward logging (direction, index, a copy of their input)."""
     def logged(method, direction):
@@ -217,13 +203,12 @@ def _record_calls(case, direction, order, given, want_order, want_given):
                   f"gets the dx returned by the layer above it (layer {bad[0] + 1})")
 
 
-@signature("check.sequential(forward=..., backward=...)")
+@shown
 def sequential(*args, forward=None, backward=None, **unknown):
     """Check the two loops of a network: forward(layers, x) -> out, backward(layers, dout) -> dx.
 
     forward runs every layer in order, each on the previous one's output; backward runs them in
-    reverse order, each on the dx of the layer above, and returns the first layer's dx. With
-    `backward` the check first runs the layers forward itself, so each layer holds its cache.
+    reverse order, each on the dx of the layer above (the check runs the layers forward first).
     Cases: a dense network, a small CNN, a single layer.
     """
     refuse("sequential", "check.sequential(forward=run_forward), check.sequential(backward=run_backward) or both",
@@ -274,10 +259,7 @@ def sequential(*args, forward=None, backward=None, **unknown):
     return report
 
 
-# ---------------------------------------------------------------------------------------------
-# check.network: a whole model's gradients by finite differences
-# ---------------------------------------------------------------------------------------------
-
+# ---- check.network: a whole model's gradients by finite differences -------------------------------
 def _model_pass(report, case, model, x, dout=None):
     """(out, dx, grads copies) of one forward (and backward, given dout) of the model; None after a problem."""
     o = attempt(model.forward, [x], names=["x"])
@@ -351,21 +333,16 @@ def _network_repeat_cases(report, model, input_shape, r):
                 case.judge(f"the gradient of {k}", grads.get(k), fresh[2][k], dtype=None)
 
 
-@signature("check.network(model, input_shape)")
+@shown
 def network(model=None, input_shape=None, *args, **unknown):
     """Check every gradient of an assembled network by finite differences.
 
-    Parameters
-    ----------
-    model : a cnnlib.Sequential (of cnnlib's layers or your own), or any object with
-        forward(x), backward(dout) -> dx and params()/grads() dicts of arrays.
-    input_shape : one sample's shape without the batch axis, e.g. (5,) or (1, 8, 8).
-
-    L = sum(model.forward(x) * dout) with a random dout, so dL/d(output) = dout. Each parameter
-    array and the input are checked along two random directions: the change of L over a
-    centred step against the gradient dotted with the direction. Two more cases run the model
-    twice: the second backward's gradients must replace the first's, and after two forwards a
-    backward must use the last one. The model's parameters are put back as they were.
+    model: a cnnlib.Sequential (of cnnlib's layers or your own), or any object with forward(x),
+    backward(dout) -> dx and params()/grads() dicts of arrays; input_shape: one sample's shape, e.g.
+    (5,) or (1, 8, 8). Every parameter and the input are checked along two random directions against
+    centred differences of L = sum(model.forward(x) * dout); two more cases run the model twice (the
+    second backward's gradients replace the first's; after two forwards, backward uses the last).
+    The model's parameters are put back as they were.
     """
     refuse("network", "check.network(model, input_shape), e.g. check.network(net, (5,))", args, unknown)
     if model is None or isinstance(model, type) or not all(
@@ -399,10 +376,7 @@ def network(model=None, input_shape=None, *args, **unknown):
     return report
 
 
-# ---------------------------------------------------------------------------------------------
-# check.sgd_momentum and check.adam: several steps in a row
-# ---------------------------------------------------------------------------------------------
-
+# ---- check.sgd_momentum and check.adam: several steps in a row ------------------------------------
 def _optimizer_check(name, fn, what, cases, history):
     fn, _ = learner_function(fn, "fn")
     if fn is None:
@@ -446,15 +420,13 @@ def _optimizer_check(name, fn, what, cases, history):
     return report
 
 
-@signature("check.sgd_momentum(fn)")
+@shown
 def sgd_momentum(fn=None, *args, **unknown):
     """Check fn(params, grads, velocity, lr=, momentum=), one step of SGD with momentum.
 
-    params and grads are dicts name -> array; velocity is a dict the function keeps its state in
-    ({} at the start, the same dict every step). For every name: v = momentum * v + g, then
-    p -= lr * v, updating p in place. The parameters are compared after every step with
-    cnnlib.SGD(lr, momentum)'s; the velocity itself is not (v = momentum * v - lr * g with
-    p += v is the same method, written the other way round, and passes).
+    For every name: v = momentum * v + g, then p -= lr * v, p updated in place; velocity is the dict
+    the caller keeps ({} at the start). The parameters are compared after every step with cnnlib.SGD's;
+    the velocity is not (v = momentum * v - lr * g with p += v is the same method, and passes).
     """
     refuse("sgd_momentum", "check.sgd_momentum(fn)", args, unknown)
     cases = [("momentum 0.9, lr 0.1, 4 steps, two parameters (3, 2) and (2,)", [(3, 2), (2,)], 4,
@@ -466,15 +438,13 @@ def sgd_momentum(fn=None, *args, **unknown):
                             cases, ref.sgd_history)
 
 
-@signature("check.adam(fn)")
+@shown
 def adam(fn=None, *args, **unknown):
     """Check fn(params, grads, state, lr=, beta1=, beta2=, eps=), one Adam step.
 
-    params and grads are dicts name -> array; state is a dict the function keeps m, v and the
-    step count t in ({} at the start, the same dict every step). With t counted from 1:
-    m = beta1*m + (1-beta1)*g, v = beta2*v + (1-beta2)*g**2, m_hat = m / (1 - beta1**t),
-    v_hat = v / (1 - beta2**t), p -= lr * m_hat / (sqrt(v_hat) + eps), p updated in place.
-    The parameters are compared after every step with cnnlib.Adam's.
+    With t counted from 1 (kept in the dict state with m and v): m = beta1*m + (1-beta1)*g,
+    v = beta2*v + (1-beta2)*g**2, p -= lr * m_hat / (sqrt(v_hat) + eps) with m_hat = m / (1 - beta1**t)
+    and v_hat = v / (1 - beta2**t), p updated in place; compared after every step with cnnlib.Adam's.
     """
     refuse("adam", "check.adam(fn)", args, unknown)
     default = {"lr": 0.01, "beta1": 0.9, "beta2": 0.999, "eps": 1e-8}
@@ -487,10 +457,7 @@ def adam(fn=None, *args, **unknown):
                             cases, ref.adam_history)
 
 
-# ---------------------------------------------------------------------------------------------
-# check.train_epoch: one pass over the data in shuffled mini-batches
-# ---------------------------------------------------------------------------------------------
-
+# ---- check.train_epoch: one pass over the data in shuffled mini-batches ---------------------------
 LR = 0.5  # the plain SGD step the check gives the learner's epoch
 
 
@@ -503,16 +470,14 @@ def _epoch_model():
     return model
 
 
-@signature("check.train_epoch(fn)")
+@shown
 def train_epoch(fn=None, *args, **unknown):
     """Check fn(model, x, y, step, batch_size, rng) -> mean loss, one epoch of training.
 
-    fn shuffles the sample indices with rng.permutation(len(x)) (once, the same order for x and
-    y), cuts that order into batches of batch_size (the last one may be smaller), and for each
-    batch runs model.forward, softmax_cross_entropy, model.backward and step(model.params(),
-    model.grads()). It returns the epoch's mean loss over the samples: each batch's loss
-    weighted by its size. Compared with that loop on the same rng: the final weights, the loss,
-    the number of steps, the batches' sizes and which samples each batch held.
+    One order from rng.permutation(len(x)) for x and y, cut into batches of batch_size (the last may
+    be smaller); per batch forward, softmax_cross_entropy, backward, step(model.params(),
+    model.grads()); the mean loss over the samples returned. Compared with that loop on the same
+    rng: the final weights, the loss, the steps, the batches' sizes and samples.
     """
     refuse("train_epoch", "check.train_epoch(fn)", args, unknown)
     fn, _ = learner_function(fn, "fn")
@@ -539,7 +504,7 @@ def train_epoch(fn=None, *args, **unknown):
             _spy(model.layers[0], 0, log)
             o = attempt(fn, [model, x, y, step, batch_size, np.random.default_rng(seed)],
                         names=["model", "x", "y", "step", "batch_size", "rng"], keep=("model", "step", "rng"))
-            if not case.ran(o, "fn", report, _name(fn)):
+            if not case.ran(o, "", report, _name(fn)):
                 continue
             _epoch_batches(case, log, x, n, batch_size, seed, len(calls))
             got = {k: np.array(p, copy=True) for k, p in model.params().items()}
