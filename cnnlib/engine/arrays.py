@@ -5,8 +5,8 @@ copies, each tap's products, the masks of max-pooling), and NumPy takes them fro
 glibc gives freed memory at the top of its heap back to the kernel once more of it is free
 than a threshold, which it keeps at twice the largest block freed so far: a LeNet step frees
 about four times that at its end, so the next step page-faults all of it in again, page by
-page. Measured without any allocator setting: 2,400-4,900 page faults per LeNet step, and
-the step took 1.7-2 times as long as with glibc told to keep freed memory
+page. Measured without any allocator setting: 2,500-5,000 page faults per LeNet step, and
+the step took 1.5-2 times as long as with glibc told to keep freed memory
 (benchmarks/README.md). PyTorch keeps its memory in its own allocator instead; so does this
 module, so that the engine is fast whatever malloc does.
 
