@@ -10,6 +10,7 @@ import functools
 import html
 import inspect
 import os
+import re
 import time
 import traceback
 import warnings
@@ -403,8 +404,10 @@ class Report:
             where = f" ({where.strip()})" if where else ""
             return (f"{name} still raises NotImplementedError{where}. Write it, delete that line once your code "
                     "is above it, then run this check again.")
-        return (f"{self.not_written} still raise NotImplementedError. Write them, delete those lines once your "
-                "code is above them, then run this check again.")
+        names = " and ".join(name + "".join(f" (line {n})" for n in re.findall(r", line (\d+)", where)[:1])
+                             for name, where in self.stubs)
+        return (f"{names} still raise NotImplementedError. Write them, delete those lines once your code is above "
+                "them, then run this check again.")
 
     def status_line(self):
         if self.stubs:
