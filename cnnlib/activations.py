@@ -3,7 +3,7 @@
 import numpy as np
 
 from ._caches import check_cache
-from ._checks import as_float_array, check_dout
+from ._validate import as_float_array, check_dout
 
 
 def relu_forward(x):

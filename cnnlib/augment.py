@@ -17,7 +17,7 @@ import numbers
 
 import numpy as np
 
-from ._checks import as_float_array, as_pair, check_ndim
+from ._validate import as_float_array, as_pair, check_ndim
 
 
 def _check_rng(rng):

@@ -34,7 +34,7 @@ import numbers
 
 import numpy as np
 
-from ._checks import as_flag, as_float_array, check_dout, check_ndim
+from ._validate import as_flag, as_float_array, check_dout, check_ndim
 
 _AXES = (0, 2, 3)  # every axis but the channels'
 

@@ -25,7 +25,7 @@ matrices, see cnnlib/engine/conv.py); the loop forward stores None there.
 import numpy as np
 
 from ._caches import check_cache
-from ._checks import as_flag, as_float_array, as_pair, check_dout, check_ndim, output_hw
+from ._validate import as_flag, as_float_array, as_pair, check_dout, check_ndim, output_hw
 from .engine import conv as engine
 
 

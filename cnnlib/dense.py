@@ -10,7 +10,7 @@ BLAS to one thread so that its idle threads do not compete with the threaded con
 import numpy as np
 
 from ._caches import check_cache
-from ._checks import as_flag, as_float_array, check_dout, check_ndim
+from ._validate import as_flag, as_float_array, check_dout, check_ndim
 from .engine.parallel import blas_one_thread
 
 

@@ -18,7 +18,7 @@ import numbers
 
 import numpy as np
 
-from ._checks import as_flag, as_float_array, check_dout
+from ._validate import as_flag, as_float_array, check_dout
 
 
 def check_p(p):

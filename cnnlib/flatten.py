@@ -13,7 +13,7 @@ import numbers
 
 import numpy as np
 
-from ._checks import as_float_array, as_shape
+from ._validate import as_float_array, as_shape
 
 
 def flatten_forward(x):

@@ -17,7 +17,7 @@ import numbers
 
 import numpy as np
 
-from ._checks import as_shape
+from ._validate import as_shape
 
 INITS = ("he", "glorot")
 

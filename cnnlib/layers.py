@@ -26,7 +26,7 @@ import numbers
 
 import numpy as np
 
-from ._checks import as_flag, as_pair, positive_int
+from ._validate import as_flag, as_pair, positive_int
 from .activations import relu_backward, relu_forward
 from .batchnorm import _number, batchnorm2d_backward, batchnorm2d_forward
 from .conv import conv2d_backward, conv2d_forward

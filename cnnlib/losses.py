@@ -7,7 +7,7 @@ import numbers
 
 import numpy as np
 
-from ._checks import as_float_array, check_ndim
+from ._validate import as_float_array, check_ndim
 
 
 def softmax_cross_entropy(logits, y):

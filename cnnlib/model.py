@@ -27,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ._checks import KIND_NAMES, as_flag, as_shape, positive_int
+from ._validate import KIND_NAMES, as_flag, as_shape, positive_int
 from .layers import Conv2D, Dense, Flatten, Layer, MaxPool2D, ReLU, _takes_input_grad
 
 LayerTrace = namedtuple("LayerTrace", ["name", "x_shape", "out_shape", "dx_shape"])

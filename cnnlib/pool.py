@@ -23,7 +23,7 @@ tests hold them equal to the loops below.
 import numpy as np
 
 from ._caches import check_cache
-from ._checks import as_float_array, as_pair, check_dout, check_ndim, output_hw
+from ._validate import as_float_array, as_pair, check_dout, check_ndim, output_hw
 from .engine import pool as engine
 
 

@@ -21,7 +21,7 @@ from collections.abc import Mapping
 import numpy as np
 from tqdm.auto import tqdm
 
-from ._checks import positive_int
+from ._validate import positive_int
 from .engine.memory import keep_freed_memory
 from .losses import softmax_cross_entropy
 

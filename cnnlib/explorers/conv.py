@@ -21,7 +21,7 @@ from IPython.display import clear_output, display
 from matplotlib.colors import ListedColormap
 from matplotlib.patches import Rectangle
 
-from .._checks import as_pair
+from .._validate import as_pair
 from ..conv import conv2d_forward
 from ..plots import DIVERGING, GREYS, OKABE_ITO, symmetric_limits
 

@@ -24,7 +24,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.patches import Circle, Rectangle
 
-from .._checks import as_pair
+from .._validate import as_pair
 from ..plots import DIVERGING, GREYS, OKABE_ITO, symmetric_limits
 
 MODES = ("max", "avg")

@@ -1,4 +1,5 @@
-"""Input checks shared by every layer.
+"""Argument validation shared by every layer (cnnlib.check, the checks of a learner's own
+code, is something else).
 
 Each forward function runs its arguments through these helpers before touching them, so a
 learner who passes the wrong thing gets a message that names the argument, its shape and
