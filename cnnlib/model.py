@@ -14,20 +14,13 @@ A layer is a cnnlib `Layer` or anything shaped like one: an object with `forward
 `backward(dout)` and `params`/`grads` dicts, such as the layers a learner writes in lesson 8.
 """
 
-import codecs
-import math
-import os
-import secrets
-import struct
-import zipfile
-import zlib
 from collections import namedtuple
 from collections.abc import Mapping
-from pathlib import Path
 
 import numpy as np
 
-from ._validate import KIND_NAMES, as_flag, as_shape, positive_int
+from . import weights_io
+from ._validate import as_flag, as_shape, positive_int
 from .layers import Conv2D, Dense, Flatten, Layer, MaxPool2D, ReLU, _takes_input_grad
 
 LayerTrace = namedtuple("LayerTrace", ["name", "x_shape", "out_shape", "dx_shape"])
@@ -197,8 +190,9 @@ class Sequential:
 
         Parameters
         ----------
-        path : str or Path; ".npz" is appended when it does not end with it already, as
-            np.savez does.
+        path : str or Path, the file; ".npz" is appended when it does not end with it already,
+            as np.savez does. An existing folder is refused (IsADirectoryError): the file
+            would land beside it, not in it.
 
         Returns
         -------
@@ -213,31 +207,10 @@ class Sequential:
             If the file cannot be written, e.g. FileNotFoundError when its folder does not
             exist (saving creates no folder), PermissionError, or a full disk.
 
-        Notes
-        -----
-        The arrays go to a temporary file next to `path`, which then replaces `path` in one
-        step: a save interrupted halfway (a full disk, a stopped kernel) leaves the previous
-        file as it was, never a truncated one.
+        A save interrupted halfway (a full disk, a stopped kernel) leaves the previous file
+        as it was, never a truncated one (see cnnlib/weights_io.py).
         """
-        path = _npz_path(path)
-        params = self._arrays()
-        if bad := [name for name, p in params.items() if not np.isfinite(p).all()]:
-            raise ValueError(f"cannot save to {path}: NaN or infinity in {', '.join(bad)} "
-                             "(training diverged?); load_weights would refuse the file")
-        # O_EXCL: never write into a file someone else made; 0o666 and the umask give the
-        # permissions np.savez's own file would have had.
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
-        try:
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
-        except (FileNotFoundError, NotADirectoryError, PermissionError) as exc:
-            raise _folder_error(exc, path) from None  # the temporary file means nothing to the caller
-        try:
-            with os.fdopen(fd, "wb") as file:
-                np.savez(file, **params)
-            os.replace(tmp, path)
-        finally:
-            tmp.unlink(missing_ok=True)
-        return path
+        return weights_io.save_weights(self, path)
 
     def load_weights(self, path):
         """Copy the parameters (and buffers) saved by save_weights into this model, in place.
@@ -261,39 +234,10 @@ class Sequential:
             was before BatchNorm2D, needs none, so files saved before buffers existed load
             as they always did.
 
-        Notes
-        -----
-        Nothing is ever unpickled: an array of Python objects is refused from its header,
-        without reading its data. Copying in place (rather than replacing the arrays) keeps
-        every reference to them, an optimizer's for example, valid.
+        Nothing is ever unpickled (see cnnlib/weights_io.py). Copying in place, rather than
+        replacing the arrays, keeps every reference to them, an optimizer's for example, valid.
         """
-        path = _npz_path(path)
-        params = self._arrays()
-        stored = _read_npz(path, params)
-        problems = []
-        if missing := sorted(params.keys() - stored.keys()):
-            problems.append(f"missing from the file: {', '.join(missing)}")
-        if extra := sorted(stored.keys() - params.keys()):
-            problems.append(f"not in this model: {', '.join(extra)}")
-        staged = {}
-        for name in sorted(params.keys() & stored.keys()):
-            problem, staged[name] = _stage(stored[name], params[name])
-            if problem:
-                problems.append(f"{name} {problem}")
-        if problems:
-            raise ValueError(f"weights in {path} do not fit this model: " + "; ".join(problems))
-        for name, p in params.items():  # same shapes and dtypes: no copy below can fail
-            p[...] = staged[name]
-
-    def _arrays(self):
-        """Everything save_weights saves: the parameters, then the buffers."""
-        arrays = self.params()
-        for name, b in self.buffers().items():
-            if name in arrays:
-                raise ValueError(f"{name} is both a parameter and a buffer of its layer; save_weights "
-                                 "needs one name per array")
-            arrays[name] = b
-        return arrays
+        weights_io.load_weights(self, path)
 
     def __repr__(self):
         return "Sequential(\n" + "".join(f"  {layer!r},\n" for layer in self.layers) + ")"
@@ -414,149 +358,6 @@ def _describe(value):
     if value is None:
         return "None"
     return f"a {type(value).__name__}"
-
-
-def _folder_error(exc, path):
-    """`exc`, raised when creating a file in `path`'s folder, reworded to name that folder."""
-    folder = path.parent
-    if isinstance(exc, PermissionError):
-        why = f"folder {folder} is not writable (permission denied)"
-    elif file := next((p for p in (*reversed(folder.parents), folder) if p.is_file()), None):
-        why = f"{file} is a file, not a folder"
-    else:
-        why = f"folder {folder} does not exist (saving creates no folder)"
-    error = type(exc)(f"cannot save to {path}: {why}")
-    error.errno = exc.errno
-    return error
-
-
-def _npz_path(path):
-    """`path` as a Path ending in .npz, the way np.savez names the file it writes."""
-    path = Path(path)
-    return path if path.suffix == ".npz" else path.with_name(path.name + ".npz")
-
-
-# How a file that is not a zip archive begins, to say what it is instead.
-_NOT_NPZ = (
-    (b"\x93NUMPY", "a single array saved with np.save (.npy), not an .npz archive of named "
-                   "arrays as save_weights and np.savez write"),
-    ((b"\x80\x02", b"\x80\x03", b"\x80\x04", b"\x80\x05"), "binary Python data, not an .npz archive of arrays"),
-    (b"\x89HDF", "an HDF5 file (Keras .h5?), not an .npz archive of arrays"),
-)
-_ZIP_STARTS = (b"PK\x03\x04", b"PK\x05\x06")  # a first member, or an empty archive
-
-
-def _read_npz(path, params):
-    """The members of the .npz file `path` as {name: _Member}, checked one by one.
-
-    A member's data is read only when its name is a key of `params` and its header gives
-    that parameter's shape and a real dtype: no file can make load_weights read an array
-    it will refuse, nor a larger one than the model's.
-    """
-    with open(path, "rb") as file:
-        start = file.read(16)
-    if not start.startswith(_ZIP_STARTS):
-        raise ValueError(f"cannot load weights from {path}: the file is {_what_file(start)}")
-    try:
-        with zipfile.ZipFile(path) as archive:
-            names = archive.namelist()
-            if duplicated := sorted({n for n in names if names.count(n) > 1}):
-                raise _NpzError(f"it holds two members named {', '.join(duplicated)}")
-            stored = {}
-            for member in names:
-                if not member.endswith(".npy"):
-                    raise _NpzError(f"its member {member!r} is not an array (.npy)")
-                name = member.removesuffix(".npy")
-                with archive.open(member) as file:
-                    stored[name] = _read_member(file, member, params.get(name))
-            return stored
-    except _NpzError as exc:
-        raise ValueError(f"cannot load weights from {path}: {exc}") from None
-    except (zipfile.BadZipFile, zlib.error, EOFError, OSError, ValueError, struct.error,
-            OverflowError, NotImplementedError, RuntimeError) as exc:
-        # A zip cut short has no directory; a damaged member fails its CRC, ends early or
-        # points outside the file (OSError from seek); an encrypted or unusually compressed
-        # one cannot be read. The file itself opened above, so none of these is a missing file.
-        raise ValueError(f"cannot load weights from {path}: the file is truncated or damaged "
-                         f"({type(exc).__name__}: {exc})") from None
-
-
-class _NpzError(Exception):
-    """A problem with an .npz file's contents, reported by _read_npz with the file's name."""
-
-
-_Member = namedtuple("_Member", ["shape", "dtype", "array"])  # array None: data not read
-
-
-def _read_member(file, member, param):
-    """One .npy member of an .npz as a _Member; its data is read only when it may fit `param`.
-
-    The header comes first: an object dtype is refused from it alone, as its data would be
-    a pickle. The member must end with its array; reading up to that end lets zipfile check
-    the member's CRC, so a damaged byte is refused rather than loaded.
-    """
-    try:
-        version = np.lib.format.read_magic(file)
-        if version == (1, 0):
-            shape, fortran_order, dtype = np.lib.format.read_array_header_1_0(file)
-        elif version == (2, 0):
-            shape, fortran_order, dtype = np.lib.format.read_array_header_2_0(file)
-        else:  # 3.0 exists for field names in UTF-8, which no array of weights has
-            raise ValueError(f"format version {version[0]}.{version[1]}, not 1.0 or 2.0")
-    except ValueError as exc:
-        raise _NpzError(f"its member {member!r} is not a readable .npy array ({exc})") from None
-    if dtype.hasobject:
-        raise _NpzError(f"its member {member!r} holds Python objects (dtype {dtype}), not numbers")
-    if param is None or shape != param.shape or dtype.kind not in "iuf":
-        return _Member(shape, dtype, None)
-    size = math.prod(shape) * dtype.itemsize
-    data = file.read(size)
-    if len(data) < size:
-        raise _NpzError(f"its member {member!r} is cut short: {len(data)} of its array's {size} bytes")
-    if file.read(1):
-        raise _NpzError(f"its member {member!r} has more data after its array of shape {shape}")
-    array = np.frombuffer(data, dtype=dtype).reshape(shape, order="F" if fortran_order else "C")
-    return _Member(shape, dtype, array)
-
-
-def _stage(member, param):
-    """(problem, staged): `member`'s array cast to `param`'s dtype, or what keeps it from fitting.
-
-    The problem is None when the member has param's shape, a real float or integer dtype,
-    and finite values that stay finite in param's dtype (1e300 does not fit a float32); the
-    staged array is then a new array ready to be copied into param.
-    """
-    if member.dtype.kind not in "iuf":
-        kind = "booleans" if member.dtype.kind == "b" else KIND_NAMES.get(member.dtype.kind, "not numbers")
-        return f"has dtype {member.dtype} ({kind}) in the file; weights must be real floats or integers", None
-    if member.shape != param.shape:
-        return f"has shape {member.shape} in the file, {param.shape} in the model", None
-    with np.errstate(over="ignore", invalid="ignore"):
-        staged = member.array.astype(param.dtype)
-    finite = np.isfinite(staged)
-    if not finite.all():
-        at = tuple(int(i) for i in np.argwhere(~finite)[0])
-        value = member.array[at]
-        why = "not a finite number" if not np.isfinite(value) else f"too large for the model's {param.dtype}"
-        return f"holds {value} at index {at}, {why}", None
-    return None, staged
-
-
-def _what_file(start):
-    """What a file that starts with the bytes `start` is, for load_weights' error message."""
-    if not start:
-        return "empty"
-    for magic, what in _NOT_NPZ:
-        if start.startswith(magic):
-            return what
-    try:
-        # Incremental: the 16 bytes may end inside a character, which is no reason to doubt the rest.
-        text = codecs.getincrementaldecoder("utf-8")().decode(start)
-    except UnicodeDecodeError:
-        text = None
-    if text is None or not all(ch.isprintable() or ch.isspace() for ch in text):
-        return f"not an .npz archive (it starts with the bytes {start!r})"
-    return f"text, not an .npz archive (it starts with {text!r})"
 
 
 def _with_batch(shape):

@@ -238,6 +238,46 @@ def test_a_missing_file_or_a_directory_is_an_oserror_naming_it(tmp_path):
     assert "folder.npz" in message
 
 
+def test_a_missing_file_is_named_and_said_not_to_exist(tmp_path):
+    # Not the bare "[Errno 2] No such file or directory: '...'" a learner met.
+    model = small_model()
+    path = tmp_path / "nope.npz"
+    message = refused(model, path, FileNotFoundError, match=rf"^cannot load weights from {re.escape(str(path))}: "
+                                                           r"the file does not exist$")
+    assert "Errno" not in message
+    with pytest.raises(FileNotFoundError) as info:
+        model.load_weights(path)
+    assert info.value.errno == errno.ENOENT and info.value.__cause__ is None
+    folder = tmp_path / "runs"
+    refused(model, folder / "w", FileNotFoundError,
+            match=rf"^cannot load weights from {re.escape(str(folder / 'w.npz'))}: folder {re.escape(str(folder))} "
+                  r"does not exist$")
+    (tmp_path / "notes").write_text("a file")
+    refused(model, tmp_path / "notes" / "w.npz", NotADirectoryError,
+            match=rf"{re.escape(str(tmp_path / 'notes'))} is a file, not a folder$")
+    folder.mkdir()  # the folder itself given: .npz appended finds no file, and the message says why
+    refused(model, folder, FileNotFoundError,
+            match=rf"^cannot load weights from {re.escape(str(folder))}\.npz: the file does not exist "
+                  rf"\({re.escape(str(folder))} is a folder: give the name of the \.npz file in it\)$")
+    (tmp_path / "folder.npz").mkdir()
+    refused(model, tmp_path / "folder.npz", IsADirectoryError, match=r"folder\.npz: it is a folder, not a file$")
+
+
+@pytest.mark.parametrize("name", ["runs", "runs.npz"])
+def test_saving_to_an_existing_folder_is_refused(tmp_path, name):
+    # save_weights("/tmp") used to write /tmp.npz, beside the folder rather than in it.
+    folder = tmp_path / name
+    folder.mkdir()
+    with pytest.raises(IsADirectoryError) as info:
+        small_model().save_weights(folder)
+    assert str(info.value) == (f"cannot save to {folder}: it is a folder; give a file's name, "
+                               f"e.g. {folder / 'weights.npz'}")
+    assert info.value.errno == errno.EISDIR
+    assert sorted(p.name for p in tmp_path.rglob("*")) == [name]  # nothing written, in it or beside it
+    with pytest.raises(IsADirectoryError):
+        small_model().save_weights(str(folder))  # as a str, the way a learner types it
+
+
 def zip_with(path, members):
     """A zip file with the given {member name: bytes}, duplicates allowed as a list of pairs."""
     import warnings
