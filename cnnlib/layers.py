@@ -89,10 +89,7 @@ class Layer:
         input_grad = as_flag(input_grad, "input_grad")
         if not input_grad and not self.params:
             return None  # no weights to train and no one wants dx: nothing to compute
-        if _takes_input_grad(getattr(self._backward, "__func__", self._backward)):
-            dx = self._backward(dout, self._cache, input_grad=input_grad)
-        else:  # a layer written without the flag computes dx anyway
-            dx = self._backward(dout, self._cache)
+        dx = call_backward(self._backward, dout, self._cache, input_grad=input_grad)
         return dx if input_grad else None
 
     def output_shape(self, input_shape):
@@ -134,6 +131,21 @@ class Layer:
 
     def __repr__(self):
         return f"{type(self).__name__}()"
+
+
+def call_backward(backward, *args, input_grad):
+    """backward(*args, input_grad=input_grad) if `backward` takes that keyword, else
+    backward(*args), which computes dx whatever the flag (the caller then drops it).
+
+    The one place that decides it, for a Layer's _backward and for the backward of a layer
+    of one's own in a Sequential.
+    """
+    function = getattr(backward, "__func__", backward)  # a method: its class's function, one per class
+    try:
+        takes_flag = _takes_input_grad(function)
+    except TypeError:  # an unhashable callable, which lru_cache cannot keep: read it every time
+        takes_flag = _takes_input_grad.__wrapped__(function)
+    return backward(*args, input_grad=input_grad) if takes_flag else backward(*args)
 
 
 @functools.lru_cache(maxsize=None)  # 30 us per read: 5 a step were 8% of a digits step

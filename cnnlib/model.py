@@ -21,7 +21,7 @@ import numpy as np
 
 from . import weights_io
 from ._validate import as_flag, as_shape, positive_int
-from .layers import Conv2D, Dense, Flatten, Layer, MaxPool2D, ReLU, _takes_input_grad
+from .layers import Conv2D, Dense, Flatten, Layer, MaxPool2D, ReLU, call_backward
 
 LayerTrace = namedtuple("LayerTrace", ["name", "x_shape", "out_shape", "dx_shape"])
 
@@ -273,27 +273,19 @@ def _check_layer(layer, i):
 
 
 def _backward(layer, dout, input_grad, name):
-    """layer.backward(dout), passing input_grad only to a backward that takes it.
+    """layer.backward(dout), told input_grad when it takes it (layers.call_backward decides).
 
-    The same rule as Layer.backward for a layer's _backward: a backward without the flag is
-    asked for dx, which is then dropped when input_grad is False. A layer without weights has
-    nothing to compute then, and is not called at all. `name` is the layer's in the model,
-    for the error when its dx is not one array.
+    The same rules as Layer.backward for a layer's _backward: a backward without the flag is
+    asked for dx, which is then dropped when input_grad is False, and a layer without
+    weights has nothing to compute then, so it is not called at all. `name` is the layer's
+    in the model, for the error when its dx is not one array.
     """
     if isinstance(layer, Layer) and type(layer).backward is Layer.backward:
-        dx = layer.backward(dout, input_grad=input_grad)
-        return _one_array(dx, layer, name, "backward") if input_grad else dx
-    if not input_grad and not layer.params:
+        dx = layer.backward(dout, input_grad=input_grad)  # applies those rules itself
+    elif not input_grad and not layer.params:
         return None
-    backward = layer.backward
-    try:
-        takes_flag = _takes_input_grad(getattr(backward, "__func__", backward))
-    except TypeError:  # an unhashable callable; lru_cache cannot keep it, so read it directly
-        takes_flag = _takes_input_grad.__wrapped__(backward)
-    if takes_flag:
-        dx = backward(dout, input_grad=input_grad)
     else:
-        dx = backward(dout)
+        dx = call_backward(layer.backward, dout, input_grad=input_grad)
     return _one_array(dx, layer, name, "backward") if input_grad else None
 
 

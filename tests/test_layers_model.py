@@ -664,6 +664,36 @@ def test_a_layer_written_without_input_grad_still_trains():
     cnnlib.fit(model, x, np.array([1, 2]), optimizer=SGD(lr=0.1), progress=False)
 
 
+class UnhashableBackward:
+    """A backward that is an object, unhashable (it defines __eq__): the signature cache
+    cannot keep it, and it is read afresh each time."""
+
+    __eq__ = object.__eq__
+    __hash__ = None
+
+    def __init__(self, scale):
+        self.scale, self.asked = scale, []
+
+    def __call__(self, dout, *more, input_grad=True):
+        self.asked.append(input_grad)
+        self.scale.grads["s"][...] = 1.0
+        return 2 * dout if input_grad else None
+
+
+def test_an_unhashable_backward_is_told_input_grad_in_a_layer_and_in_a_model():
+    x, dout = np.arange(4.0).reshape(1, 4), np.ones((1, 4))
+    layer = Scale()
+    layer._backward = UnhashableBackward(layer)  # Layer.backward calls it with (dout, cache)
+    layer.forward(x)
+    assert layer.backward(dout, input_grad=False) is None
+    model = Sequential(layer, Flatten(), Dense(4, 2, rng=0))
+    layer.backward = UnhashableBackward(layer)  # a backward of its own: Sequential calls it with (dout,)
+    model.forward(x.reshape(1, 1, 2, 2))
+    assert model.backward(np.ones((1, 2)), input_grad=False) is None
+    assert model.backward(np.ones((1, 2))).shape == (1, 1, 2, 2)
+    assert layer._backward.asked == [False] and layer.backward.asked == [False, True]
+
+
 def test_a_layer_object_cannot_appear_twice():
     # Reusing a layer would let its second forward overwrite the cache its first backward needs.
     relu = ReLU()
