@@ -20,7 +20,7 @@ and the same inputs, since a stub falls back to cnnlib) must render, with their 
 empty, but their sliders are walked in the lesson's run only. An edition then costs about
 what its lesson does, plus its checks' own run time: in one run on 2 cores, before lesson 9 was
 split in two, 8-16 s per lesson (124 s for the nine) and 9-34 s per edition (159 s for the eight;
-lesson 9's checks train). Lesson 10, which trains nine small networks, takes longest.
+lesson 9's checks train).
 Everything else an edition could skip is what it has to prove: that Run All gets through
 every stub, and what each cell shows.
 
