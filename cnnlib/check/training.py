@@ -73,7 +73,7 @@ def _run_passes(report, case, make, args, passes):
         label = (["first ", "second "][[m for m, _ in passes[:i]].count(method)]
                  if [m for m, _ in passes].count(method) > 1 else "") + method
         o = attempt(getattr(obj, method), [array], names=["x" if method == "forward" else "dout"])
-        if not case.ran(o, label, report):
+        if not case.ran(o, label, report, _name(make)):
             return False
         case.got["out" if method == "forward" else "dx"] = o.value
         if isinstance(o.value, tuple):
