@@ -242,9 +242,7 @@ def test_np_matrix():
     def dense_forward(x, w, b):
         return np.asmatrix(x) * np.asmatrix(w) + b, (x, w, b)
 
-    with pytest.warns(PendingDeprecationWarning) if False else np.errstate():
-        report = check.dense(forward=dense_forward)
-    failed(report, "np_matrix")
+    failed(check.dense(forward=dense_forward), "np_matrix")
 
 
 def test_wrong_calls_name_the_argument_and_the_right_form():

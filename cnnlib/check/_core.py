@@ -296,10 +296,12 @@ class Case:
     wrong: the names in got whose values (not just dtype) differ from want.
     changed: the arguments the learner's code changed in place ("forward's x", ...).
     error: the first exception the learner's code raised here, described; warned: NumPy's warnings.
-    facts: what the check noticed beyond values: "form" (a result of the wrong kind), "own fd ok"
-    / "own fd wrong" (the backward against finite differences of the learner's own forward),
-    "cache mismatch" (the backward raised on the learner's cache and ran on cnnlib's),
-    "rebound" (an update put new arrays in place of the given ones), "unchanged" (no update).
+    facts: what the check noticed beyond values: "none" (returned None), "form" (a result of the
+    wrong kind), "own fd ok" / "own fd wrong" (the backward against finite differences of the
+    learner's own forward), "backward alone" (run on a cache not its forward's), "cache mismatch"
+    (it raised on its forward's cache and ran on cnnlib's), "mixes samples", "own order" and
+    "wanted order" (Flatten's rows), "not a dict" (params or grads), "rebound" (an update put new
+    arrays in place of the given ones), "unchanged" (no update), "own rng" (another shuffle).
     """
 
     def __init__(self, check, name):
