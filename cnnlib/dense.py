@@ -3,15 +3,14 @@
 Shapes: N batch, D input features, M output features.
 
 The math is one matrix product, so this is already the fast version: NumPy hands it to BLAS.
-The only engine part is blas_one_thread (cnnlib/engine/parallel.py, lesson 10), which keeps
-BLAS to one thread so that its idle threads do not compete with the threaded conv layers.
+The products go through matmul(a, b), which is a @ b (cnnlib/engine/dense.py says why).
 """
 
 import numpy as np
 
 from ._caches import check_cache
 from ._validate import as_flag, as_float_array, check_dout, check_ndim
-from .engine.parallel import blas_one_thread
+from .engine.dense import matmul
 
 
 def dense_forward(x, w, b):
@@ -37,8 +36,7 @@ def dense_forward(x, w, b):
         raise ValueError(f"x has {x.shape[1]} features (shape {x.shape}) but w expects {w.shape[0]} (shape {w.shape})")
     if b.shape[0] != w.shape[1]:
         raise ValueError(f"b must have one entry per output: w has shape {w.shape}, b has shape {b.shape}")
-    with blas_one_thread():  # see cnnlib/engine/parallel.py: keeps OpenBLAS's threads from spinning
-        out = x @ w  # (N, M)
+    out = matmul(x, w)  # x @ w, (N, M)
     out += b.astype(out.dtype, copy=False)  # broadcast over the batch; a float64 b keeps float32 x float32
     return out, (x, w, b)
 
@@ -61,11 +59,8 @@ def dense_backward(dout, cache, *, input_grad=True):
     x, w, b = check_cache("dense", cache)
     dout = check_dout(dout, (x.shape[0], w.shape[1]))
     input_grad = as_flag(input_grad, "input_grad")
-    dx = None
-    with blas_one_thread():  # see dense_forward
-        if input_grad:
-            dx = (dout @ w.T).astype(x.dtype, copy=False)  # (N, D)
-        dw = x.T @ dout  # (D, M)
+    dx = matmul(dout, w.T).astype(x.dtype, copy=False) if input_grad else None  # dout @ w.T, (N, D)
+    dw = matmul(x.T, dout)  # x.T @ dout, (D, M)
     # b was added to every row, so each row's gradient flows into it: sum over the batch.
     db = dout.sum(axis=0)  # (M,)
     return dx, dw.astype(w.dtype, copy=False), db.astype(b.dtype, copy=False)

@@ -52,6 +52,40 @@ def test_dense_float32_stays_float32(rng):
     assert all(g.dtype == np.float32 for g in dense_backward(rng.standard_normal(out.shape), cache))
 
 
+def test_dense_products_run_with_one_blas_thread(rng, monkeypatch):
+    # BLAS's idle threads would otherwise spin beside the threaded conv and pool layers
+    # (cnnlib/engine/dense.py): the three products go through the engine's matmul, which
+    # holds BLAS to one thread, and BLAS is as it was afterwards.
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    import cnnlib.dense
+    import cnnlib.engine.dense
+
+    def blas_threads():
+        return [p["num_threads"] for p in threadpoolctl.threadpool_info() if p["user_api"] == "blas"]
+
+    if not blas_threads():
+        pytest.skip("threadpoolctl finds no BLAS library to limit")
+    before, seen = blas_threads(), []
+
+    def spy(a, b, _matmul=cnnlib.engine.dense.matmul):
+        seen.append(_matmul(Probe(a), b))
+        return a @ b
+
+    class Probe:  # a @ b through the hold, telling how many threads BLAS has there
+        def __init__(self, a):
+            self.a = a
+
+        def __matmul__(self, b):
+            return blas_threads()
+
+    monkeypatch.setattr(cnnlib.dense, "matmul", spy)
+    x, w, b = rng.standard_normal((5, 4)), rng.standard_normal((4, 3)), rng.standard_normal(3)
+    out, cache = dense_forward(x, w, b)
+    dense_backward(rng.standard_normal(out.shape), cache)
+    assert seen == [[1] * len(before)] * 3
+    assert blas_threads() == before
+
+
 def test_relu_backward_matches_finite_differences(rng):
     x = distinct(rng, (2, 3, 4, 5))  # nothing within the step h of the kink at 0
     out, cache = relu_forward(x)

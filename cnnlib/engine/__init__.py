@@ -36,7 +36,7 @@ the batch split into threads and chunks and each product mode forced by the fixt
 tests/conftest.py; test_modes.py checks which path each case takes, test_parallel.py the
 threads, test_arrays.py the reused memory.
 
-Modules: conv.py, pool.py (the layers), windows.py (padding, taps, im2col), parallel.py
-(slices of the batch in threads), arrays.py (the reused memory), memory.py (the allocator
-setting lesson 10 shows).
+Modules: conv.py, pool.py (the layers), dense.py (the dense layer's products, on one BLAS
+thread), windows.py (padding, taps, im2col), parallel.py (slices of the batch in threads),
+arrays.py (the reused memory), memory.py (the allocator setting lesson 10 shows).
 """
