@@ -7,6 +7,7 @@ import inspect
 import json
 import re
 import sys
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -216,6 +217,19 @@ def test_a_property_that_raises():
     assert "AttributeError" in str(report)
 
 
+def test_a_layer_without_backward_and_a_model_with_a_list_parameter():
+    class Dense(MyDense):
+        backward = property(lambda self: self.no_such_method)
+
+    failed(check.layer(Dense, "dense"), "raises")
+
+    class Model(net_learners.NamedModel):
+        def params(self):
+            return dict(super().params(), **{"scale": [1.0, 2.0]})
+
+    assert not check.network(Model(net_learners.named_model().layers), (5,)).passed
+
+
 def test_an_exception_whose_message_raises():
     class Oops(Exception):
         def __str__(self):
@@ -345,3 +359,25 @@ def test_printed_numbers_have_the_digits_to_differ():
 
     assert pair_text(0.0839123, 0.0839145) == ("0.083912", "0.083915")
     assert pair_text(1.0, -0.15921) == ("1", "-0.1592")
+
+
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore", PendingDeprecationWarning)  # np.matrix's own
+    JUNK = [None, "s", 3, (1, 2), [np.zeros(2)], {"a": 1}, np.zeros(0), np.zeros((2, 2), dtype=complex),
+            np.array([object()]), np.asmatrix(np.zeros((2, 2))), np.full((4, 3), np.nan), (np.zeros(3), None)]
+ONE_FUNCTION = [check.softmax_cross_entropy, check.softmax, check.log_softmax, check.numerical_gradient,
+                check.rel_error, check.output_size, check.conv2d_one_channel, check.scatter_one,
+                check.pool_output_size, check.permute_dense_weights, check.flatten_dense, check.port_dense_weights,
+                check.sgd_momentum, check.adam, check.train_epoch,
+                lambda f: check.layer(f, "dense"), lambda f: check.sequential(forward=f, backward=f)]
+ONE_FUNCTION += [lambda f, name=name: getattr(check, name)(forward=f, backward=f)
+                 for name in ("dense", "relu", "conv2d", "maxpool2d", "avgpool2d", "flatten")]
+
+
+@pytest.mark.parametrize("value", JUNK, ids=lambda v: type(v).__name__)
+def test_whatever_a_learner_returns_the_check_reports_and_never_raises(value):
+    for run in ONE_FUNCTION:
+        for result in (value, (value, value)):
+            report = run(lambda *args, **kwargs: result)
+            assert not report.passed and not report.diagnosis_errors, str(report)
+            assert str(report) and report._repr_html_()
