@@ -19,7 +19,7 @@ from .basics import run
 from .reference import pair
 
 
-def _away_from_zero(r, shape):
+def away_from_zero(r, shape):
     """Normal draws pushed at least 0.05 from 0: finite differences never straddle ReLU's kink."""
     v = r.standard_normal(shape)
     return v + np.where(v >= 0, 0.05, -0.05)
@@ -74,8 +74,8 @@ def _dense_cases():
 def _relu_cases():
     for i, (label, shape) in enumerate([("(N, C, H, W) = (2, 3, 4, 5)", (2, 3, 4, 5)), ("(N, D) = (5, 7)", (5, 7)),
                                         ("batch 1, (1, 2, 3, 3)", (1, 2, 3, 3))]):
-        yield label, {"x": _away_from_zero(rng(400 + i), shape)}, {}, False
-    x = _away_from_zero(rng(403), (3, 4))
+        yield label, {"x": away_from_zero(rng(400 + i), shape)}, {}, False
+    x = away_from_zero(rng(403), (3, 4))
     x[:, ::2] = 0.0  # ReLU's kink: the course takes the slope there as 0
     yield "x with exact zeros, (3, 4): the slope at 0 is 0", {"x": x}, {}, True
 
