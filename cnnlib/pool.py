@@ -6,12 +6,11 @@ Shapes: N batch, C channels, H x W input, KH x KW pool window (`size`), H' x W' 
 
 Max pooling pads with -inf, so padding never wins the max, and routes each output's
 gradient to the first maximum of its window in row-major order (PyTorch's rule for ties).
-Non-finite pixels follow PyTorch too: a window holding a NaN outputs NaN and sends its
-gradient to the NaN, to the last one in row-major order if there are several (PyTorch's CPU
-kernel takes every NaN it meets as the new maximum), and a padded window whose real pixels
-are all -inf sends it to its first real pixel, not to the padding. Both max-pool versions share the cache (x, argmax, size, stride, pad), where argmax
-(N, C, H', W') holds the flat index, in 0..KH*KW-1, of the winner inside each window
-(the fast forward stores it as uint8 for any window up to 16x16, to save memory and time).
+Windows holding NaN, and padded windows whose real pixels are all -inf, follow PyTorch's
+rules too (cnnlib/engine/pool.py says which). Both max-pool versions share the cache
+(x, argmax, size, stride, pad), where argmax (N, C, H', W') holds the flat index, in
+0..KH*KW-1, of the winner inside each window (the fast forward stores it as uint8 for any
+window up to 16x16, to save memory and time).
 
 This file holds the input checks, the loop versions (`*_naive`, the reference: one loop per
 output element, as lesson 6 writes them) and the public functions. The public ones check
@@ -59,11 +58,9 @@ def maxpool2d_forward_naive(x, *, size=2, stride=None, pad=0):
             for i in range(Ho):
                 for j in range(Wo):
                     window = xp[n, c, i * sh:i * sh + KH, j * sw:j * sw + KW]  # (KH, KW)
-                    k = np.argmax(window)  # flat index of the first maximum (or of the first NaN)
-                    if np.isnan(window.flat[k]):  # several NaNs: PyTorch routes to the last one
-                        k = np.flatnonzero(np.isnan(window))[-1]
-                    elif window.flat[k] == -np.inf:  # every real pixel is -inf: not the padding,
-                        k = max(0, ph - i * sh) * KW + max(0, pw - j * sw)  # the first real one wins
+                    # np.argmax(window), the flat index of the first maximum, with PyTorch's
+                    # rules for windows holding NaN or only -inf (cnnlib/engine/pool.py).
+                    k = engine.window_argmax(window, (i * sh, j * sw), pad)
                     argmax[n, c, i, j] = k
                     out[n, c, i, j] = window.flat[k]
     return out, (x, argmax, size, stride, pad)

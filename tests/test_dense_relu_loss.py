@@ -94,6 +94,26 @@ def test_relu_backward_matches_finite_differences(rng):
     check_grads(lambda x: relu_forward(x)[0], [x], [relu_backward(dout, cache)], dout)
 
 
+def test_relu_arrays_come_from_the_engines_memory_and_stay_as_they_were(rng):
+    # Reused from call to call (cnnlib/engine/relu.py), never while the caller holds them.
+    from cnnlib.engine import arrays
+
+    arrays.release()
+    x1, x2, dout = rng.standard_normal((4, 50)), rng.standard_normal((4, 50)), rng.standard_normal((4, 50))
+    out1, cache1 = relu_forward(x1)
+    dx1 = relu_backward(dout, cache1)
+    saved = out1.copy(), dx1.copy()
+    relu_backward(dout, relu_forward(x2)[1])
+    np.testing.assert_array_equal(out1, saved[0])
+    np.testing.assert_array_equal(dx1, saved[1])
+    kept = arrays.kept_bytes()
+    assert kept > 0
+    for _ in range(5):
+        relu_backward(dout, relu_forward(x2)[1])
+    assert arrays.kept_bytes() == kept  # the same buffers again, no new ones
+    arrays.release()
+
+
 def test_relu_slope_at_zero_is_zero():
     _, cache = relu_forward(np.array([-1.0, 0.0, 2.0]))
     np.testing.assert_array_equal(relu_backward(np.array([5.0, 5.0, 5.0]), cache), [0.0, 0.0, 5.0])

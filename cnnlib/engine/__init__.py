@@ -4,6 +4,8 @@ What it computes: exactly what the loop versions in cnnlib/conv.py and cnnlib/po
 (`conv2d_forward_naive`, ..., one loop per output element), up to rounding. The public
 functions (cnnlib.conv2d_forward, maxpool2d_backward, ...) check their inputs in those layer
 modules and then call in here; caches are shared, so either backward takes either forward's.
+ReLU and the dense layer, which have no loop version, compute here what lessons 2 and 3
+write (np.maximum(x, 0), x @ w, ...), in the engine's memory and on one BLAS thread.
 
 Why it is shaped as it is (each choice measured, see benchmarks/README.md; lesson 10 builds
 the convolution rung by rung):
@@ -23,7 +25,7 @@ the convolution rung by rung):
 - A large batch is cut into one slice per core, and threads take the slices through the
   layer at once, with BLAS held to one thread (parallel.py): NumPy copies on one core, and
   half of a conv layer's time is copying.
-- Every array the layers make comes from arrays.py, which keeps each thread's buffers from
+- Every array the conv, pool and ReLU layers make comes from arrays.py, which keeps each thread's buffers from
   one call to the next and hands one out again only once no array refers to it: a training
   step then page-faults no fresh memory in, whatever malloc does, and what a call returns
   stays as it was. memory.py's process-wide malloc setting is not needed for speed any more
@@ -36,7 +38,7 @@ the batch split into threads and chunks and each product mode forced by the fixt
 tests/conftest.py; test_modes.py checks which path each case takes, test_parallel.py the
 threads, test_arrays.py the reused memory.
 
-Modules: conv.py, pool.py (the layers), dense.py (the dense layer's products, on one BLAS
-thread), windows.py (padding, taps, im2col), parallel.py (slices of the batch in threads),
-arrays.py (the reused memory), memory.py (the allocator setting lesson 10 shows).
+Modules: conv.py, pool.py, relu.py (the layers), dense.py (the dense layer's products, on
+one BLAS thread), windows.py (padding, taps, im2col), parallel.py (slices of the batch in
+threads), arrays.py (the reused memory), memory.py (the allocator setting lesson 10 shows).
 """

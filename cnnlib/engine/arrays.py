@@ -27,8 +27,9 @@ no buffer is more than REUSE_DOWN_TO times what it holds; a buffer no request of
 has taken in the last IDLE_REQUESTS is let go, and a thread keeps at most MAX_BUFFERS
 (beyond that the least recently used is forgotten, left to whatever array still uses it).
 So a thread keeps about what its recent calls needed at once: for bench.py's LeNet step
-(batch 64 of 28x28, 8 and 16 filters) 11 MiB in float32 and 17 MiB in float64 in one
-thread (tests/test_arrays.py checks it), 12 and 24 MiB over two.
+(batch 64 of 28x28, 8 and 16 filters) 15 MiB in float32 and 26 MiB in float64 in one
+thread (tests/test_arrays.py checks it), 16 and 32 MiB over two; of these, ReLU's arrays
+are about 4 and 9 MiB.
 
 Where the reference count cannot be trusted (Python built without the GIL), and when KEEP is
 set to False (for measuring what this gains), every request gets a new array.

@@ -9,6 +9,14 @@ batch into slices that threads take through the layer at once (parallel.py). Les
 the loops; lesson 10 shows why taps and threads are fast.
 
 Shapes: N batch, C channels, H x W input, KH x KW window (size), H' x W' output.
+
+Non-finite pixels follow PyTorch, whose rules a plain argmax does not give: a window holding
+a NaN outputs NaN and sends its gradient to the NaN, to the last one in row-major order if
+there are several (PyTorch's CPU kernel takes every NaN it meets as the new maximum), and a
+padded window whose real pixels are all -inf (so tied with its -inf padding) sends it to its
+first real pixel, not to the padding, where it would be lost. max_forward puts its winners
+right for those windows afterwards (nonfinite_winners); the loop version in cnnlib/pool.py
+applies the same rules one window at a time (window_argmax), and the tests hold the two equal.
 """
 
 import numpy as np
@@ -51,13 +59,27 @@ def max_forward(x, size, stride, pad, out_hw):
     return out, argmax
 
 
+def window_argmax(window, corner, pad):
+    """The flat index of the winner of one window (KH, KW) of the images padded with -inf,
+    its top-left pixel at `corner` (row, column) of the padded image: np.argmax(window), the
+    first maximum, but the last NaN if it holds any, and its first real pixel if all of its
+    real pixels are -inf (see the module docstring)."""
+    k = np.argmax(window)  # the first maximum, or the first NaN
+    if np.isnan(window.flat[k]):
+        return int(np.flatnonzero(np.isnan(window))[-1])
+    if window.flat[k] == -np.inf:
+        # Rows above pad[0] and columns left of pad[1] are padding.
+        return max(0, pad[0] - corner[0]) * window.shape[1] + max(0, pad[1] - corner[1])
+    return int(k)
+
+
 def nonfinite_winners(xp, out, argmax, size, stride, pad):
     """Put right argmax (n, C, H', W') of the windows whose max `out` is NaN or -inf, given
     the images xp padded with -inf.
 
-    A NaN window's winner is its last NaN in row-major order, as in PyTorch (and the loop
-    version). A window whose real pixels are all -inf ties them with its -inf padding; its
-    winner is its first real pixel, as in PyTorch, so that its gradient reaches x.
+    A NaN window's winner is its last NaN in row-major order, as in PyTorch (and
+    window_argmax). A window whose real pixels are all -inf ties them with its -inf padding;
+    its winner is its first real pixel, as in PyTorch, so that its gradient reaches x.
     """
     if np.isnan(out).any():
         # Only NaN windows have a NaN under any tap, and the taps come in row-major order:
