@@ -22,7 +22,6 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from ._validate import positive_int
-from .engine.memory import keep_freed_memory
 from .losses import softmax_cross_entropy
 
 
@@ -55,13 +54,6 @@ def fit(model, x, y, *, optimizer, epochs=1, batch_size=32, validation_data=None
         The training figures are measured batch by batch while the weights still change, so
         they lag behind what evaluate() on the training set would give at the epoch's end.
 
-    On Linux with glibc, fit asks malloc to keep freed memory for the next step instead of
-    returning it to the system (cnnlib/engine/memory.py). It helps layers whose arrays exceed
-    32 MiB (about 7% of a step of a conv layer on a batch of 256 32x32 images in float64) and
-    changes nothing measurable at MNIST's size and batch (benchmarks/README.md). That setting
-    is the whole process's and stays after fit returns; set CNNLIB_KEEP_FREED_MEMORY=0 in the
-    environment to leave malloc alone.
-
     The training batches run in training mode and the validation data in eval mode (see
     Sequential.train); when fit returns, or fails, every layer's mode is what it was before.
     """
@@ -91,7 +83,6 @@ def fit(model, x, y, *, optimizer, epochs=1, batch_size=32, validation_data=None
             raise ValueError(f"validation_data: the model gives {n_val} outputs for each sample of its x, "
                              f"{n_classes} for each sample of the training x")
         _check_labels(y_val, n_classes, "validation_data y")
-    keep_freed_memory()  # steps reuse freed memory instead of page-faulting it back in
     rng = np.random.default_rng(seed)
     augment_rng = np.random.default_rng([seed, 1])  # its own stream: the shuffle stays the same
     history = {"loss": [], "accuracy": []}
