@@ -112,14 +112,17 @@ def test_numerical_gradient_stub_and_exceptions():
 # ---- rel_error (lesson 2) ----
 
 def rel_error(a, b, bug=None):
+    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
     diff = a - b if bug == "no abs" else np.abs(a - b)
     total = np.abs(a) + np.abs(b)
-    errors = diff / total if bug == "no floor" else diff / np.maximum(1e-8, total)
+    floor = 1e-8 if bug == "fixed floor" else max(1e-8, 0.01 * np.max(total))
+    errors = diff / total if bug == "no floor" else diff / np.maximum(floor, total)
     return float(np.mean(errors) if bug == "mean" else np.max(errors))
 
 
 def rel_error_abs_of_sum(a, b):
-    return float(np.max(np.abs(a - b) / np.maximum(1e-8, np.abs(a + b))))
+    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    return float(np.max(np.abs(a - b) / np.maximum(max(1e-8, 0.01 * np.max(np.abs(a) + np.abs(b))), np.abs(a + b))))
 
 
 @pytest.mark.parametrize("fn", [rel_error, cnnlib.rel_error])
@@ -128,7 +131,7 @@ def test_rel_error_correct_passes(fn):
 
 
 @pytest.mark.parametrize("bug, key", [("no floor", "rel_error_no_floor"), ("mean", "rel_error_mean"),
-                                      ("no abs", "rel_error_abs")])
+                                      ("no abs", "rel_error_abs"), ("fixed floor", "rel_error_fixed_floor")])
 def test_rel_error_mistakes(bug, key):
     with np.errstate(all="ignore"):
         report = check.rel_error(lambda a, b: rel_error(a, b, bug=bug))

@@ -134,12 +134,13 @@ def _rel_error_cases():
     yield "opposite signs: a = [1, -2, 3], b = [-1, -2, 3.5]", np.array([1.0, -2.0, 3.0]), np.array([-1.0, -2.0, 3.5])
     yield "two zero arrays (a layer whose gradient is 0): the error is 0", np.zeros((2, 3)), np.zeros((2, 3))
     yield "tiny gradients, 1e-9 and 3e-9, below the floor 1e-8", np.array([1e-9, 2e-9]), np.array([3e-9, 2e-9])
+    yield "an entry 1e5 times below the largest, off by its size", np.array([2.0, -1, 1e-5]), np.array([2.0, -1, 2e-5])
     yield "two numbers, not arrays: rel_error(1.0, 0.5)", 1.0, 0.5
 
 
 @shown
 def rel_error(fn=None, *args, **unknown):
-    """Check fn(a, b) -> max |a - b| / max(1e-8, |a| + |b|), one number, as cnnlib.rel_error."""
+    """Check fn(a, b) -> max |a - b| / max(|a| + |b|, max(1e-8, 0.01 max(|a| + |b|))), as cnnlib.rel_error."""
     refuse("rel_error", "check.rel_error(fn)", args, unknown)
 
     def judge(case, result):
@@ -159,7 +160,7 @@ def rel_error(fn=None, *args, **unknown):
             case.wrong.add("value")
             case.fail("returned {}, expected {}".format(*pair_text(got, want)))
 
-    return run("rel_error", "fn(a, b) -> max over elements of |a - b| / max(1e-8, |a| + |b|)", fn, ["a", "b"],
+    return run("rel_error", "fn(a, b) -> max over elements of |a - b| / max(|a| + |b|, floor)", fn, ["a", "b"],
                ((label, [a, b], {}, {"a": a, "b": b}, {}) for label, a, b in _rel_error_cases()), judge)
 
 

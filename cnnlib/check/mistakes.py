@@ -21,6 +21,7 @@ import itertools
 
 import numpy as np
 
+from .. import gradcheck
 from . import reference as ref
 from ._core import TOLERANCE, same
 
@@ -521,23 +522,25 @@ entry("numgrad_view_kept", ("numerical_gradient",),
 
 def _rel_error_slip(c, slip):
     a, b = (np.asarray(c.inputs[k], dtype=np.float64) for k in "ab")
-    top, bottom = {"no floor": (np.abs(a - b), np.abs(a) + np.abs(b)), "no abs top": (a - b, np.abs(a) + np.abs(b)),
-                   "no abs bottom": (np.abs(a - b), a + b), "no abs": (a - b, a + b),
-                   "abs of sum": (np.abs(a - b), np.abs(a + b))}.get(slip, (np.abs(a - b), np.abs(a) + np.abs(b)))
-    errors = top / (bottom if slip == "no floor" else np.maximum(1e-8, bottom))
+    top, bottom = {"no abs top": (a - b, np.abs(a) + np.abs(b)), "no abs bottom": (np.abs(a - b), a + b),
+                   "no abs": (a - b, a + b), "abs of sum": (np.abs(a - b), np.abs(a + b))}.get(
+        slip, (np.abs(a - b), np.abs(a) + np.abs(b)))
+    floor = 1e-8 if slip == "fixed floor" else max(1e-8, gradcheck.SCALE_FLOOR * np.max(np.abs(a) + np.abs(b)))
+    errors = top / (bottom if slip == "no floor" else np.maximum(floor, bottom))
     return {"value": float(np.mean(errors) if slip == "mean" else np.max(errors))}
 
-
-entry("rel_error_no_floor", ("rel_error",),
-      "Without the floor, two zero arrays give 0 / 0 = nan, and tiny gradients (1e-9 against 3e-9) look "
-      "wildly wrong: divide by `np.maximum(1e-8, np.abs(a) + np.abs(b))` (lesson 2, the rel_error formula).",
+entry("rel_error_no_floor", ("rel_error",), "Without the floor, two zero arrays give 0 / 0 = nan and tiny gradients "
+      "look wildly wrong: divide by `np.maximum(floor, np.abs(a) + np.abs(b))` (lesson 2, the rel_error formula).",
       formula=lambda c: _rel_error_slip(c, "no floor"))
-entry("rel_error_mean", ("rel_error",),
-      "You average the elementwise errors: one wrong element among many then looks small. A gradient check "
-      "wants the worst element, `np.max(...)` (lesson 2, the rel_error formula).",
+entry("rel_error_fixed_floor", ("rel_error",), "Your floor is cs231n's fixed 1e-8; the course's grows with the "
+      "gradient, `floor = max(1e-8, 0.01 * np.max(np.abs(a) + np.abs(b)))` (lesson 2, the rel_error formula).",
+      detect=lambda cases: all("value" in c.got and same(c.got["value"], _rel_error_slip(c, "fixed floor")["value"])
+                               for c in cases))  # only when every case gives cs231n's number
+entry("rel_error_mean", ("rel_error",), "You average the elementwise errors: one wrong element among many then "
+      "looks small. A gradient check wants the worst element, `np.max(...)` (lesson 2, the rel_error formula).",
       formula=lambda c: _rel_error_slip(c, "mean"))
 entry("rel_error_abs", ("rel_error",),
-      "An absolute value is missing: the error is |a - b| / max(1e-8, |a| + |b|). Without it a negative "
+      "An absolute value is missing: the error is |a - b| / max(|a| + |b|, floor). Without it a negative "
       "difference counts as no error at all, and a + b of opposite signs can be 0 (lesson 2, the rel_error "
       "formula).",
       formula=lambda c: [_rel_error_slip(c, s) for s in ("no abs top", "no abs bottom", "no abs", "abs of sum")])
