@@ -1,4 +1,9 @@
-"""conv2d: finite differences, fast == naive, float32, and hand-computed examples."""
+"""conv2d: finite differences on the naive loops, fast == naive under every engine mode,
+float32, and hand-computed examples.
+
+Finite differences check the naive version (no mode changes its loops); the fast version is
+held to the naive one within 1e-12 on the same cases, once per way it can split its work.
+"""
 
 import numpy as np
 import pytest
@@ -12,12 +17,12 @@ from cnnlib import (
 )
 from gradutil import check_grads
 
-
-@pytest.fixture(autouse=True)
-def _every_test_whole_and_sliced(slicing, products, chunking):
-    """Every test here runs with the batch in one piece and split across threads, each with
-    the products image by image and one per chunk, each with the slices whole and cut into
-    chunks of 2 images (conftest)."""
+# A test marked so runs once per way the fast version can split its work (conftest): the batch
+# in one piece and split across threads, each with the products image by image and one per
+# chunk, each with the slices whole and cut into chunks of 2 images. Only tests that run the
+# fast version on a batch of 2 or more take it: a batch of 1 goes the same way in every mode,
+# and the naive loops ignore the modes.
+every_mode = pytest.mark.usefixtures("slicing", "products", "chunking")
 
 
 # (x shape, w shape, stride, pad): every case the guide lists, and the ones peers got wrong.
@@ -44,16 +49,17 @@ def make(rng, x_shape, w_shape, dtype=np.float64):
 
 
 @pytest.mark.parametrize("x_shape, w_shape, stride, pad", CASES)
-@pytest.mark.parametrize("impl", ["fast"])  # the naive one, which no mode changes: test_conv_naive.py
-def test_backward_matches_finite_differences(rng, x_shape, w_shape, stride, pad, impl):
-    forward, backward = conv2d_forward, conv2d_backward
+def test_naive_backward_matches_finite_differences(rng, x_shape, w_shape, stride, pad):
+    # Centred differences in float64 with a random dout and nonzero biases (make), on every case.
     x, w, b = make(rng, x_shape, w_shape)
-    out, cache = forward(x, w, b, stride=stride, pad=pad)
+    out, cache = conv2d_forward_naive(x, w, b, stride=stride, pad=pad)
     dout = rng.standard_normal(out.shape)
-    dx, dw, db = backward(dout, cache)
-    check_grads(lambda x, w, b: forward(x, w, b, stride=stride, pad=pad)[0], [x, w, b], [dx, dw, db], dout)
+    dx, dw, db = conv2d_backward_naive(dout, cache)
+    check_grads(lambda x, w, b: conv2d_forward_naive(x, w, b, stride=stride, pad=pad)[0], [x, w, b], [dx, dw, db],
+                dout)
 
 
+@every_mode
 @pytest.mark.parametrize("x_shape, w_shape, stride, pad", CASES)
 def test_fast_matches_naive(rng, x_shape, w_shape, stride, pad):
     x, w, b = make(rng, x_shape, w_shape)
@@ -65,18 +71,28 @@ def test_fast_matches_naive(rng, x_shape, w_shape, stride, pad):
         np.testing.assert_allclose(fast, naive, rtol=1e-12, atol=1e-12)
 
 
-@pytest.mark.parametrize("x_shape, w_shape, stride, pad", CASES)
-def test_float32_stays_float32_and_matches_float64(rng, x_shape, w_shape, stride, pad):
+def float32_matches_float64(rng, forward, backward, x_shape, w_shape, stride, pad):
+    """forward and backward in float32 stay float32 and agree with the naive float64 result."""
     x, w, b = make(rng, x_shape, w_shape)
     out64, cache64 = conv2d_forward_naive(x, w, b, stride=stride, pad=pad)
     dout = rng.standard_normal(out64.shape)
     grads64 = conv2d_backward_naive(dout, cache64)
-    for forward, backward in [(conv2d_forward, conv2d_backward), (conv2d_forward_naive, conv2d_backward_naive)]:
-        out32, cache32 = forward(x.astype(np.float32), w.astype(np.float32), b.astype(np.float32), stride=stride, pad=pad)
-        grads32 = backward(dout.astype(np.float32), cache32)
-        for got, want in zip((out32, *grads32), (out64, *grads64)):
-            assert got.dtype == np.float32
-            np.testing.assert_allclose(got, want, rtol=2e-5, atol=2e-5)
+    out32, cache32 = forward(x.astype(np.float32), w.astype(np.float32), b.astype(np.float32), stride=stride, pad=pad)
+    grads32 = backward(dout.astype(np.float32), cache32)
+    for got, want in zip((out32, *grads32), (out64, *grads64)):
+        assert got.dtype == np.float32
+        np.testing.assert_allclose(got, want, rtol=2e-5, atol=2e-5)
+
+
+@every_mode
+@pytest.mark.parametrize("x_shape, w_shape, stride, pad", CASES)
+def test_float32_stays_float32_and_matches_float64(rng, x_shape, w_shape, stride, pad):
+    float32_matches_float64(rng, conv2d_forward, conv2d_backward, x_shape, w_shape, stride, pad)
+
+
+@pytest.mark.parametrize("x_shape, w_shape, stride, pad", CASES)
+def test_naive_float32_stays_float32_and_matches_float64(rng, x_shape, w_shape, stride, pad):
+    float32_matches_float64(rng, conv2d_forward_naive, conv2d_backward_naive, x_shape, w_shape, stride, pad)
 
 
 def test_hand_computed_example():
@@ -107,6 +123,7 @@ def test_pad_zero_backward_is_not_empty(rng):
         assert np.count_nonzero(dx) == dx.size
 
 
+@every_mode
 def test_padding_alone_keeps_output_size(rng):
     # "Same" padding for a 3x3 kernel: pad 1 keeps H x W, and zero padding adds nothing at the
     # centre, so interior outputs match the unpadded convolution shifted by one pixel.
@@ -128,6 +145,7 @@ def test_uncovered_pixels_get_zero_gradient(rng):
     assert np.all(dx[0, 0, :5, :5] != 0)
 
 
+@every_mode
 def test_caches_are_interchangeable(rng):
     # Both versions document the same cache, so each backward accepts the other's.
     x, w, b = make(rng, (2, 2, 5, 6), (3, 2, 2, 3))
@@ -146,6 +164,7 @@ def test_integer_input_becomes_float64(rng):
     np.testing.assert_array_equal(out[0, 0, 0, 0], x[0, 0, :2, :2].astype(np.int64).sum())
 
 
+@every_mode
 @pytest.mark.parametrize("x_shape, w_shape, stride, pad", CASES)
 def test_input_grad_false_skips_dx_only(rng, x_shape, w_shape, stride, pad, monkeypatch):
     x, w, b = make(rng, x_shape, w_shape)

@@ -3,10 +3,10 @@
 Instead of timing (speed goals live in benchmarks/), count the lines of cnnlib that run:
 for a vectorized function that count depends on the kernel size only, so it must be the
 same for a batch of 1 and a batch of 8, and for a small and a large image. (Conv's one loop
-over the batch goes a chunk of several MiB at a time, cnnlib.engine.conv.CHUNK_BYTES: these batches fit
-in one chunk, and test_conv runs every test with the chunks forced to 2 images.) The engine's
-allocator (cnnlib/engine/arrays.py) is not counted: it looks through the buffers it keeps,
-as many as earlier calls left, whatever the batch.
+over the batch goes a chunk of several MiB at a time, cnnlib.engine.conv.CHUNK_BYTES: these
+batches fit in one chunk, and test_conv runs its tests of the fast version with the chunks
+forced to 2 images too.) The engine's allocator (cnnlib/engine/arrays.py) is not counted: it
+looks through the buffers it keeps, as many as earlier calls left, whatever the batch.
 """
 
 import os
