@@ -1,4 +1,9 @@
-"""Max and average pooling: finite differences, fast == naive, ties, overlap and padding."""
+"""Max and average pooling: finite differences on the naive loops, fast == naive, ties,
+overlap and padding.
+
+Finite differences check the naive version, which no slicing mode changes; the fast version is
+held to the naive one on the same cases, with the batch whole and split across threads.
+"""
 
 import numpy as np
 import pytest
@@ -19,9 +24,10 @@ MAX = {"fast": (maxpool2d_forward, maxpool2d_backward), "naive": (maxpool2d_forw
 AVG = {"fast": (avgpool2d_forward, avgpool2d_backward), "naive": (avgpool2d_forward_naive, avgpool2d_backward_naive)}
 
 
-@pytest.fixture(autouse=True)
-def _every_test_whole_and_sliced(slicing):
-    """Every test here runs with the batch in one piece and split across threads (conftest)."""
+# A test marked so runs with the batch in one piece and split across threads (conftest). Only
+# tests that run the fast version on a batch of 2 or more take it: a batch of 1 is never split,
+# and the naive loops ignore it.
+every_mode = pytest.mark.usefixtures("slicing")
 
 
 # (x shape, size, stride, pad)
@@ -40,27 +46,25 @@ AVG_CASES = [p for p in MAX_CASES if p.values[3] == 0]
 
 
 @pytest.mark.parametrize("x_shape, size, stride, pad", MAX_CASES)
-@pytest.mark.parametrize("impl", ["fast", "naive"])
-def test_maxpool_backward_matches_finite_differences(rng, x_shape, size, stride, pad, impl):
-    forward, backward = MAX[impl]
+def test_naive_maxpool_backward_matches_finite_differences(rng, x_shape, size, stride, pad):
+    # Centred differences in float64 with a random dout, on every case.
     x = distinct(rng, x_shape)  # no near-ties: a step of h must not change which element wins
-    out, cache = forward(x, size=size, stride=stride, pad=pad)
+    out, cache = maxpool2d_forward_naive(x, size=size, stride=stride, pad=pad)
     dout = rng.standard_normal(out.shape)
-    dx = backward(dout, cache)
-    check_grads(lambda x: forward(x, size=size, stride=stride, pad=pad)[0], [x], [dx], dout)
+    dx = maxpool2d_backward_naive(dout, cache)
+    check_grads(lambda x: maxpool2d_forward_naive(x, size=size, stride=stride, pad=pad)[0], [x], [dx], dout)
 
 
 @pytest.mark.parametrize("x_shape, size, stride, pad", AVG_CASES)
-@pytest.mark.parametrize("impl", ["fast", "naive"])
-def test_avgpool_backward_matches_finite_differences(rng, x_shape, size, stride, pad, impl):
-    forward, backward = AVG[impl]
+def test_naive_avgpool_backward_matches_finite_differences(rng, x_shape, size, stride, pad):
     x = rng.standard_normal(x_shape)
-    out, cache = forward(x, size=size, stride=stride)
+    out, cache = avgpool2d_forward_naive(x, size=size, stride=stride)
     dout = rng.standard_normal(out.shape)
-    dx = backward(dout, cache)
-    check_grads(lambda x: forward(x, size=size, stride=stride)[0], [x], [dx], dout)
+    dx = avgpool2d_backward_naive(dout, cache)
+    check_grads(lambda x: avgpool2d_forward_naive(x, size=size, stride=stride)[0], [x], [dx], dout)
 
 
+@every_mode
 @pytest.mark.parametrize("x_shape, size, stride, pad", MAX_CASES)
 @pytest.mark.parametrize("ties", [False, True])
 def test_maxpool_fast_matches_naive(rng, x_shape, size, stride, pad, ties):
@@ -74,6 +78,7 @@ def test_maxpool_fast_matches_naive(rng, x_shape, size, stride, pad, ties):
     np.testing.assert_allclose(maxpool2d_backward(dout, cache), maxpool2d_backward_naive(dout, cache_n), rtol=1e-12, atol=1e-15)
 
 
+@every_mode
 @pytest.mark.parametrize("x_shape, size, stride, pad", AVG_CASES)
 def test_avgpool_fast_matches_naive(rng, x_shape, size, stride, pad):
     x = rng.standard_normal(x_shape)
@@ -84,20 +89,32 @@ def test_avgpool_fast_matches_naive(rng, x_shape, size, stride, pad):
     np.testing.assert_allclose(avgpool2d_backward(dout, cache), avgpool2d_backward_naive(dout, cache_n), rtol=1e-12, atol=1e-15)
 
 
-@pytest.mark.parametrize("kind", ["max", "avg"])
-@pytest.mark.parametrize("x_shape, size, stride, pad", AVG_CASES)
-def test_float32_stays_float32_and_matches_float64(rng, kind, x_shape, size, stride, pad):
+def float32_matches_float64(rng, kind, impl, x_shape, size, stride):
+    """forward and backward in float32 stay float32 and agree with the naive float64 result."""
     table = MAX if kind == "max" else AVG
     x = distinct(rng, x_shape)
     out64, cache64 = table["naive"][0](x, size=size, stride=stride)
     dout = rng.standard_normal(out64.shape)
     dx64 = table["naive"][1](dout, cache64)
-    for forward, backward in table.values():
-        out32, cache32 = forward(x.astype(np.float32), size=size, stride=stride)
-        dx32 = backward(dout.astype(np.float32), cache32)
-        assert out32.dtype == dx32.dtype == np.float32
-        np.testing.assert_allclose(out32, out64, rtol=1e-6, atol=1e-6)
-        np.testing.assert_allclose(dx32, dx64, rtol=1e-6, atol=1e-6)
+    forward, backward = table[impl]
+    out32, cache32 = forward(x.astype(np.float32), size=size, stride=stride)
+    dx32 = backward(dout.astype(np.float32), cache32)
+    assert out32.dtype == dx32.dtype == np.float32
+    np.testing.assert_allclose(out32, out64, rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(dx32, dx64, rtol=1e-6, atol=1e-6)
+
+
+@every_mode
+@pytest.mark.parametrize("kind", ["max", "avg"])
+@pytest.mark.parametrize("x_shape, size, stride, pad", AVG_CASES)
+def test_float32_stays_float32_and_matches_float64(rng, kind, x_shape, size, stride, pad):
+    float32_matches_float64(rng, kind, "fast", x_shape, size, stride)
+
+
+@pytest.mark.parametrize("kind", ["max", "avg"])
+@pytest.mark.parametrize("x_shape, size, stride, pad", AVG_CASES)
+def test_naive_float32_stays_float32_and_matches_float64(rng, kind, x_shape, size, stride, pad):
+    float32_matches_float64(rng, kind, "naive", x_shape, size, stride)
 
 
 @pytest.mark.parametrize("impl", ["fast", "naive"])
@@ -146,11 +163,17 @@ def test_near_ties_match_finite_differences(rng):
     x[..., 1::2, 1::2] = rng.uniform(1.0, 2.0, (1, 2, 2, 2))
     # Top-left and bottom-right of each 2x2 window are the two largest, 1e-3 apart either way.
     x[..., ::2, ::2] = x[..., 1::2, 1::2] + rng.choice([-1e-3, 1e-3], (1, 2, 2, 2))
-    out, cache = maxpool2d_forward(x, size=2)
+    out, cache = maxpool2d_forward_naive(x, size=2)
     dout = rng.standard_normal(out.shape)
-    check_grads(lambda x: maxpool2d_forward(x, size=2)[0], [x], [maxpool2d_backward(dout, cache)], dout)
+    dx = maxpool2d_backward_naive(dout, cache)
+    check_grads(lambda x: maxpool2d_forward_naive(x, size=2)[0], [x], [dx], dout)
+    # The fast version routes them alike (a batch of 1: no slicing mode changes it).
+    out_fast, cache_fast = maxpool2d_forward(x, size=2)
+    np.testing.assert_array_equal(out_fast, out)
+    np.testing.assert_array_equal(maxpool2d_backward(dout, cache_fast), dx)
 
 
+@every_mode
 @pytest.mark.parametrize("impl", ["fast", "naive"])
 def test_padding_never_wins_the_max(rng, impl):
     forward, backward = MAX[impl]
