@@ -1,4 +1,8 @@
-"""The flatten explorer: its index arithmetic against NumPy, and its widgets kept in step."""
+"""The flatten explorer: its index arithmetic against NumPy, and its widgets kept in step.
+
+A picture takes about 0.2 s to draw, so the tests of the widgets' state replace it with a
+caption naming what it would show (the `sketch` fixture); one test draws the real picture.
+"""
 
 import itertools
 
@@ -10,6 +14,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
+import cnnlib.explorers.flatten  # noqa: E402
 from cnnlib.explorers import flatten_explorer  # noqa: E402
 from cnnlib.explorers.flatten import (  # noqa: E402
     describe,
@@ -27,6 +32,16 @@ SHAPES = [(1, 1, 1), (1, 2, 5), (1, 4, 4), (2, 3, 4), (3, 4, 2), (4, 1, 3), (3, 
 def close_figures():
     yield
     plt.close("all")
+
+
+@pytest.fixture
+def sketch(monkeypatch):
+    """The explorer's picture, not drawn: the text says which order and cell it would show."""
+    monkeypatch.setattr(cnnlib.explorers.flatten._Picture, "html", lambda self, order, cell: drawn(order, cell))
+
+
+def drawn(order, cell):
+    return f"the {order}-order map with cell {cell} highlighted"
 
 
 def cells(shape):
@@ -121,7 +136,7 @@ def test_plot_index_map_draws_every_cell(order):
 
 
 @pytest.mark.parametrize("shape", [(2, 3, 4), (1, 4, 3), (3, 2, 5)])
-def test_explorer_sliders_stay_consistent(shape):
+def test_explorer_sliders_stay_consistent(shape, sketch):
     e = flatten_explorer(shape)
     C, H, W = shape
     assert "cnn-explorer" in e._dom_classes
@@ -133,6 +148,7 @@ def test_explorer_sliders_stay_consistent(shape):
             e.flat_slider.value = i
             assert (e.c_slider.value, e.h_slider.value, e.w_slider.value) == unravel(i, shape, order)
             assert e.flat_slider.value == i  # the echo did not move it back
+            assert e.picture.value == drawn(order, e.cell)
         for c, h, w in [(C - 1, 0, W - 1), (0, H - 1, 0), (C - 1, H - 1, W - 1)]:
             e.c_slider.value = c
             assert e.flat_slider.value == flat_index(c, e.h_slider.value, e.w_slider.value, shape, order)
@@ -141,9 +157,13 @@ def test_explorer_sliders_stay_consistent(shape):
             e.w_slider.value = w
             assert e.flat_slider.value == flat_index(c, h, w, shape, order)
             assert (e.c_slider.value, e.h_slider.value, e.w_slider.value) == (c, h, w)
+            assert e.picture.value == drawn(order, (c, h, w))
 
 
 def test_explorer_text_and_picture_follow_the_sliders():
+    # The one test that draws: the picture is a PNG whose alt text names the cell, it changes
+    # with the sliders, and no pyplot figure is left open.
+    before = plt.get_fignums()
     e = flatten_explorer((2, 3, 4))
     assert "flat index 0 ↔ (c=0, h=0, w=0)" in e.text.value
     text, picture = e.text.value, e.picture.value
@@ -156,30 +176,28 @@ def test_explorer_text_and_picture_follow_the_sliders():
     text = e.text.value
     e.w_slider.value = 3
     assert "flat index 19 ↔ (c=1, h=1, w=3)" in e.text.value and e.text.value != text
+    assert "flat index 19 ↔ (c=1, h=1, w=3)" in e.picture.value
+    assert plt.get_fignums() == before
 
 
-def test_switching_order_changes_the_mapping():
+def test_switching_order_changes_the_mapping(sketch):
     e = flatten_explorer((2, 3, 4), index=17)
     assert e.cell == (1, 1, 1)
     e.order_toggle.value = "F"
     # The cell stays; F order sends it elsewhere: (w*H + h)*C + c = (1*3 + 1)*2 + 1 = 9.
     assert e.cell == (1, 1, 1) and e.flat_slider.value == 9
     assert "F order: <code>9 = (1*3 + 1)*2 + 1</code>" in e.text.value
+    assert e.picture.value == drawn("F", (1, 1, 1))
     e.flat_slider.value = 17  # in F order, 17 comes from another cell than in C order
     assert e.cell == unravel(17, (2, 3, 4), "F") == (1, 2, 2)
     e.order_toggle.value = "C"
     assert e.flat_slider.value == flat_index(1, 2, 2, (2, 3, 4), "C") == 22
     assert "flat index 22 ↔ (c=1, h=2, w=2)" in e.text.value
+    assert e.picture.value == drawn("C", (1, 2, 2))
 
 
-def test_explorer_leaves_no_pyplot_figures_open():
-    before = plt.get_fignums()
-    e = flatten_explorer((2, 3, 4))
-    e.flat_slider.value = 5
-    assert plt.get_fignums() == before
-
-
-def test_explorer_with_a_single_channel_disables_the_c_slider():
+def test_explorer_with_a_single_channel_disables_the_c_slider(sketch):
     e = flatten_explorer((1, 2, 5), order="F", index=7)
     assert e.c_slider.disabled and not e.h_slider.disabled
     assert e.cell == unravel(7, (1, 2, 5), "F") == (0, 1, 3)
+    assert e.picture.value == drawn("F", (0, 1, 3))
