@@ -1,4 +1,8 @@
-"""The convolution explorer: its index arithmetic, its formula text, its figure and its sliders."""
+"""The convolution explorer: its index arithmetic, its formula text, its figure and its sliders.
+
+A figure takes about 0.2 s to draw, so the tests of the widget's state replace it with an empty
+one whose title names what it would show (the `sketch` fixture); one test draws the real figure.
+"""
 
 import matplotlib
 
@@ -7,7 +11,10 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
 from matplotlib.patches import Rectangle  # noqa: E402
+
+import cnnlib.explorers.conv  # noqa: E402
 
 from cnnlib import conv2d_forward  # noqa: E402
 from cnnlib.explorers import conv_explorer  # noqa: E402
@@ -31,6 +38,21 @@ def close_figures():
 @pytest.fixture
 def digit(rng):
     return rng.uniform(0.0, 1.0, (8, 8))
+
+
+@pytest.fixture
+def sketch(monkeypatch):
+    """plot_receptive_field, not drawn: an empty figure whose title names the setting it shows."""
+    def sketch(image, kernel_size, stride, pad, out_row, out_col, **options):
+        fig = Figure()
+        fig.suptitle(drawn(kernel_size, stride, pad, out_row, out_col))
+        return fig
+
+    monkeypatch.setattr(cnnlib.explorers.conv, "plot_receptive_field", sketch)
+
+
+def drawn(kernel_size, stride, pad, out_row, out_col):
+    return f"kernel {kernel_size}, stride {stride}, pad {pad}, output cell ({out_row}, {out_col})"
 
 
 # (image shape, kernel, stride, pad, out_row, out_col, window worked out by hand)
@@ -149,6 +171,8 @@ def test_figure_non_square_shows_both_formulas(digit):
 
 
 def test_explorer_is_a_styled_widget_with_described_sliders(digit):
+    # The one test that draws: the caption is the figure's title, redrawn when a slider moves.
+    before = plt.get_fignums()
     ex = conv_explorer(digit)
     assert isinstance(ex, ConvExplorer)
     assert "cnn-explorer" in ex._dom_classes
@@ -157,35 +181,43 @@ def test_explorer_is_a_styled_widget_with_described_sliders(digit):
     assert all(descriptions) and len(set(descriptions)) == 5
     assert "H' = (8 + 2*1 - 3) // 1 + 1 = 8" in ex.text.value
     assert ex.output_shape == (8, 8) and ex.row_slider.max == 7 and ex.col_slider.max == 7
+    assert ex.caption == "H' = (8 + 2*1 - 3) // 1 + 1 = 8"
+    ex.stride_slider.value = 2
+    assert ex.caption == "H' = (8 + 2*1 - 3) // 2 + 1 = 4"
+    assert plt.get_fignums() == before  # each figure is closed once shown
 
 
-def test_moving_sliders_changes_text_window_and_figure(digit):
+def test_moving_sliders_changes_text_window_and_figure(digit, sketch):
     ex = conv_explorer(digit, kernel_size=3, stride=1, pad=1)
-    before_text, before_caption = ex.text.value, ex.caption
+    before_text = ex.text.value
+    assert ex.caption == drawn(3, 1, 1, 0, 0)
     ex.stride_slider.value = 2
     assert "H' = (8 + 2*1 - 3) // 2 + 1 = 4" in ex.text.value
     assert ex.text.value != before_text
-    assert ex.caption == "H' = (8 + 2*1 - 3) // 2 + 1 = 4" != before_caption
+    assert ex.caption == drawn(3, 2, 1, 0, 0)
     assert ex.row_slider.max == 3 and ex.col_slider.max == 3
     ex.row_slider.value = 1
     ex.col_slider.value = 2
     assert ex.window == Window(2, 5, 4, 7)
     assert "output cell (1, 2) reads padded rows 2..4, columns 4..6" in ex.text.value
+    assert ex.caption == drawn(3, 2, 1, 1, 2)
     ex.kernel_slider.value = 5
     assert "H' = (8 + 2*1 - 5) // 2 + 1 = 3" in ex.text.value
     assert ex.window == Window(2, 7, 4, 9)
+    assert ex.caption == drawn(5, 2, 1, 1, 2)
 
 
-def test_shrinking_output_clamps_the_cell(digit):
+def test_shrinking_output_clamps_the_cell(digit, sketch):
     ex = conv_explorer(digit, kernel_size=3, stride=1, pad=1, out_row=7, out_col=6)
     assert ex.window == Window(7, 10, 6, 9)
     ex.stride_slider.value = 3  # H' = (8 + 2 - 3) // 3 + 1 = 3
     assert ex.row_slider.max == 2 and ex.row_slider.value == 2 and ex.col_slider.value == 2
     assert ex.window == Window(6, 9, 6, 9)
     assert "output cell (2, 2)" in ex.text.value
+    assert ex.caption == drawn(3, 3, 1, 2, 2)
 
 
-def test_explorer_reports_a_kernel_that_does_not_fit(digit):
+def test_explorer_reports_a_kernel_that_does_not_fit(digit, sketch):
     ex = conv_explorer(digit, kernel_size=3, stride=1, pad=0)
     ex.kernel_slider.value = 9  # larger than the unpadded 8x8 image: no crash, a message
     assert ex.message.startswith("kernel size 9 is larger than the padded image, 8 + 2*0 = 8")
@@ -197,11 +229,13 @@ def test_explorer_reports_a_kernel_that_does_not_fit(digit):
     assert ex.output_shape == (2, 2)
     assert "H' = (8 + 2*1 - 9) // 1 + 1 = 2" in ex.text.value
     assert ex.window == Window(0, 9, 0, 9)
+    assert ex.caption == drawn(9, 1, 1, 0, 0)
 
 
-def test_explorer_can_start_on_a_kernel_that_does_not_fit(digit):
+def test_explorer_can_start_on_a_kernel_that_does_not_fit(digit, sketch):
     ex = conv_explorer(digit, kernel_size=9, pad=0)
     assert "larger than the padded image" in ex.text.value and ex.window is None
+    assert ex.caption == ""
 
 
 def test_explorer_refuses_out_of_range_starting_values(digit):
