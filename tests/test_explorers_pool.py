@@ -1,5 +1,9 @@
 """The pooling explorer: window geometry, winners and routed gradients against hand-worked
-values and against cnnlib.pool, the figures, the widget's controls, and its error messages."""
+values and against cnnlib.pool, the figures, the widget's controls, and its error messages.
+
+A picture takes about 0.3 s to draw, so the test of the widget's state replaces it with a text
+naming what it would show (the `sketch` fixture); one test draws the real picture.
+"""
 
 import matplotlib
 
@@ -10,6 +14,7 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
 from cnnlib import avgpool2d_backward, avgpool2d_forward, maxpool2d_backward, maxpool2d_forward  # noqa: E402
+import cnnlib.explorers.pool  # noqa: E402
 from cnnlib.explorers import pool_explorer  # noqa: E402
 from cnnlib.explorers.pool import (  # noqa: E402
     describe_window,
@@ -44,6 +49,18 @@ X5 = np.array([[1, 2, 0, 1, 3],
 def close_figures():
     yield
     plt.close("all")
+
+
+@pytest.fixture
+def sketch(monkeypatch):
+    """The explorer's picture, not drawn: plot_pool_window gives a text naming its setting, and
+    that text is the picture."""
+    monkeypatch.setattr(cnnlib.explorers.pool, "plot_pool_window", lambda x, **setting: drawn(**setting))
+    monkeypatch.setattr(cnnlib.explorers.pool, "_png_html", lambda fig, alt: fig)
+
+
+def drawn(size, stride, mode, window, dout):
+    return f"{mode} pooling, size {size}, stride {stride}, window {window}, dout {dout}"
 
 
 @pytest.mark.parametrize("x, size, stride, window, rows, cols, winner, value", [
@@ -232,38 +249,45 @@ def test_plot_pool_routing_colours_each_dx_cell_like_its_windows_dout_cell():
 
 
 def test_explorer_controls_and_class():
+    # The one test that draws: the picture is a PNG whose alt text is the caption, redrawn when
+    # a control moves.
     box = pool_explorer(X4, size=2, stride=2)
     assert "cnn-explorer" in box._dom_classes
     assert [box.mode.description, box.size.description, box.stride.description, box.window.description] == [
         "mode", "size", "stride", "window"]
     assert box.window.max == 3
     assert box.picture.value.startswith('<img src="data:image/png;base64,')
-    assert "max is 4 at row 1, column 0" in box.caption.value
+    assert "max is 4 at row 1, column 0" in box.caption.value and "max is 4 at row 1, column 0" in box.picture.value
+    picture = box.picture.value
+    box.window.value = 3
+    assert box.picture.value.startswith('<img src="data:image/png;base64,') and box.picture.value != picture
+    assert "max is 7 at row 2, column 2" in box.picture.value
 
 
-def test_setting_a_controls_value_changes_what_is_displayed():
+def test_setting_a_controls_value_changes_what_is_displayed(sketch):
     box = pool_explorer(X4, size=2, stride=2)
-    caption, picture = box.caption.value, box.picture.value
+    assert box.picture.value == drawn(2, 2, "max", 0, 1.0)
 
     box.window.value = 3
     assert "max is 7 at row 2, column 2" in box.caption.value
-    assert box.picture.value != picture
-    caption, picture = box.caption.value, box.picture.value
+    assert box.picture.value == drawn(2, 2, "max", 3, 1.0)
 
     box.mode.value = "avg"
     assert "average is 3.75" in box.caption.value
-    assert box.picture.value != picture
+    assert box.picture.value == drawn(2, 2, "avg", 3, 1.0)
 
     # Stride 1 makes 3x3 = 9 windows; the slider's range follows and window 3 stays put.
     box.mode.value = "max"
     box.stride.value = 1
     assert box.window.max == 8 and box.window.value == 3
     assert "Window 3 of 0..8" in box.caption.value and "rows 1..2, columns 0..1" in box.caption.value
+    assert box.picture.value == drawn(2, 1, "max", 3, 1.0)
 
     # A 4x4 window leaves one window; the index is pulled back into range.
     box.size.value = 4
     assert box.window.max == 0 and box.window.value == 0
     assert "max is 7 at row 2, column 2" in box.caption.value
+    assert box.picture.value == drawn(4, 1, "max", 0, 1.0)
 
 
 @pytest.mark.parametrize("kwargs, error, match", [
