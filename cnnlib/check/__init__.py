@@ -18,10 +18,11 @@ from ._core import TOLERANCE, Case, Report
 from .basics import conv2d_one_channel, log_softmax, numerical_gradient, output_size, rel_error, softmax
 from .bridge import flatten_dense, permute_dense_weights, pool_output_size, port_dense_weights, scatter_one
 from .fallback import exercise
-from .layers import avgpool2d, conv2d, dense, flatten, maxpool2d, relu, softmax_cross_entropy
-from .training import adam, layer, network, sequential, sgd_momentum, train_epoch
+from .layers import avgpool2d, batchnorm2d, conv2d, dense, dropout, flatten, maxpool2d, relu, softmax_cross_entropy
+from .training import adam, adamw, layer, network, sequential, sgd_momentum, sgd_weight_decay, train_epoch
 
 __all__ = ["TOLERANCE", "Case", "Report", "avgpool2d", "conv2d", "dense", "exercise", "flatten", "maxpool2d",
            "relu", "softmax_cross_entropy", "conv2d_one_channel", "log_softmax", "numerical_gradient", "output_size",
            "rel_error", "softmax", "flatten_dense", "permute_dense_weights", "pool_output_size", "port_dense_weights",
-           "scatter_one", "adam", "layer", "network", "sequential", "sgd_momentum", "train_epoch", "reference"]
+           "scatter_one", "adam", "layer", "network", "sequential", "sgd_momentum", "train_epoch", "reference",
+           "batchnorm2d", "dropout", "sgd_weight_decay", "adamw"]

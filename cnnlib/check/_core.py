@@ -6,6 +6,7 @@ NotImplementedError a stub, "not written yet". Only a wrong call of the check it
 TypeError that names the argument and shows the right call.
 """
 
+import copy
 import functools
 import html
 import inspect
@@ -52,9 +53,12 @@ def learner_function(fn, what, *, classes=False):
 
 
 def _copy(value):
-    """The arguments the learner gets: arrays copied, containers rebuilt around copies, other objects shared."""
+    """The arguments the learner gets: arrays copied, containers rebuilt around copies, a generator cloned
+    (every call with it draws the same numbers), other objects shared."""
     if isinstance(value, np.ndarray):
         return value.copy()
+    if isinstance(value, np.random.Generator):
+        return copy.deepcopy(value)
     if isinstance(value, dict):
         return {k: _copy(v) for k, v in value.items()}
     return type(value)(_copy(v) for v in value) if type(value) in (list, tuple) else value
@@ -69,7 +73,7 @@ def _unchanged(given, original):
                 and all(_unchanged(given[k], v) for k, v in original.items()))
     if type(original) in (list, tuple):
         return len(given) == len(original) and all(_unchanged(a, b) for a, b in zip(given, original))
-    return given is original
+    return given is original or isinstance(original, np.random.Generator)  # a clone that drew
 
 
 def _where(error):
@@ -160,6 +164,8 @@ def choose(case, fn, kwargs, implicit, who):
     for key, value in kwargs.items():
         if takes(fn, key):
             chosen[key] = value
+        elif isinstance(value, (np.ndarray, np.random.Generator)):
+            return case.skip(f"skipped: your {who} has no `{key}` parameter, and this case needs it")
         elif value != implicit.get(key, object()):
             return case.skip(f"skipped: your {who} has no `{key}` parameter, and this case needs {key} {value}")
     return chosen
@@ -300,7 +306,8 @@ class Case:
     learner's own forward), "backward alone" (run on a cache not its forward's), "cache mismatch"
     (it raised on its forward's cache and ran on cnnlib's), "mixes samples", "own order" and
     "wanted order" (Flatten's rows), "not a dict" (params or grads), "rebound" (an update put new
-    arrays in place of the given ones), "unchanged" (no update), "own rng" (another shuffle).
+    arrays in place of the given ones), "unchanged" (no update), "own rng" (another shuffle, or a
+    dropout mask not drawn from rng), "keeps p" (dropout keeping each value with probability p).
     """
 
     def __init__(self, check, name):

@@ -1,9 +1,11 @@
-"""Checks of a learner's layer functions: dense, ReLU, conv2d, max/avg pooling, Flatten, softmax.
+"""Checks of a learner's layer functions: dense, ReLU, conv2d, max/avg pooling, Flatten, softmax,
+batch normalisation, dropout.
 
 Fixed, seeded float64 cases, random upstream gradients, nonzero biases. The forward is compared
 with cnnlib's; the backward with cnnlib's and, given the learner's forward, with centred
 differences of it along random directions (a consistent but wrong pair is told apart from a
-backward wrong for its own forward). A backward whose forward is still a stub runs on the cache of
+backward wrong for its own forward). Dropout's forward is judged by the mask it drew (any way of
+drawing passes), and its backward by that mask. A backward whose forward is still a stub runs on the cache of
 the stub's fallback, or of cnnlib's forward.
 """
 
@@ -11,10 +13,11 @@ import collections
 
 import numpy as np
 
-from .. import activations, conv, dense as dense_mod, flatten as flatten_mod, losses, pool
+from .. import activations, batchnorm, conv, dense as dense_mod, dropout as dropout_mod, flatten as flatten_mod, losses
+from .. import pool
 from . import mistakes
-from ._core import (NotWritten, Report, array_problem, attempt, directional_fd, learner_function, pair_text,
-                    pixel_place, refuse, rng, scalar_error, shown, TOLERANCE, choose)
+from ._core import (NotWritten, Report, _copy, array_problem, attempt, directional_fd, learner_function, pair_text,
+                    pixel_place, refuse, rng, same, scalar_error, shown, TOLERANCE, choose)
 from .basics import run
 from .reference import pair
 
@@ -89,9 +92,57 @@ def _flatten_cases(any_shape):
             yield label, {"x": rng(500 + i).standard_normal(shape)}, {}, False
 
 
+def _bn_cases():
+    for i, (label, shape, kwargs, stats) in enumerate([
+            ("training, (4, 3, 3, 5), momentum 0.1", (4, 3, 3, 5), {}, True),
+            ("training, one channel, (3, 1, 4, 2), momentum 0.3, eps 1e-3", (3, 1, 4, 2),
+             {"momentum": 0.3, "eps": 1e-3}, True),
+            ("training without running statistics (None), (2, 2, 3, 3)", (2, 2, 3, 3), {}, False),
+            ("eval (training=False): the running statistics, (5, 3, 2, 3)", (5, 3, 2, 3), {"training": False}, True),
+            ("eval, batch of 1, (1, 2, 4, 3)", (1, 2, 4, 3), {"training": False}, True)]):
+        r, C = rng(900 + i), shape[1]
+        arrays = {"x": r.normal(2.0, 1.5, shape), "gamma": r.uniform(0.5, 1.5, C), "beta": r.standard_normal(C)}
+        stats = {"running_mean": r.standard_normal(C), "running_var": r.uniform(0.5, 2.0, C)} if stats else {}
+        yield label, arrays, dict({"training": True, "momentum": 0.1}, **kwargs, **stats), False
+
+
+def _dropout_cases():
+    for i, (label, shape, kwargs) in enumerate([
+            ("p 0.3, (40, 50): the share kept and the scale", (40, 50), {"p": 0.3}),
+            ("p 0.5, images (3, 4, 5, 6)", (3, 4, 5, 6), {"p": 0.5}),
+            ("eval (training=False), p 0.5: out is x", (4, 6), {"p": 0.5, "training": False}),
+            ("p 0: out is x", (3, 5), {"p": 0.0})]):
+        yield label, {"x": away_from_zero(rng(950 + i), shape)}, dict(kwargs, rng=rng(960 + i)), True
+
+
+def _own_mask(case, forward, chosen, value, ref_out, ref_cache):
+    """Dropout: the right out and cache for the mask the learner's forward drew, once that mask is
+    checked: its share of kept values, and drawn from rng (a generator of the same seed gives the
+    same mask; the same generator, a new one at the next call)."""
+    keep, scale, shape = ref_cache
+    out = value[0] if isinstance(value, tuple) and len(value) == 2 else None
+    if keep is None or not isinstance(out, np.ndarray) or out.shape != shape or "rng" not in chosen:
+        return ref_out, ref_cache
+    x, p, keep, again = case.inputs["x"], case.settings["p"], out != 0, _copy(chosen["rng"])
+    outs = [attempt(forward, [x], dict(chosen, rng=again), keep=["rng"]).value for _ in range(2)]
+    outs = [o[0] if isinstance(o, tuple) and len(o) == 2 else None for o in outs]
+    if not same(outs[0], out) or same(outs[1], out):
+        case.fail("forward: a generator of the same seed must give the same mask, and one generator a new mask "
+                  "at every call: draw it from rng")
+        case.facts.add("own rng")
+    share, sigma = keep.mean(), np.sqrt(p * (1 - p) / keep.size)
+    if abs(share - (1 - p)) > 5 * sigma:
+        case.fail(f"forward kept {share:.1%} of the values, where each is kept with probability 1 - p = {1 - p:g}")
+        if abs(share - p) <= 5 * sigma:
+            case.facts.add("keeps p")
+    return x * keep * scale, (keep, scale, shape)
+
+
 # A layer as a check needs it: the inputs' and gradients' names, cnnlib's pair, what it looks like,
 # and what a function without one of the keywords is taken to do.
-_Spec = collections.namedtuple("_Spec", "name inputs grads forward backward what implicit", defaults=[{}])
+# state: arguments updated in place (judged after the forward); adapt: the reference for the learner's own draw.
+_Spec = collections.namedtuple("_Spec", "name inputs grads forward backward what implicit state adapt",
+                               defaults=[{}, (), None])
 _SPECS = {s.name: s for s in [
     _Spec("dense", ("x", "w", "b"), ("dx", "dw", "db"), dense_mod.dense_forward, dense_mod.dense_backward,
           "forward(x, w, b) -> (out, cache); backward(dout, cache) -> (dx, dw, db)"),
@@ -105,7 +156,14 @@ _SPECS = {s.name: s for s in [
     _Spec("avgpool2d", ("x",), ("dx",), pool.avgpool2d_forward, pool.avgpool2d_backward,
           "forward(x, size=, stride=) -> (out, cache); backward(dout, cache) -> dx"),
     _Spec("flatten", ("x",), ("dx",), flatten_mod.flatten_forward, flatten_mod.flatten_backward,
-          "forward(x) -> (out, cache); backward(dout, cache) -> dx")]}
+          "forward(x) -> (out, cache); backward(dout, cache) -> dx"),
+    _Spec("batchnorm2d", ("x", "gamma", "beta"), ("dx", "dgamma", "dbeta"), batchnorm.batchnorm2d_forward,
+          batchnorm.batchnorm2d_backward, "forward(x, gamma, beta, training=, running_mean=, running_var=, "
+          "momentum=, eps=) -> (out, cache); backward(dout, cache) -> (dx, dgamma, dbeta)",
+          {"training": True, "momentum": 0.1, "eps": 1e-5}, ("running_mean", "running_var")),
+    _Spec("dropout", ("x",), ("dx",), dropout_mod.dropout_forward, dropout_mod.dropout_backward,
+          "forward(x, p=, training=, rng=) -> (out, cache); backward(dout, cache) -> dx", {"training": True},
+          adapt=_own_mask)]}
 
 
 def _axes(x, kernel, kwargs):
@@ -183,7 +241,8 @@ def _run(spec, cases, forward, backward):
             chosen = choose(case, forward, kwargs, implicit, "forward") if forward is not None else kwargs
             if chosen is None:
                 continue
-            ref_out, ref_cache = spec.forward(*arrays.values(), **kwargs)
+            ref_kw = _copy(kwargs)  # cnnlib's forward moves its own running statistics, draws from its own rng
+            ref_out, ref_cache = spec.forward(*arrays.values(), **ref_kw)
             case.inputs.update(arrays)
             case.settings.update(kwargs)
             kernel = arrays["w"].shape[2:] if spec.name == "conv2d" else pair(kwargs["size"]) if "size" in kwargs else 0
@@ -191,18 +250,22 @@ def _run(spec, cases, forward, backward):
                 case.settings["axes"] = _axes(arrays["x"], kernel, kwargs)
             cache, own = ref_cache, forward is not None and stand_in is None
             if own:
-                o = attempt(forward, list(arrays.values()), chosen, names=list(arrays))
+                chosen = _copy(chosen)
+                o = attempt(forward, list(arrays.values()), chosen, names=list(arrays), keep=spec.state)
                 if o.stub is not None and backward is not None:
                     forward_stub = (getattr(forward, "__name__", "forward"), o.stub)
                     stand_in, own = fallback or "cnnlib", False
                     report.note(f"your forward, {forward_stub[0]}, is not written yet: the backward was checked on "
                                 f"the cache of {'its fallback' if fallback else 'cnnlib.' + spec.forward.__name__}.")
-                elif not _forward_case(report, case, spec, o, forward, arrays, ref_out):
-                    continue
                 else:
+                    if spec.adapt and o.ok:
+                        ref_out, ref_cache = spec.adapt(case, forward, chosen, o.value, ref_out, ref_cache)
+                    if not _forward_case(report, case, spec, o, forward, arrays, ref_out,
+                                         [(k, chosen[k], ref_kw[k]) for k in spec.state if k in chosen]):
+                        continue
                     cache = o.value[1]
             if stand_in not in (None, "cnnlib"):
-                cache = stand_in(*arrays.values(), **chosen)[1]
+                cache = stand_in(*arrays.values(), **_copy(chosen))[1]
             if backward is not None:
                 _backward_case(report, case, spec, index, forward if own else None, chosen, backward, cache,
                                ref_cache, ref_out, no_fd)
@@ -214,8 +277,9 @@ def _run(spec, cases, forward, backward):
     return report
 
 
-def _forward_case(report, case, spec, o, forward, arrays, ref_out):
-    """Judge the learner's forward; True when its cache can go to the backward."""
+def _forward_case(report, case, spec, o, forward, arrays, ref_out, state=()):
+    """Judge the learner's forward (and what it updates in place, state: (name, got, want)); True when its
+    cache can go to the backward."""
     if not case.ran(o, "forward", report, getattr(forward, "__name__", "forward")):
         return False
     if not (isinstance(o.value, tuple) and len(o.value) == 2):
@@ -224,6 +288,8 @@ def _forward_case(report, case, spec, o, forward, arrays, ref_out):
         case.facts.add("form")
         return False
     out = o.value[0]
+    for name, got, want in state:
+        case.judge(name, got.copy(), want, prefix="forward: ")
     if spec.name == "flatten":
         _judge_flatten(case, out, arrays["x"], ref_out)
     else:
@@ -279,7 +345,8 @@ def _own_fd(case, forward, arrays, kwargs, dout, grads, spec, quiet=False):
         direction = r.standard_normal(arrays[key].shape)
         try:
             with np.errstate(all="ignore"):
-                numeric = directional_fd(lambda a: forward(*a.values(), **kwargs)[0], arrays, key, dout, direction)
+                numeric = directional_fd(lambda a: forward(*a.values(), **_copy(kwargs))[0], arrays, key, dout,
+                                         direction)
         except (Exception, SystemExit):  # it ran on these inputs already; a nudge breaking it tells nothing here
             return
         with np.errstate(all="ignore"):
@@ -325,6 +392,24 @@ def maxpool2d(*args, forward=None, backward=None, **unknown):
 def avgpool2d(*args, forward=None, backward=None, **unknown):
     """Check average pooling: forward(x, size=, stride=) -> (out, cache), backward -> dx."""
     return _layer_check("avgpool2d", _pool_cases("avg"), forward, backward, args, unknown)
+
+
+@shown
+def batchnorm2d(*args, forward=None, backward=None, **unknown):
+    """Check batch normalisation: forward(x, gamma, beta, training=, running_mean=, running_var=, momentum=,
+    eps=) -> (out, cache), backward(dout, cache) -> (dx, dgamma, dbeta). Training normalises each channel
+    over (N, H, W) with the batch's mean and biased variance and moves the running statistics in place
+    (the variance's from the unbiased one); eval normalises with them and leaves them as they are."""
+    return _layer_check("batchnorm2d", _bn_cases(), forward, backward, args, unknown)
+
+
+@shown
+def dropout(*args, forward=None, backward=None, **unknown):
+    """Check inverted dropout: forward(x, p=, training=, rng=) -> (out, cache), backward(dout, cache) -> dx.
+    Training keeps each value with probability 1 - p, the mask drawn from rng, and scales the kept ones
+    by 1 / (1 - p); eval and p = 0 give x. Any way of drawing passes: the forward is judged by its
+    mask's share of kept values, the backward by the mask of its own forward."""
+    return _layer_check("dropout", _dropout_cases(), forward, backward, args, unknown)
 
 
 @shown

@@ -28,10 +28,11 @@ from ._core import TOLERANCE, same
 CATALOGUE = {}
 
 LAYERS = ("dense", "relu", "conv2d", "maxpool2d", "avgpool2d", "flatten")
-ARRAYS = LAYERS + ("softmax_cross_entropy", "softmax", "log_softmax", "conv2d_one_channel", "scatter_one",
+ARRAYS = LAYERS + ("batchnorm2d", "dropout", "softmax_cross_entropy", "softmax", "log_softmax", "conv2d_one_channel", "scatter_one",
                    "permute_dense_weights", "flatten_dense", "port_dense_weights")
 ALL = ARRAYS + ("numerical_gradient", "rel_error", "output_size", "pool_output_size", "layer", "sequential",
-                "network", "sgd_momentum", "adam", "train_epoch")
+                "network", "sgd_momentum", "adam", "train_epoch", "sgd_weight_decay", "adamw")
+OPTIMIZERS = ("sgd_momentum", "adam", "sgd_weight_decay", "adamw")
 CONV = ("conv2d", "conv2d_one_channel", "scatter_one")
 SIZES = ("output_size", "pool_output_size", "conv2d", "conv2d_one_channel", "maxpool2d", "avgpool2d")
 
@@ -157,7 +158,7 @@ entry("returns_none", ALL,
       "a decorator around it that does not return what it calls). Every forward, backward, step or loop "
       "you write returns its result.",
       detect=lambda cases: any("none" in c.facts for c in cases))
-entry("in_place", ARRAYS + ("layer", "sgd_momentum", "adam", "train_epoch", "sequential", "network"),
+entry("in_place", ARRAYS + OPTIMIZERS + ("layer", "train_epoch", "sequential", "network"),
       "Your code changes an array it was given, in place (for example `x[x < 0] = 0`, `dout[...] = 0`, "
       "`x -= ...`, `x.shape = ...`, or grads.clear()): the failing case names it. The caller still needs "
       "it: the backward and the gradient check reread x, and dout, the cache or grads may be shared. "
@@ -307,7 +308,7 @@ entry("no_bias", ("dense", "conv2d", "conv2d_one_channel", "flatten_dense"),
       formula=lambda c: "out" in c.want and "b" in c.inputs and {
           "out": c.want["out"] - (np.asarray(c.inputs["b"])[:, None, None] if c.want["out"].ndim == 4
                                   else c.inputs["b"])})
-entry("consistent_pair", ("dense", "relu", "conv2d", "maxpool2d", "avgpool2d"),
+entry("consistent_pair", ("dense", "relu", "conv2d", "maxpool2d", "avgpool2d", "batchnorm2d"),
       "Your backward is right for your own forward (finite differences agree), but your forward computes "
       "something else than the layer should; fix the forward first, then its backward with it.",
       detect=lambda cases: any("out" in c.wrong and "own fd ok" in c.facts and c.wrong - {"out", "size"}
@@ -697,12 +698,11 @@ def _history(c, **slip):
     i = c.inputs
     if "start" not in i:
         return None
-    if c.check == "sgd_momentum":
-        return {"params": ref.sgd_history(i["start"], i["grads"], **i["settings"], **slip)}
-    return {"params": ref.adam_history(i["start"], i["grads"], **i["settings"], **slip)}
+    history = ref.sgd_history if c.check.startswith("sgd") else ref.adam_history
+    return {"params": history(i["start"], i["grads"], **dict(i["settings"], **slip))}
 
 
-entry("update_not_in_place", ("sgd_momentum", "adam"),
+entry("update_not_in_place", OPTIMIZERS,
       "Your step puts new arrays into params (params[name] = p - ...) or rebinds a local name (p = p - ...): "
       "the model's arrays do not change. Update them in place, p -= lr * ..., as the model reads its weights "
       "from those very arrays (lesson 9, 'Mini-batches and one optimizer step').",
@@ -718,7 +718,7 @@ for _key, _slip, _text in [
          "mean. cnnlib (and PyTorch) add the whole gradient, v = momentum * v + g"),
         ("momentum_lag", {"lag": True}, "Your step moves p with the velocity from before this step's gradient was "
          "added: update v first, v = momentum * v + g, then p -= lr * v")]:
-    entry(_key, ("sgd_momentum",), _text + " (lesson 9, 'Momentum and Adam').",
+    entry(_key, ("sgd_momentum", "sgd_weight_decay"), _text + " (lesson 9, 'Momentum and Adam').",
           formula=lambda c, _slip=_slip: _history(c, **_slip))
 
 for _key, _slip, _text in [
@@ -743,7 +743,7 @@ for _key, _slip, _text in [
         ("adam_t_per_parameter", {"t_per_parameter": True}, "Your step count t goes up once per parameter, not "
          "once per step (state['t'] += 1 inside the loop over params): with P parameters it grows P times too "
          "fast and the bias correction fades too soon. Increase t once, before the loop")]:
-    entry(_key, ("adam",), _text + " (lesson 9, 'Momentum and Adam').",
+    entry(_key, ("adam", "adamw"), _text + " (lesson 9, 'Momentum and Adam').",
           formula=lambda c, _slip=_slip: _history(c, **_slip))
 
 
@@ -771,6 +771,119 @@ entry("epoch_own_rng", ("train_epoch",),
       "Your epoch shuffles, but not with the rng it is given (np.random.permutation, or a new generator): use "
       "rng.permutation(len(x)), so that the run can be repeated and compared (lesson 9, 'An epoch, by hand').",
       detect=lambda cases: any("own rng" in c.facts for c in cases))
+
+# ---- lesson 12: batch normalisation --------------------------------------------------------------
+def _bn(c, names, **slip):
+    """The numbers `names` of batch normalisation on this case under a slip (reference.batchnorm), or None."""
+    if "gamma" not in c.inputs:
+        return None
+    i = c.inputs
+    result = ref.batchnorm(i["x"], i["gamma"], i["beta"], dout=i.get("dout"), **c.settings, **slip)
+    return {n: result[n] for n in names if n in result} or None
+
+
+_TRAINING, _EVAL, _RUNNING, _GRAPH = ("lesson 12, 'The forward pass, in training'", "lesson 12, '... and in eval mode'",
+                                      "lesson 12, 'Running statistics'", "lesson 12, 'What the mean and the variance "
+                                      "contribute'")
+for _key, _names, _slips, _text in [
+        ("bn_per_sample", ["out"], [{"axes": (1, 2, 3)}, {"axes": (2, 3)}], "Your mean and variance are each "
+         f"sample's own (over axis=(1, 2, 3), or (2, 3)): batch normalisation takes one mean and one variance per "
+         f"channel over the whole batch and every position, axis=(0, 2, 3), the same for every sample ({_TRAINING})"),
+        ("bn_channels_pooled", ["out"], [{"axes": (0, 1, 2, 3)}], "Your mean and variance pool every channel "
+         "(x.mean() over all axes): each channel is a feature of its own, with its own scale, so it gets its own "
+         f"statistics, over axis=(0, 2, 3), one number per channel ({_TRAINING})"),
+        ("bn_batch_axis", ["out"], [{"axes": (0,)}], "Your statistics run over the batch axis only, axis=0, the rule "
+         "for (N, D) features: a channel of images shares one mean and variance over the batch and every position, "
+         f"axis=(0, 2, 3) ({_TRAINING})"),
+        ("bn_unbiased_variance", ["out"], [{"ddof": 1}], "Your forward normalises with the unbiased variance "
+         "(ddof=1, dividing by M - 1): it normalises with the batch's own, biased variance, dividing by M = N*H*W; "
+         f"the unbiased one goes into running_var only ({_TRAINING})"),
+        ("bn_eps", ["out"], [{"eps_rule": "outside"}, {"eps_rule": "none"}], "Your eps is not inside the square "
+         "root: x_hat = (x - mean) / np.sqrt(var + eps), not / (sqrt(var) + eps), nor / x.std(), which has no eps "
+         f"({_TRAINING})"),
+        ("bn_eval_batch_stats", ["out"], [{"batch_in_eval": True}], "In eval mode (training=False) your forward "
+         "normalises with the batch's own statistics: it must use running_mean and running_var, so that a sample's "
+         f"output does not depend on the others in its batch and a batch of one works ({_EVAL})"),
+        ("bn_running_var_biased", ["running_var"], [{"running_ddof": 0}], "Your running_var follows the batch's "
+         "biased variance: cnnlib and PyTorch move it towards the unbiased one, var * M / (M - 1) with M = N*H*W, "
+         f"an estimate of the data's ({_RUNNING})"),
+        ("bn_momentum_swapped", ["running_mean", "running_var"], [{"swap": True}, {"swap": True, "running_ddof": 0}],
+         "Your running statistics give the weight `momentum` to the old value: in PyTorch's sense, cnnlib's, "
+         f"momentum weighs the new batch, running = (1 - momentum) * running + momentum * batch ({_RUNNING})"),
+        ("bn_running_not_in_place", ["running_mean", "running_var"], [{"update": False}], "After a training step "
+         "the caller's running_mean and running_var are as they were: `running_mean = ...` makes a new array. "
+         "Update the arrays you are given in place, running_mean *= 1 - momentum; running_mean += momentum * mean "
+         f"({_TRAINING})"),
+        ("bn_backward_constants", ["dx"], [{"through": ""}], "Your dx takes the batch's mean and variance as "
+         "constants, dout * gamma / sqrt(var + eps): right in eval mode only. In training every value also moves "
+         f"the mean and the variance, and dx must go through both ({_GRAPH})"),
+        ("bn_backward_mean_constant", ["dx"], [{"through": "var"}], "Your dx goes through the variance but takes "
+         "the mean as a constant: in training the mean depends on every value, so dx also has a path through it, "
+         f"dmean collecting every value's pull on the mean and each value getting dmean / M ({_GRAPH})"),
+        ("bn_backward_var_constant", ["dx"], [{"through": "mean"}], "Your dx goes through the mean but takes the "
+         "variance as a constant: in training the variance depends on every value, so dx also has a path through "
+         f"it, dvar collecting every value's pull and each value getting dvar * 2 * (x - mean) / M ({_GRAPH})")]:
+    entry(_key, ("batchnorm2d",), _text + ".", formula=lambda c, _n=_names, _s=_slips: [_bn(c, _n, **s) for s in _s])
+
+# ---- lesson 13: dropout and weight decay ----------------------------------------------------------
+
+
+def _dropped(c):
+    return c.settings.get("training", True) and c.settings.get("p", 0) > 0
+
+
+def _redrawn(c):
+    """dx wrong, but dout through a dropout mask of its own: the backward drew a mask again."""
+    dx, want = c.got.get("dx"), c.want.get("dx")
+    if "dx" not in c.wrong or not _dropped(c) or not isinstance(dx, np.ndarray) or dx.shape != want.shape:
+        return False
+    return 0 < np.mean(dx != 0) < 1 and same(dx, c.inputs["dout"] * (dx != 0) / (1 - c.settings["p"]))
+
+
+_DROPOUT, _DECAY, _ADAMW = ("lesson 13, 'Dropout'", "lesson 13, 'Weight decay'",
+                            "lesson 13, 'Adam and weight decay: L2 is not decay'")
+entry("dropout_no_rescale", ("dropout",),
+      "Your dropout keeps the kept values as they are (in the forward, or in the backward): inverted dropout "
+      "scales them by 1 / (1 - p), in the forward and so in the backward, so that each value's expected output "
+      f"is its input and eval mode needs no change ({_DROPOUT}).",
+      formula=lambda c: _dropped(c) and [{n: c.want[n] * (1 - c.settings["p"])} if n in c.want else None
+                                         for n in ("out", "dx")])
+entry("dropout_scaled_in_eval", ("dropout",),
+      "In eval mode your dropout scales x (by 1 / (1 - p) or by 1 - p): inverted dropout does all its scaling in "
+      f"training, so eval returns x as it is ({_DROPOUT}).",
+      formula=lambda c: c.settings.get("training") is False and [{"out": c.inputs["x"] * k} for k in (
+          1 / (1 - c.settings["p"]), 1 - c.settings["p"])])
+entry("dropout_mask_redrawn", ("dropout",),
+      "Your backward draws a mask of its own: it must send dout through the values the forward kept, with the "
+      f"mask the forward put in the cache, or gradients reach values that were dropped ({_DROPOUT}).",
+      detect=lambda cases: any(_redrawn(c) for c in cases))
+entry("dropout_own_rng", ("dropout",),
+      "Your mask does not come from the rng argument (np.random.rand, or a generator made inside the function): "
+      "draw it with rng.random(x.shape) >= p, so that a run repeats from its seed and each call draws a new mask "
+      f"({_DROPOUT}).", detect=lambda cases: any("own rng" in c.facts for c in cases))
+entry("dropout_keeps_p", ("dropout",),
+      "Your dropout keeps each value with probability p: p is the probability of dropping it (PyTorch's p; "
+      f"cs231n's keeps with p), so keep = rng.random(x.shape) >= p and scale by 1 / (1 - p) ({_DROPOUT}).",
+      detect=lambda cases: any("keeps p" in c.facts for c in cases))
+entry("weight_decay_ignored", ("sgd_weight_decay", "adamw"),
+      "Your step leaves weight_decay out: the weights shrink towards 0 at every step, through weight_decay * p "
+      f"added to the gradient (SGD) or p *= 1 - lr * weight_decay (AdamW) ({_DECAY}).",
+      formula=lambda c: _history(c, weight_decay=0.0))
+entry("sgd_decay_outside_momentum", ("sgd_weight_decay",),
+      "Your weight decay is on the wrong side of the momentum: torch.optim.SGD, and cnnlib, add weight_decay * p "
+      "to the gradient first, g = grad + weight_decay * p, then v = momentum * v + g; yours takes the decay off p "
+      f"beside the momentum step, so the velocity never carries it ({_DECAY}).",
+      formula=lambda c: _history(c, decay_outside=True))
+for _key, _decay, _text in [
+        ("adamw_l2", "L2", "Your AdamW adds weight_decay * p to the gradient, Adam's L2: Adam then divides the decay "
+         "by sqrt(v) like the rest, and weights with large gradients barely decay. AdamW decouples it, p *= 1 - lr * "
+         "weight_decay, then Adam's step with the loss's gradient alone"),
+        ("adamw_decay_without_lr", "no lr", "Your decay is p *= 1 - weight_decay, the paper's form, where the "
+         "decay is not multiplied by the learning rate; torch.optim.AdamW, and cnnlib, take p *= 1 - lr * "
+         "weight_decay"),
+        ("adamw_decay_after", "after", "Your decay comes after Adam's step: torch.optim.AdamW, and cnnlib, shrink p "
+         "first, p *= 1 - lr * weight_decay, then take Adam's step")]:
+    entry(_key, ("adamw",), f"{_text} ({_ADAMW}).", formula=lambda c, _decay=_decay: _history(c, decay=_decay))
 
 # Last: the broadest reading of an exception, said when no entry above explains the failure.
 entry("raises", ALL,

@@ -272,42 +272,52 @@ def run_backward(layers, dout):
     return dout
 
 
-def sgd_momentum_step(params, grads, velocity, lr=0.01, momentum=0.9):
-    """One step of cnnlib.SGD(lr, momentum), its velocity kept in the dict `velocity`."""
-    opt = optim.SGD(lr=lr, momentum=momentum)
+def sgd_momentum_step(params, grads, velocity, lr=0.01, momentum=0.9, weight_decay=0.0):
+    """One step of cnnlib.SGD(lr, momentum, weight_decay), its velocity kept in the dict `velocity`."""
+    opt = optim.SGD(lr=lr, momentum=momentum, weight_decay=weight_decay)
     opt.velocity = velocity
     opt.step(params, grads)
 
 
-def adam_step(params, grads, state, lr=1e-3, beta1=0.9, beta2=0.999, eps=1e-8):
-    """One step of cnnlib.Adam, its state in the dict `state`: "t" (int), "m" and "v" (dicts of arrays)."""
+def adam_step(params, grads, state, lr=1e-3, beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=0.0, kind=optim.Adam):
+    """One step of cnnlib.Adam (or `kind`), its state in the dict `state`: "t" (int), "m" and "v" (dicts of arrays)."""
     if not state:
         state.update(t=0, m={name: np.zeros_like(p) for name, p in params.items()},
                      v={name: np.zeros_like(p) for name, p in params.items()})
-    opt = optim.Adam(lr=lr, beta1=beta1, beta2=beta2, eps=eps)
+    opt = kind(lr=lr, beta1=beta1, beta2=beta2, eps=eps, weight_decay=weight_decay)
     opt.m, opt.v = state["m"], state["v"]
     opt.t = {name: state["t"] for name in params}
     opt.step(params, grads)
     state["t"] += 1
 
 
-def sgd_history(start, grads_seq, lr, momentum, sign=1.0, keep=True, dampen=False, lag=False):
+def adamw_step(params, grads, state, lr=1e-3, beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=0.01):
+    """Lesson 13: one step of cnnlib.AdamW, its state as adam_step's."""
+    adam_step(params, grads, state, lr, beta1, beta2, eps, weight_decay, optim.AdamW)
+
+
+def sgd_history(start, grads_seq, lr, momentum, weight_decay=0.0, sign=1.0, keep=True, dampen=False, lag=False,
+                decay_outside=False):
     """The parameters after each SGD-with-momentum step; the switches are classic slips: sign -1
     subtracts g from v, keep=False forgets v between calls, dampen scales g by 1 - momentum, lag
-    moves p with the velocity from before g was added."""
+    moves p with the velocity from before g was added, decay_outside takes lr * weight_decay * p off
+    p beside the momentum step instead of adding weight_decay * p to g."""
     params, state, history = {k: p.copy() for k, p in start.items()}, {}, []
     for grads in grads_seq:
         for name, p in params.items():
+            g = grads[name] + (0.0 if decay_outside else weight_decay) * p
             old = state.get(name, np.zeros_like(p)) if keep else np.zeros_like(p)
-            v = state[name] = momentum * old + sign * ((1 - momentum) * grads[name] if dampen else grads[name])
-            p -= lr * (old if lag else v)
+            v = state[name] = momentum * old + sign * ((1 - momentum) * g if dampen else g)
+            p -= lr * (old if lag else v) + (lr * weight_decay * p if decay_outside else 0.0)
         history.append({k: p.copy() for k, p in params.items()})
     return history
 
 
-def adam_history(start, grads_seq, lr, beta1, beta2, eps, correct=True, t_shift=0, keep=True, sqrt=True,
-                 eps_inside=False, swap=False, efficient=False, t_per_parameter=False):
-    """The parameters after each Adam step; the switches are classic slips (see the catalogue)."""
+def adam_history(start, grads_seq, lr, beta1, beta2, eps, weight_decay=0.0, correct=True, t_shift=0, keep=True,
+                 sqrt=True, eps_inside=False, swap=False, efficient=False, t_per_parameter=False, decay="first"):
+    """The parameters after each Adam step (AdamW's with weight_decay); the switches are classic slips (see
+    the catalogue): decay "L2" (Adam's weight_decay * p added to g), "no lr" (p *= 1 - weight_decay), "after"
+    (the decay after the step)."""
     if swap:
         beta1, beta2 = beta2, beta1
     params, state, history, count = {k: p.copy() for k, p in start.items()}, {}, [], 0
@@ -316,18 +326,20 @@ def adam_history(start, grads_seq, lr, beta1, beta2, eps, correct=True, t_shift=
             for name, p in params.items():
                 count += 1
                 t = (count if t_per_parameter else step) + t_shift
-                g = grads[name]
+                g = grads[name] + (weight_decay * p if decay == "L2" else 0.0)
+                if decay in ("first", "no lr"):
+                    p *= 1 - (lr if decay == "first" else 1.0) * weight_decay
                 m, v = state.get(name, (0.0, 0.0)) if keep else (0.0, 0.0)
                 m, v = beta1 * m + (1 - beta1) * g, beta2 * v + (1 - beta2) * g * g
                 state[name] = (m, v)
+                m_hat, v_hat = (m / (1 - beta1 ** t), v / (1 - beta2 ** t)) if correct else (m, v)
                 if efficient:  # Kingma and Ba, section 2: the corrections folded into the step size
                     p -= lr * np.sqrt(1 - beta2 ** t) / (1 - beta1 ** t) * m / (np.sqrt(v) + eps)
-                    continue
-                m_hat, v_hat = (m / (1 - beta1 ** t), v / (1 - beta2 ** t)) if correct else (m, v)
-                if eps_inside:
+                elif eps_inside:
                     p -= lr * m_hat / np.sqrt(v_hat + eps)
                 else:
                     p -= lr * m_hat / ((np.sqrt(v_hat) if sqrt else v_hat) + eps)
+                p *= 1 - lr * weight_decay if decay == "after" else 1.0
             history.append({k: p.copy() for k, p in params.items()})
     return history
 
@@ -369,3 +381,32 @@ def epoch(make_model, x, y, batch_size, seed, lr, slip=None):
             "skips last": lambda: sum(l * k for l, k in seen) / max(1, sum(k for _, k in seen))}.get(
         slip, lambda: sum(l * k for l, k in seen) / n)()
     return {k: p.copy() for k, p in model.params().items()}, float(mean)
+
+
+# ---- lesson 12: batch normalisation, and its slips --------------------------------------------
+def batchnorm(x, gamma, beta, training=True, running_mean=None, running_var=None, momentum=0.1, eps=1e-5, dout=None,
+              axes=(0, 2, 3), ddof=0, eps_rule="inside", batch_in_eval=False, running_ddof=1, swap=False,
+              update=True, through="mean var"):
+    """{"out"}, with "running_mean" and "running_var" (training with them) and "dx" (training, given
+    dout), of batch normalisation or of a slip: the statistics that normalise over `axes` with `ddof`,
+    eps_rule "outside" (sqrt(var) + eps) or "none", batch_in_eval (eval normalises with the batch's
+    own), running_ddof 0 (the running variance from the biased one), swap (momentum weighs the old
+    value), update=False (the running arrays left as they were), through: the statistics dx goes
+    through ("mean var"; "mean", "var" or "" take the others as constants)."""
+    C, batch, shape = x.shape[1], training or batch_in_eval, (1, x.shape[1], 1, 1)
+    mean = x.mean(axis=axes, keepdims=True) if batch else running_mean.reshape(shape)
+    var = x.var(axis=axes, ddof=ddof, keepdims=True) if batch else running_var.reshape(shape)
+    s = {"inside": lambda: 1 / np.sqrt(var + eps), "outside": lambda: 1 / (np.sqrt(var) + eps),
+         "none": lambda: 1 / np.sqrt(var)}[eps_rule]()
+    x_hat = (x - mean) * s
+    result = {"out": gamma.reshape(shape) * x_hat + beta.reshape(shape)}
+    if training and running_mean is not None:
+        w = 1 - momentum if swap else momentum
+        stats = (x.mean(axis=(0, 2, 3)), x.var(axis=(0, 2, 3), ddof=running_ddof))
+        for name, old, stat in zip(("running_mean", "running_var"), (running_mean, running_var), stats):
+            result[name] = (1 - w) * old + w * stat if update else old
+    if training and dout is not None:
+        g = dout * gamma.reshape(shape)
+        result["dx"] = s * (g - ("mean" in through) * g.mean(axis=(0, 2, 3), keepdims=True)
+                            - ("var" in through) * x_hat * (g * x_hat).mean(axis=(0, 2, 3), keepdims=True))
+    return result

@@ -5,10 +5,11 @@ network's gradients, the optimizer steps and the training epoch.
 - `sequential(forward=run_forward, backward=run_backward)`: the loops Sequential runs.
 - `network(model, input_shape)`: every parameter's gradient of an assembled network.
 - `sgd_momentum(fn)`, `adam(fn)`: one optimizer step, against cnnlib.SGD and cnnlib.Adam.
+- `sgd_weight_decay(fn)`, `adamw(fn)`: lesson 13's steps with weight decay, against cnnlib.SGD and AdamW.
 - `train_epoch(fn)`: one pass over the data in shuffled mini-batches, against cnnlib.fit's loop.
 
 The exercise editions' fallbacks (dense_with, run_forward, run_backward, sgd_momentum_step,
-adam_step, train_one_epoch) live in reference.py and are named from here too.
+adam_step, adamw_step, train_one_epoch) live in reference.py and are named from here too.
 """
 
 from collections.abc import Mapping
@@ -21,7 +22,8 @@ from . import mistakes, reference as ref
 from ._core import (NotWritten, Report, attempt, compare, learner_function, pair_text, read, refuse, rng, same,
                     scalar_error, shown, TOLERANCE)
 from .layers import away_from_zero as _off_zero
-from .reference import adam_step, dense_with, run_backward, run_forward, sgd_momentum_step, train_one_epoch  # noqa: F401
+from .reference import (adam_step, adamw_step, dense_with, run_backward, run_forward, sgd_momentum_step,  # noqa: F401
+                        train_one_epoch)
 
 KINDS = {"dense": "MyDense(w, b): forward(x) -> out, backward(dout) -> dx, grads['w'] and grads['b'] filled by backward",
          "relu": "MyReLU(): forward(x) -> out, backward(dout) -> dx, no params"}
@@ -382,7 +384,7 @@ def _optimizer_check(name, fn, what, cases, history):
     if fn is None:
         raise TypeError(f"check.{name}(fn) needs the function to check")
     report = Report(name, what)
-    kept = "velocity" if name == "sgd_momentum" else "state"
+    kept = "velocity" if name.startswith("sgd") else "state"
     try:
         for index, (label, shapes, steps, settings, scales) in enumerate(cases):
             case = report.case(label)
@@ -405,7 +407,8 @@ def _optimizer_check(name, fn, what, cases, history):
                     case.facts.add("rebound")
                     break
                 got.append({k: p.copy() for k, p in arrays.items()})
-                if t == 1 and all(np.array_equal(arrays[k], start[k]) for k in arrays):
+                if t == 1 and all(np.array_equal(arrays[k], start[k]) for k in arrays) and any(
+                        map(np.any, grads.values())):  # not moved, though a gradient would move it
                     case.facts.add("unchanged")
                 if case.status == "pass":
                     for k in arrays:
@@ -455,6 +458,42 @@ def adam(fn=None, *args, **unknown):
               (1e-3, 1e3))]
     return _optimizer_check("adam", fn, "fn(params, grads, state, lr=, beta1=, beta2=, eps=) updates params in place",
                             cases, ref.adam_history)
+
+
+@shown
+def sgd_weight_decay(fn=None, *args, **unknown):
+    """Check fn(params, grads, velocity, lr=, momentum=, weight_decay=), lesson 13's SGD step, as
+    torch.optim.SGD: g = grad + weight_decay * p, then v = momentum * v + g and p -= lr * v, p updated in
+    place; compared after every step with cnnlib.SGD's."""
+    refuse("sgd_weight_decay", "check.sgd_weight_decay(fn)", args, unknown)
+    cases = [("weight_decay 0.1, momentum 0.9, lr 0.1, 4 steps, two parameters (3, 2) and (2,)", [(3, 2), (2,)], 4,
+              {"lr": 0.1, "momentum": 0.9, "weight_decay": 0.1}, (1.0, 1.0)),
+             ("zero gradients, weight_decay 0.2, momentum 0.9: the decay alone moves the weights, 3 steps", [(2, 3)],
+              3, {"lr": 0.1, "momentum": 0.9, "weight_decay": 0.2}, (0.0,)),
+             ("momentum 0 (plain SGD), weight_decay 0.2, lr 0.1, 3 steps", [(4,), (2, 2)], 3,
+              {"lr": 0.1, "momentum": 0.0, "weight_decay": 0.2}, (1.0, 1.0)),
+             ("weight_decay 0, momentum 0.5, lr 0.05, 2 steps", [(2, 3, 2)], 2,
+              {"lr": 0.05, "momentum": 0.5, "weight_decay": 0.0}, (1.0,))]
+    return _optimizer_check("sgd_weight_decay", fn, "fn(params, grads, velocity, lr=, momentum=, weight_decay=) "
+                            "updates params in place", cases, ref.sgd_history)
+
+
+@shown
+def adamw(fn=None, *args, **unknown):
+    """Check fn(params, grads, state, lr=, beta1=, beta2=, eps=, weight_decay=), lesson 13's AdamW step, as
+    torch.optim.AdamW: p *= 1 - lr * weight_decay, then Adam's step with the gradient alone (check.adam), p
+    updated in place; compared after every step with cnnlib.AdamW's."""
+    refuse("adamw", "check.adamw(fn)", args, unknown)
+    default = {"lr": 0.01, "beta1": 0.9, "beta2": 0.999, "eps": 1e-8, "weight_decay": 0.1}
+    cases = [("weight_decay 0.1, lr 0.01, default betas, 5 steps, two parameters (3, 2) and (2,)", [(3, 2), (2,)], 5,
+              default, (1.0, 1.0)),
+             ("zero gradients beside gradients of size 1e3: the decay alone moves the first, 4 steps", [(3,), (3,)],
+              4, default, (0.0, 1e3)),
+             ("beta1 0.5, beta2 0.8, lr 0.1, weight_decay 0.05, 3 steps", [(2, 3)], 3,
+              dict(default, lr=0.1, beta1=0.5, beta2=0.8, weight_decay=0.05), (1.0,)),
+             ("weight_decay 0 (Adam itself), 3 steps", [(2, 2)], 3, dict(default, weight_decay=0.0), (1.0,))]
+    return _optimizer_check("adamw", fn, "fn(params, grads, state, lr=, beta1=, beta2=, eps=, weight_decay=) "
+                            "updates params in place", cases, ref.adam_history)
 
 
 # ---- check.train_epoch: one pass over the data in shuffled mini-batches ---------------------------
