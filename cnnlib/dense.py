@@ -6,8 +6,6 @@ The math is one matrix product, so this is already the fast version: NumPy hands
 The products go through matmul(a, b), which is a @ b (cnnlib/engine/dense.py says why).
 """
 
-import numpy as np
-
 from ._caches import check_cache
 from ._validate import as_flag, as_float_array, check_dout, check_ndim
 from .engine.dense import matmul
