@@ -3,9 +3,8 @@
 Every layer is a pair of pure functions, `out, cache = *_forward(...)` and
 `grads = *_backward(dout, cache)`, in NCHW layout (N batch, C channels, H x W pixels).
 The `*_naive` functions are plain loops written to be read; the others run the fast versions
-in cnnlib/engine/ (lesson 10), tested against the loops and against finite differences.
-Importing cnnlib changes nothing outside it: `fit` sets the allocator up for training (see
-cnnlib/engine/memory.py).
+in cnnlib/engine/ (lesson 11), tested against the loops and against finite differences.
+Importing cnnlib, and training with it, change nothing outside it: no process-wide setting.
 """
 
 import numpy as _numpy

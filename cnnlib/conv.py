@@ -13,7 +13,7 @@ This file holds the input checks, the loop versions (`*_naive`, the reference: o
 output element, as lessons 4 and 5 write them) and the public functions. conv2d_forward and
 conv2d_backward, the ones the layers and training use, check their inputs here and run the
 fast version in cnnlib/engine/conv.py: windows copied into one matrix (im2col, lesson 4) and
-the gradients sent back tap by tap (lesson 5), tuned for speed as lesson 10 explains. The
+the gradients sent back tap by tap (lesson 5), tuned for speed as lesson 11 explains. The
 tests hold it equal to the loops below.
 
 Both versions share one cache, (x, w, b, stride, pad, kept) with stride and pad as pairs, so

@@ -15,7 +15,7 @@ window up to 16x16, to save memory and time).
 This file holds the input checks, the loop versions (`*_naive`, the reference: one loop per
 output element, as lesson 6 writes them) and the public functions. The public ones check
 their inputs here and run the fast versions in cnnlib/engine/pool.py, which go tap by tap
-over whole arrays instead of window by window (lesson 10 explains why that is fast); the
+over whole arrays instead of window by window (lesson 11 explains why that is fast); the
 tests hold them equal to the loops below.
 """
 

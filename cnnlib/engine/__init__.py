@@ -7,7 +7,7 @@ modules and then call in here; caches are shared, so either backward takes eithe
 ReLU and the dense layer, which have no loop version, compute here what lessons 2 and 3
 write (np.maximum(x, 0), x @ w, ...), in the engine's memory and on one BLAS thread.
 
-Why it is shaped as it is (each choice measured, see benchmarks/README.md; lesson 10 builds
+Why it is shaped as it is (each choice measured, see benchmarks/README.md; lesson 11 builds
 the convolution rung by rung):
 - Work goes tap by tap, not window by window. A "tap" is one offset (p, q) inside the
   window; the pixels under tap (p, q) of every window form one strided slice of the input
@@ -29,7 +29,7 @@ the convolution rung by rung):
   one call to the next and hands one out again only once no array refers to it: a training
   step then page-faults no fresh memory in, whatever malloc does, and what a call returns
   stays as it was. memory.py's process-wide malloc setting is not needed for speed any more
-  (lesson 10 still shows it). Importing cnnlib changes nothing.
+  (lesson 11 still shows it). Importing cnnlib changes nothing.
 
 How it is tested: tests/test_vectorized.py, test_conv.py, test_pool.py, test_nonfinite.py
 and test_properties.py hold every fast function equal to its loop version (and to finite
@@ -40,5 +40,5 @@ threads, test_arrays.py the reused memory.
 
 Modules: conv.py, pool.py, relu.py (the layers), dense.py (the dense layer's products, on
 one BLAS thread), windows.py (padding, taps, im2col), parallel.py (slices of the batch in
-threads), arrays.py (the reused memory), memory.py (the allocator setting lesson 10 shows).
+threads), arrays.py (the reused memory), memory.py (the allocator setting lesson 11 shows).
 """

@@ -6,7 +6,7 @@ tap (p, q) is pixel (p, q) of every window at once, one strided view of the inpu
 pooling keeps a running maximum over the taps and the index of the tap that won it; its
 backward sends each dout to its window's winner, one tap at a time. Max pooling splits a large
 batch into slices that threads take through the layer at once (parallel.py). Lesson 6 writes
-the loops; lesson 10 shows why taps and threads are fast.
+the loops; lesson 11 shows why taps and threads are fast.
 
 Shapes: N batch, C channels, H x W input, KH x KW window (size), H' x W' output.
 

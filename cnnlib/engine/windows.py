@@ -8,7 +8,7 @@ fast layers loop over the KH*KW taps, each step a whole-array operation. im2col 
 windows into a matrix laid out (C*KH*KW, N*H'*W'), one row per (channel, tap): with the
 padded input stored channel-first, (C, N, Hp, Wp), each tap fills C rows with one same-order
 strided copy, several times faster than writing pixel rows (N*H'*W', C*KH*KW), where every
-element lands KH*KW apart from its neighbour (measured: benchmarks/README.md, lesson 10).
+element lands KH*KW apart from its neighbour (measured: benchmarks/README.md, lesson 11).
 """
 
 import numpy as np
