@@ -117,6 +117,44 @@ def epoch_unshuffled(model, x, y, step, batch_size, rng):
     return total / len(x)
 
 
+def dropout_forward_loops(x, *, p, training=True, rng=None):
+    if not training or p == 0:
+        return x, (None, 1.0, x.shape)
+    keep, out = np.zeros(x.shape, dtype=bool), np.zeros_like(x)
+    for i, v in enumerate(x.flat):
+        keep.flat[i] = rng.random() >= p
+        out.flat[i] = v / (1 - p) if keep.flat[i] else 0.0
+    return out, (keep, 1 / (1 - p), x.shape)
+
+
+def dropout_backward_loops(dout, cache):
+    keep, scale, shape = cache
+    if keep is None:
+        return dout
+    dx = np.zeros_like(dout)
+    for i, g in enumerate(dout.flat):
+        dx.flat[i] = g * scale if keep.flat[i] else 0.0
+    return dx
+
+
+def dropout_backward_redrawn(dout, cache):
+    """A mask drawn again in the backward: the catalogue has to find it."""
+    keep, scale, shape = cache
+    return dout if keep is None else dout * (np.random.random(shape) >= 1 - 1 / scale) * scale
+
+
+def batchnorm_backward_constants(dout, cache):
+    """The mean and the variance taken as constants: every batch-norm entry of the catalogue runs."""
+    x, x_hat, mean, var, gamma, beta, eps, training = cache
+    scale = (gamma / np.sqrt(var + eps)).reshape(1, -1, 1, 1)
+    return dout * scale, (dout * x_hat).sum(axis=(0, 2, 3)), dout.sum(axis=(0, 2, 3))
+
+
+def adamw_l2(params, grads, state, lr=1e-3, beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=0.01):
+    """Adam's L2 in place of AdamW's decay."""
+    ref.adam_step(params, grads, state, lr, beta1, beta2, eps, weight_decay)
+
+
 ref = check.reference
 
 
@@ -154,11 +192,20 @@ CHECKS = {
                                                        cnnlib.Flatten(), cnnlib.Dense(32, 3, rng=1)), (1, 4, 4)),
     "adam": lambda: check.adam(ref.adam_step),
     "train_epoch": lambda: check.train_epoch(ref.train_one_epoch),
+    "batchnorm2d": lambda: check.batchnorm2d(forward=cnnlib.batchnorm2d_forward_naive,
+                                             backward=cnnlib.batchnorm2d_backward_naive),
+    "dropout": lambda: check.dropout(forward=dropout_forward_loops, backward=dropout_backward_loops),
+    "sgd_weight_decay": lambda: check.sgd_weight_decay(ref.sgd_momentum_step),
+    "adamw": lambda: check.adamw(ref.adamw_step),
     # Wrong ones: every catalogue entry for the check runs on their cases.
     "conv2d, dx assigned": lambda: check.conv2d(forward=cnnlib.conv2d_forward_naive, backward=conv_backward_assigning),
     "maxpool2d, every tie": lambda: check.maxpool2d(backward=maxpool_backward_every_tie),
     "adam, efficient form": lambda: check.adam(adam_efficient),
     "train_epoch, no shuffle": lambda: check.train_epoch(epoch_unshuffled),
+    "batchnorm2d, constants": lambda: check.batchnorm2d(forward=cnnlib.batchnorm2d_forward_naive,
+                                                        backward=batchnorm_backward_constants),
+    "dropout, mask redrawn": lambda: check.dropout(forward=dropout_forward_loops, backward=dropout_backward_redrawn),
+    "adamw, Adam's L2": lambda: check.adamw(adamw_l2),
 }
 
 
