@@ -342,8 +342,11 @@ def test_every_catalogue_entry_is_tested_with_a_learner():
 
 
 def test_the_checker_keeps_to_its_size():
+    # 3,200 lines for lessons 2-11's checks (issue 23's budget; it held at 3,200), plus about 290
+    # for lessons 12-13's four checks and their 22 catalogue entries. A new check gets a budget
+    # here; anything else that grows the checker should shrink it elsewhere.
     lines = sum(len(p.read_text(encoding="utf-8").splitlines()) for p in (ROOT / "cnnlib" / "check").glob("*.py"))
-    assert lines <= 3200, lines
+    assert lines <= 3200 + 290, lines
 
 
 def test_a_slow_case_is_timed_in_the_report(monkeypatch):
