@@ -235,3 +235,10 @@ def test_lesson_9s_optional_mnist_cell_catches_every_error_the_loader_documents(
     # Every exception of the docstring's Raises section but TypeError, a mistake in the call itself.
     raised = set(re.findall(r"^    ([A-Z][A-Za-z]+)$", documented, re.M)) - {"TypeError"}
     assert raised and caught == raised, (caught, raised)
+
+
+def test_the_colab_cell_says_so_when_the_course_did_not_install(monkeypatch):
+    source = "".join(colab_cell(load(NOTEBOOKS[0]))["source"])
+    monkeypatch.setitem(sys.modules, "cnnlib", None)  # `import cnnlib` raises ImportError
+    with pytest.raises(RuntimeError, match="The course package did not install"):
+        run_colab_cell(source, True, monkeypatch)
