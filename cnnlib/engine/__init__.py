@@ -28,8 +28,8 @@ the convolution rung by rung):
 - Every array the conv, pool and ReLU layers make comes from arrays.py, which keeps each thread's buffers from
   one call to the next and hands one out again only once no array refers to it: a training
   step then page-faults no fresh memory in, whatever malloc does, and what a call returns
-  stays as it was. memory.py's process-wide malloc setting is not needed for speed any more
-  (lesson 11 still shows it). Importing cnnlib changes nothing.
+  stays as it was (lesson 11 measures it with arrays.KEEP off and on). memory.py's process-wide
+  malloc setting is not needed for speed any more. Importing cnnlib changes nothing.
 
 How it is tested: tests/test_vectorized.py, test_conv.py, test_pool.py, test_nonfinite.py
 and test_properties.py hold every fast function equal to its loop version (and to finite
@@ -40,5 +40,6 @@ threads, test_arrays.py the reused memory.
 
 Modules: conv.py, pool.py, relu.py (the layers), dense.py (the dense layer's products, on
 one BLAS thread), windows.py (padding, taps, im2col), parallel.py (slices of the batch in
-threads), arrays.py (the reused memory), memory.py (the allocator setting lesson 11 shows).
+threads), arrays.py (the reused memory), memory.py (a process-wide malloc setting, kept for programs
+that want it).
 """

@@ -10,8 +10,8 @@ memory page-faulted in again at every step. Raising the two thresholds below kee
 The engine no longer needs this: its layers take their arrays from arrays.py, which keeps
 its own memory from call to call (as PyTorch's allocator does), and they page-fault nothing
 in step after step with malloc as the process found it (benchmarks/README.md). What is left
-for this setting is the rest of a program's arrays (dense layers', the caller's own);
-lesson 11 uses it to show the effect of page faults. It is a setting of the whole process:
+for this setting is the rest of a program's arrays (dense layers', the caller's own). It is a
+setting of the whole process:
 importing cnnlib or calling a layer never applies it; a program that wants it calls
 keep_freed_memory() itself.
 Each thread allocates from its own malloc arena, which keeps its share too: the process may
