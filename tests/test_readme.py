@@ -33,10 +33,10 @@ def test_the_readme_says_what_a_learner_needs():
     needs = flat(section("What you need"))
     for fact in ("3.11 or newer", "633 MB", "816 MB", "2 cores"):
         assert fact in needs, f"'What you need' does not say {fact!r}"
-    # The two times are either measured ("about N minutes") or left marked for whoever measures them.
+    # The two times are measured ("about N minutes"), never left blank.
     [times] = [line for line in section("What you need").splitlines() if line.startswith("| Time")]
     cells = [cell.strip() for cell in times.strip("|").split("|")[1:]]
-    assert len(cells) == 2 and all(re.search(r"about \d+ minutes|<!-- TIMES: lead fills in -->", c) for c in cells), cells
+    assert len(cells) == 2 and all(re.search(r"about \d+ minutes", c) for c in cells), cells
     # The supported range is pyproject.toml's floors, said once in the README.
     with open(ROOT / "pyproject.toml", "rb") as f:
         project = tomllib.load(f)["project"]
