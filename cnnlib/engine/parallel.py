@@ -28,6 +28,7 @@ CNNLIB_THREADS=k in the environment sets the number of slices and threads (1: ne
 
 import contextlib
 import contextvars
+import functools
 import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
@@ -54,13 +55,20 @@ def n_threads():
         if not (setting.isascii() and setting.isdigit()) or int(setting) < 1:
             raise ValueError(f"CNNLIB_THREADS must be a whole number >= 1, got {setting!r}")
         return int(setting)
+    return _usable_cores(CPU_MAX)
+
+
+@functools.lru_cache(maxsize=4)
+def _usable_cores(cpu_max):
+    """The cores this process may use, read once: every layer asks, and reading the quota
+    file each time cost about 10 us a call, a few % of a small layer."""
     try:
         cores = len(os.sched_getaffinity(0))
     except AttributeError:  # macOS, Windows
         cores = os.cpu_count() or 1
     # Binder and Docker may show every core of the host but allow only a share of one or two.
     try:
-        with open(CPU_MAX) as f:
+        with open(cpu_max) as f:
             quota, period = f.read().split()
         if quota != "max":
             cores = min(cores, max(1, int(quota) // int(period)))
@@ -93,6 +101,9 @@ def map_slices(fn, slices, *args):
     running, so no thread is still writing into the caller's arrays.
     """
     job = {"fn": fn, "calls": list(zip(slices, *args))}
+    if len(job["calls"]) == 1:  # nothing to share out: no hand-off, no lock
+        with blas_one_thread():
+            return [fn(*job["calls"][0])]
     results = [None] * len(job["calls"])
     todo = iter(range(len(results)))
     lock = threading.Lock()

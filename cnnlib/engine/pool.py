@@ -37,17 +37,26 @@ def max_forward(x, size, stride, pad, out_hw):
         # A running maximum over the KH*KW taps (see windows.py): no window is ever copied out.
         xp = pad_hw(x[part], pad, -np.inf)  # (n, C, Hp, Wp)
         window_taps = taps(xp, size, stride, (Ho, Wo))
-        out_part[...] = next(window_taps)  # (n, C, H', W'), tap (0, 0) of every window
+        # The running maximum alternates between out_part and a scratch array, arranged so that
+        # the last tap writes out_part: each tap is then read once, by np.maximum, and whether
+        # it won is a comparison of the two contiguous maxima (a tap's strided reads cost
+        # several times a contiguous pass).
+        scratch = empty(out_part.shape, x.dtype)
+        n_taps = size[0] * size[1]
+        before, after = (out_part, scratch) if n_taps % 2 else (scratch, out_part)
+        before[...] = next(window_taps)  # (n, C, H', W'), tap (0, 0) of every window
         argmax_part[...] = 0
         better = empty(out_part.shape, bool)
         won = empty(out_part.shape, argmax.dtype)
         for k, tap in enumerate(window_taps, start=1):
+            np.maximum(before, tap, out=after)
             # Strictly greater: on a tie the earlier tap keeps the max, so argmax is the first.
-            np.greater(tap, out_part, out=better)
-            np.maximum(out_part, tap, out=out_part)
+            # max(m, t) > m exactly where t > m, NaN or not (a NaN never compares greater).
+            np.greater(after, before, out=better)
             # Taps come in increasing k, so max(argmax, k * better) is k exactly where this tap
             # won: the same as argmax[better] = k, without a boolean mask's slow scattered writes.
             np.maximum(argmax_part, np.multiply(better, k, out=won, dtype=argmax.dtype), out=argmax_part)
+            before, after = after, before
         # A NaN never compares greater, so the running argmax above missed it, and an all -inf
         # window kept tap 0, maybe padding. The max of out is NaN in the first case and its min
         # -inf in the second (padding only): a reduction or two over out (a few % of this loop)
