@@ -77,12 +77,14 @@ def _usable_cores(cpu_max):
     return cores
 
 
-def batch_slices(n, work):
+def batch_slices(n, work, min_work=None):
     """Split range(n) into consecutive slices, one per thread, none with too little work.
 
     work : how many elements the layer touches for the whole batch (e.g. its im2col matrix).
+    min_work : the least work worth a slice of its own (default MIN_SLICE_WORK).
     """
-    k = max(1, min(n, n_threads(), work // MIN_SLICE_WORK))
+    min_work = MIN_SLICE_WORK if min_work is None else min_work
+    k = max(1, min(n, n_threads(), work // max(1, min_work)))
     bounds = [n * i // k for i in range(k + 1)]
     return [slice(lo, hi) for lo, hi in zip(bounds, bounds[1:])]
 
