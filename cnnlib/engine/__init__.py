@@ -25,10 +25,11 @@ the convolution rung by rung):
 - A large batch is cut into one slice per core, and threads take the slices through the
   layer at once, with BLAS held to one thread (parallel.py): NumPy copies on one core, and
   half of a conv layer's time is copying.
-- Every array the conv, pool and ReLU layers make comes from arrays.py, which keeps each thread's buffers from
-  one call to the next and hands one out again only once no array refers to it: a training
-  step then page-faults no fresh memory in, whatever malloc does, and what a call returns
-  stays as it was (lesson 11 measures it with arrays.KEEP off and on). memory.py's process-wide
+- The large arrays of the conv, max-pool and ReLU layers (outputs, dx, im2col matrices,
+  padded copies, masks) come from arrays.py, which keeps each thread's buffers from one
+  call to the next and hands one out again only once no array refers to it: a training step
+  then page-faults no fresh memory in, whatever malloc does, and what a call returns stays
+  as it was (lesson 11 measures it with arrays.KEEP off and on). memory.py's process-wide
   malloc setting is not needed for speed any more. Importing cnnlib changes nothing.
 
 How it is tested: tests/test_vectorized.py, test_conv.py, test_pool.py, test_nonfinite.py

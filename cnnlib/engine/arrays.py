@@ -17,7 +17,9 @@ count says whether anything still uses it: an output the caller holds, a view of
 kept for the backward, a slice another thread is writing, a memoryview. An array is thus
 never handed out twice while alive, whichever call or thread asks, and what the caller gets
 back (out, dx, argmax, the im2col matrices a cache keeps) stays as it was however many calls
-follow. A thread's buffers are its own (no lock), and go when the thread ends. A buffer only
+follow. A thread's buffers are its own (no lock), and go when the thread ends (the helper
+threads of parallel.py live as long as their executor, and keep what their last slices
+needed while idle). A buffer only
 the pool still holds is free memory kept for the next request, as malloc would keep it with
 a higher trim threshold; and, as in malloc, an array of one kind (a padded copy in the
 forward) can reuse the memory of another (a gradient in the backward).
@@ -36,6 +38,7 @@ set to False (for measuring what this gains), every request gets a new array.
 """
 
 import bisect
+import os
 import sys
 import threading
 import weakref
@@ -132,5 +135,16 @@ def kept_bytes(every_thread=False):
 
 
 def release():
-    """Let go of the calling thread's buffers (arrays still in use keep theirs alive)."""
+    """Let go of the calling thread's buffers (arrays still in use keep theirs alive); the
+    helper threads keep theirs (see the module docstring)."""
     _local.pool = None
+
+
+def _after_fork_in_child():
+    # The child has only the thread that forked: a lock another thread held stays locked.
+    global _lock
+    _lock = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)

@@ -1,6 +1,6 @@
 """The fast convolution: what cnnlib.conv2d_forward and conv2d_backward run once their inputs
 are checked. It computes exactly what cnnlib/conv.py's loops compute (up to rounding); lesson
-10 builds it rung by rung, and this package's docstring says why it is shaped this way.
+11 builds it rung by rung, and this package's docstring says why it is shaped this way.
 
 Shapes: N batch, C input channels, H x W input, F filters, KH x KW kernel, H' x W' output,
 Hp x Wp the padded input; stride and pad are (vertical, horizontal) pairs, already checked.

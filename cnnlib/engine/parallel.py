@@ -18,8 +18,9 @@ thread computed them.
 The helper threads are a concurrent.futures.ThreadPoolExecutor shared by every caller, of
 n_threads() - 1 workers, made when first needed and made anew when the setting changes. The
 caller takes calls itself while the helpers join in, and when it runs out of calls it cancels
-the requests no helper has picked up yet: a split never waits for a helper, so one made while
-another thread's split keeps every helper busy runs in its own thread alone, and two user
+the requests no helper has picked up yet: a split never waits for a helper to become free
+(it waits only for the calls a helper has started), so one made while another thread's split
+keeps every helper busy runs in its own thread alone, and two user
 threads running layers at once each go at their own pace instead of one queueing behind the
 other's work. A split made inside a split's work (a layer called from a slice) runs inline.
 
@@ -108,30 +109,34 @@ def map_slices(fn, slices, *args):
             return [fn(*job["calls"][0])]
     results = [None] * len(job["calls"])
     todo = iter(range(len(results)))
-    lock = threading.Lock()
+    lock = threading.Lock()  # guards job and todo: a call is taken, or the job stopped, whole
 
-    def take_calls():  # the next call not yet taken, until none is left or one has failed
+    def stop():  # no further call starts
+        with lock:
+            job.clear()
+
+    def take_calls():  # the next call not yet taken, until none is left or the job stopped
         outer, _local.splitting = getattr(_local, "splitting", False), True
         try:
             while True:
                 with lock:
-                    i = next(todo, None) if "fn" in job else None
+                    i = next(todo, None) if job else None
                     call = None if i is None else (job["fn"], job["calls"][i])
                 if call is None:
                     return
-                try:
-                    results[i] = call[0](*call[1])
-                except BaseException:
-                    job.clear()  # no further call starts
-                    raise
+                results[i] = call[0](*call[1])
                 call = None
+        except BaseException:
+            stop()
+            raise
         finally:
             _local.splitting = outer
 
-    threads = min(len(results), n_threads())
+    n = n_threads()  # read once: CNNLIB_THREADS may change while this split runs
+    threads = min(len(results), n)
     with blas_one_thread():
         futures = []
-        executor = None if getattr(_local, "splitting", False) else _helpers(threads - 1)
+        executor = None if getattr(_local, "splitting", False) else _helpers(n - 1, threads > 1)
         try:
             for _ in range(threads - 1 if executor else 0):
                 # In a copy of the caller's context, so that its np.errstate holds in its slices
@@ -143,33 +148,49 @@ def map_slices(fn, slices, *args):
         try:
             take_calls()  # the caller takes calls too: one hand-off fewer
         finally:
-            # Cancelled: never picked up. The others are waited for (exception() waits).
-            errors = [f.exception() for f in futures if not f.cancel()]
-            # A request that could not be cancelled nor waited for (lost in a failed submit)
-            # finds nothing left to do, and keeps none of the caller's arrays alive.
-            job.clear()
+            # Every call is taken by now, unless one failed or the caller was interrupted;
+            # then none starts from here on. A request that could not be cancelled nor
+            # waited for (lost in a failed submit) finds nothing to do and keeps none of the
+            # caller's arrays alive.
+            stop()
+            errors = _wait_out([f for f in futures if not f.cancel()])  # cancelled: never picked up
         for error in errors:
             if error is not None:
                 raise error
     return results
 
 
-def _helpers(wanted):
-    """The shared executor, or None when no helper is wanted.
+def _wait_out(futures):
+    """The exceptions (or None) of futures, once every one has finished. A Ctrl+C while
+    waiting is raised after the wait, so that no helper is still writing into the caller's
+    arrays when map_slices returns or raises (each call is one chunk: milliseconds)."""
+    interrupted = None
+    while True:
+        try:
+            errors = [f.exception() for f in futures]
+            break
+        except BaseException as error:  # KeyboardInterrupt: finish waiting first
+            interrupted = error
+    if interrupted is not None:
+        raise interrupted
+    return errors
 
-    Made anew when n_threads() has changed since it was made (CNNLIB_THREADS set while
-    running): the old one's workers end once they are idle, none of its work is lost.
+
+def _helpers(workers, wanted):
+    """The shared executor of `workers` helper threads, or None when no helper is wanted.
+
+    Made anew when the number of workers has changed since it was made (CNNLIB_THREADS set
+    while running): the old one's workers end once they are idle, none of its work is lost.
     """
     global _executor, _executor_workers
-    workers = n_threads() - 1
     executor = _executor
-    if executor is not None and _executor_workers == workers and wanted > 0:
+    if executor is not None and _executor_workers == workers and wanted:
         return executor  # as it was at the last split: no lock needed to hand it out
     with _lock:
         if _executor is not None and _executor_workers != workers:
             _executor.shutdown(wait=False)
             _executor = None
-        if wanted <= 0:
+        if not wanted or workers <= 0:
             return None
         if _executor is None:
             _executor = ThreadPoolExecutor(workers, thread_name_prefix="cnnlib-helper",

@@ -1,12 +1,13 @@
 """The fast pooling: what cnnlib.maxpool2d_* and avgpool2d_* run once their inputs are checked.
 
-It computes exactly what cnnlib/pool.py's loops compute, a window at a time, but tap by tap:
-tap (p, q) is pixel (p, q) of every window at once, one strided view of the input
-(windows.taps), so a layer is a loop over the KH*KW taps of whole-array operations. Max
-pooling keeps a running maximum over the taps and the index of the tap that won it; its
-backward sends each dout to its window's winner, one tap at a time. Max pooling splits a large
-batch into slices that threads take through the layer at once (parallel.py). Lesson 6 writes
-the loops; lesson 11 shows why taps and threads are fast.
+It computes what cnnlib/pool.py's loops compute a window at a time, but tap by tap: tap
+(p, q) is pixel (p, q) of every window at once, one strided view of the input (windows.taps),
+so a layer is a loop over the KH*KW taps of whole-array operations. Max pooling keeps a
+running maximum over the taps and the index of the tap that won it; its backward sends each
+dout to its window's winner, one tap at a time. Max pooling splits a very large batch into
+slices that threads take through the layer at once (parallel.py, pool_slices). Lesson 6
+writes the loops; lesson 11 shows why taps are fast. The results are the loops' exactly,
+but for the sign of a zero maximum: np.maximum of -0.0 and 0.0 may return either.
 
 Shapes: N batch, C channels, H x W input, KH x KW window (size), H' x W' output.
 
