@@ -13,6 +13,37 @@ import os
 import numpy as np
 
 
+def as_array(value, name):
+    """Return `value` as an ndarray, as np.asarray does, or say which argument is ragged.
+
+    Parameters
+    ----------
+    value : array_like
+    name : str, the argument's name for the error message.
+
+    Returns
+    -------
+    ndarray, of whatever dtype np.asarray gives.
+
+    Raises
+    ------
+    ValueError
+        For a ragged nested list (rows of different lengths), which is no array at all.
+    """
+    try:
+        return np.asarray(value)
+    except ValueError as error:
+        # NumPy's own message ("setting an array element with a sequence ... inhomogeneous
+        # shape") names no argument; the learner needs to know which one is ragged. Any other
+        # error (an object whose __array__ fails) is not about rows, and goes up as it is.
+        if "sequence" not in str(error):
+            raise
+        raise ValueError(
+            f"{name} is a nested list whose rows have different lengths, so it is not an array: "
+            f"every row at each depth must be as long as the others ({error})"
+        ) from None
+
+
 def as_float_array(x, name):
     """Return `x` as a float ndarray, keeping float32 and float64 as they are.
 
@@ -38,18 +69,7 @@ def as_float_array(x, name):
     ValueError
         For a ragged nested list (rows of different lengths), which is no array at all.
     """
-    try:
-        arr = np.asarray(x)
-    except ValueError as error:
-        # NumPy's own message ("setting an array element with a sequence ... inhomogeneous
-        # shape") names no argument; the learner needs to know which one is ragged. Any other
-        # error (an object whose __array__ fails) is not about rows, and goes up as it is.
-        if "sequence" not in str(error):
-            raise
-        raise ValueError(
-            f"{name} is a nested list whose rows have different lengths, so it is not an array: "
-            f"every row at each depth must be as long as the others ({error})"
-        ) from None
+    arr = as_array(x, name)
     if arr.dtype in (np.float32, np.float64):  # the normal path: nothing to convert
         return arr
     kind = arr.dtype.kind

@@ -7,7 +7,7 @@ import numbers
 
 import numpy as np
 
-from ._validate import as_float_array, check_ndim
+from ._validate import as_array, as_float_array, check_ndim
 
 
 def softmax_cross_entropy(logits, y):
@@ -29,7 +29,7 @@ def softmax_cross_entropy(logits, y):
     if not np.all(np.isfinite(logits)):
         bad = np.argwhere(~np.isfinite(logits))[0]
         raise ValueError(f"logits must be finite, found {logits[tuple(bad)]} at index {tuple(int(i) for i in bad)}")
-    y = np.asarray(y)
+    y = as_array(y, "y")
     if y.dtype.kind not in "iu":  # not bool, nor timedelta64, which NumPy counts as an integer
         raise TypeError(f"y must hold integer class labels, got dtype {y.dtype}")
     N, K = logits.shape

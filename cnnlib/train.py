@@ -21,7 +21,7 @@ from collections.abc import Mapping
 import numpy as np
 from tqdm.auto import tqdm
 
-from ._validate import positive_int
+from ._validate import as_array, positive_int
 from .losses import softmax_cross_entropy
 
 
@@ -180,7 +180,7 @@ def predict(model, x, *, batch_size=256):
     back afterwards.
     """
     _check_model(model, "predict")
-    x = np.asarray(x)
+    x = as_array(x, "x")
     x, _ = _check_data(x, np.zeros(len(x) if x.ndim else 0, dtype=np.int64))  # no labels to check
     batch_size = positive_int(batch_size, "batch_size")
     with _mode(model, training=False):
@@ -259,7 +259,7 @@ def _check_data(x, y, name=None):
     """
     where = f"{name}: " if name else ""
     pair = where or "x, y: "
-    x, y = np.asarray(x), np.asarray(y)
+    x, y = as_array(x, f"{name} x" if name else "x"), as_array(y, f"{name} y" if name else "y")
     if x.ndim < 1 or y.ndim != 1:
         hint = ""
         if y.ndim == 2 and y.shape[1] == 1:
