@@ -13,13 +13,13 @@ This file holds the input checks, the loop versions (`*_naive`, the reference: o
 output element, as lessons 4 and 5 write them) and the public functions. conv2d_forward and
 conv2d_backward, the ones the layers and training use, check their inputs here and run the
 fast version in cnnlib/engine/conv.py: windows copied into one matrix (im2col, lesson 4) and
-the gradients sent back tap by tap (lesson 5), tuned for speed as lesson 11 explains. The
-tests hold it equal to the loops below.
+the gradients added back one kernel offset (p, q) at a time (lesson 5), tuned for speed as
+lesson 11 explains. The tests hold it equal to the loops below.
 
 Both versions share one cache, (x, w, b, stride, pad, kept) with stride and pad as pairs, so
 the backward of either can be checked against the other on exactly the same forward pass.
-kept is what the fast forward keeps for its backward (chunks of the batch and their im2col
-matrices, see cnnlib/engine/conv.py); the loop forward stores None there.
+kept is what the fast forward keeps for its backward (groups of images from the batch and
+their im2col matrices, see cnnlib/engine/conv.py); the loop forward stores None there.
 """
 
 import numpy as np

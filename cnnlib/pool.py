@@ -6,17 +6,15 @@ Shapes: N batch, C channels, H x W input, KH x KW pool window (`size`), H' x W' 
 
 Max pooling pads with -inf, so padding never wins the max, and routes each output's
 gradient to the first maximum of its window in row-major order (PyTorch's rule for ties).
-Windows holding NaN, and padded windows whose real pixels are all -inf, follow PyTorch's
-rules too (cnnlib/engine/pool.py says which). Both max-pool versions share the cache
-(x, argmax, size, stride, pad), where argmax (N, C, H', W') holds the flat index, in
-0..KH*KW-1, of the winner inside each window (the fast forward stores it as uint8 for any
-window up to 16x16, to save memory and time).
+Windows holding NaN or only -inf follow PyTorch's rules (cnnlib/engine/pool.py). Both
+max-pool versions share the cache (x, argmax, size, stride, pad), where argmax (N, C, H', W')
+holds the flat index, in 0..KH*KW-1, of the winner inside each window.
 
 This file holds the input checks, the loop versions (`*_naive`, the reference: one loop per
 output element, as lesson 6 writes them) and the public functions. The public ones check
-their inputs here and run the fast versions in cnnlib/engine/pool.py, which go tap by tap
-over whole arrays instead of window by window (lesson 11 explains why that is fast); the
-tests hold them equal to the loops below.
+their inputs here and run the fast versions in cnnlib/engine/pool.py, which take one offset
+(p, q) inside the window at a time, that cell of every window at once, instead of one window
+at a time (lesson 11 explains why that is fast); the tests hold them equal to the loops below.
 """
 
 import numpy as np
@@ -50,7 +48,7 @@ def maxpool2d_forward_naive(x, *, size=2, stride=None, pad=0):
     x, size, stride, pad, (Ho, Wo) = _check_args(x, size, stride, pad)
     (KH, KW), (sh, sw), (ph, pw) = size, stride, pad
     N, C = x.shape[:2]
-    xp = np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)), constant_values=-np.inf)
+    xp = np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)), constant_values=-np.inf)  # (N, C, H+2ph, W+2pw)
     out = np.zeros((N, C, Ho, Wo), dtype=x.dtype)
     argmax = np.zeros((N, C, Ho, Wo), dtype=np.intp)
     for n in range(N):
@@ -58,9 +56,10 @@ def maxpool2d_forward_naive(x, *, size=2, stride=None, pad=0):
             for i in range(Ho):
                 for j in range(Wo):
                     window = xp[n, c, i * sh:i * sh + KH, j * sw:j * sw + KW]  # (KH, KW)
-                    # np.argmax(window), the flat index of the first maximum, with PyTorch's
-                    # rules for windows holding NaN or only -inf (cnnlib/engine/pool.py).
-                    k = engine.window_argmax(window, (i * sh, j * sw), pad)
+                    k = np.argmax(window)  # flat index of the first maximum
+                    if not np.isfinite(window.flat[k]):
+                        # NaN or all -inf: PyTorch's rules, see cnnlib/engine/pool.py.
+                        k = engine.window_argmax(window, (i * sh, j * sw), pad)
                     argmax[n, c, i, j] = k
                     out[n, c, i, j] = window.flat[k]
     return out, (x, argmax, size, stride, pad)
