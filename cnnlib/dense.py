@@ -1,9 +1,9 @@
-"""Dense (fully connected) layer: out = x @ w + b.
+"""Dense (fully connected) layer: out = x @ w + b (lesson 2).
 
 Shapes: N batch, D input features, M output features.
 
-The math is one matrix product, so this is already the fast version: NumPy hands it to BLAS.
-The products go through matmul(a, b), which is a @ b (cnnlib/engine/dense.py says why).
+The math is one matrix product, x @ w (run on one thread: cnnlib/engine/dense.py), so this is
+already the fast version; matmul(a, b) below is a @ b.
 """
 
 from ._caches import check_cache
@@ -35,7 +35,9 @@ def dense_forward(x, w, b):
     if b.shape[0] != w.shape[1]:
         raise ValueError(f"b must have one entry per output: w has shape {w.shape}, b has shape {b.shape}")
     out = matmul(x, w)  # x @ w, (N, M)
-    out += b.astype(out.dtype, copy=False)  # broadcast over the batch; a float64 b keeps float32 x float32
+    # Broadcast over the batch. b is cast first so that a float32 out adds in float32, as the
+    # conv layer does: += alone keeps out's dtype too, but adds in float64 and rounds back.
+    out += b.astype(out.dtype, copy=False)
     return out, (x, w, b)
 
 
