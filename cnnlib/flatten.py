@@ -31,6 +31,7 @@ def flatten_forward(x):
     x = as_float_array(x, "x")
     if x.ndim < 2:
         raise ValueError(f"x must have a batch axis and at least one more, got shape {x.shape}")
+    # Not reshape(N, -1), as in lesson 7: that fails for N = 0, which Layer.output_shape uses.
     out = x.reshape(x.shape[0], math.prod(x.shape[1:]))  # (N, D)
     return out, x.shape
 
