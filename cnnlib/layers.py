@@ -20,12 +20,11 @@ A layer may also keep `buffers`, arrays it updates itself rather than being trai
 optimizer.
 """
 
-import functools
-import inspect
 import numbers
 
 import numpy as np
 
+from ._calls import run_backward
 from ._validate import as_flag, as_pair, positive_int
 from .activations import relu_backward, relu_forward
 from .batchnorm import _number, batchnorm2d_backward, batchnorm2d_forward
@@ -40,8 +39,8 @@ from .pool import avgpool2d_backward, avgpool2d_forward, maxpool2d_backward, max
 class Layer:
     """Base class. Subclasses implement `_forward(x) -> (out, cache)` and
     `_backward(dout, cache) -> dx`, calling the pure functions. A layer with weights may take
-    `_backward(dout, cache, *, input_grad=True)` instead, and with input_grad=False fill grads
-    and skip dx (Conv2D and Dense do); one without the flag is asked for dx, then dropped."""
+    `_backward(dout, cache, *, input_grad=True)` instead, to skip dx (Conv2D and Dense do; the
+    rules are in cnnlib/_calls.py)."""
 
     def __init__(self):
         self.params = {}
@@ -87,10 +86,8 @@ class Layer:
                 "values the forward pass saw, so call forward(x) first"
             )
         input_grad = as_flag(input_grad, "input_grad")
-        if not input_grad and not self.params:
-            return None  # no weights to train and no one wants dx: nothing to compute
-        dx = call_backward(self._backward, dout, self._cache, input_grad=input_grad)
-        return dx if input_grad else None
+        # Whether _backward is called, told input_grad, and its dx kept: cnnlib/_calls.py.
+        return run_backward(self._backward, dout, self._cache, input_grad=input_grad, params=self.params)
 
     def output_shape(self, input_shape):
         """Shape of one sample's output, without the batch axis, e.g. (1, 8, 8) -> (8, 8, 8).
@@ -131,29 +128,6 @@ class Layer:
 
     def __repr__(self):
         return f"{type(self).__name__}()"
-
-
-def call_backward(backward, *args, input_grad):
-    """backward(*args, input_grad=input_grad) if `backward` takes that keyword, else
-    backward(*args), which computes dx whatever the flag (the caller then drops it).
-
-    The one place that decides it, for a Layer's _backward and for the backward of a layer
-    of one's own in a Sequential.
-    """
-    function = getattr(backward, "__func__", backward)  # a method: its class's function, one per class
-    try:
-        takes_flag = _takes_input_grad(function)
-    except TypeError:  # an unhashable callable, which lru_cache cannot keep: read it every time
-        takes_flag = _takes_input_grad.__wrapped__(function)
-    return backward(*args, input_grad=input_grad) if takes_flag else backward(*args)
-
-
-@functools.lru_cache(maxsize=None)  # 30 us per read: 5 a step were 8% of a digits step
-def _takes_input_grad(function):
-    try:
-        return "input_grad" in inspect.signature(function).parameters
-    except (TypeError, ValueError):  # e.g. a builtin, which has no signature to read
-        return False
 
 
 class Conv2D(Layer):

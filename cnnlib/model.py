@@ -20,8 +20,9 @@ from collections.abc import Mapping
 import numpy as np
 
 from . import weights_io
+from ._calls import run_backward
 from ._validate import as_flag, as_shape, positive_int
-from .layers import Conv2D, Dense, Flatten, Layer, MaxPool2D, ReLU, call_backward
+from .layers import Conv2D, Dense, Flatten, Layer, MaxPool2D, ReLU
 
 LayerTrace = namedtuple("LayerTrace", ["name", "x_shape", "out_shape", "dx_shape"])
 
@@ -273,19 +274,14 @@ def _check_layer(layer, i):
 
 
 def _backward(layer, dout, input_grad, name):
-    """layer.backward(dout), told input_grad when it takes it (layers.call_backward decides).
-
-    The same rules as Layer.backward for a layer's _backward: a backward without the flag is
-    asked for dx, which is then dropped when input_grad is False, and a layer without
-    weights has nothing to compute then, so it is not called at all. `name` is the layer's
-    in the model, for the error when its dx is not one array.
+    """layer.backward(dout), by the rules of cnnlib/_calls.py, as Layer.backward calls a
+    layer's _backward. `name` is the layer's in the model, for the error when its dx is not
+    one array.
     """
     if isinstance(layer, Layer) and type(layer).backward is Layer.backward:
         dx = layer.backward(dout, input_grad=input_grad)  # applies those rules itself
-    elif not input_grad and not layer.params:
-        return None
     else:
-        dx = call_backward(layer.backward, dout, input_grad=input_grad)
+        dx = run_backward(layer.backward, dout, input_grad=input_grad, params=layer.params)
     return _one_array(dx, layer, name, "backward") if input_grad else None
 
 
