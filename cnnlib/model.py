@@ -186,57 +186,18 @@ class Sequential:
         return "\n".join(lines)
 
     def save_weights(self, path):
-        """Save every parameter, and every buffer (running statistics), to an .npz file
-        (plain arrays, no pickle).
-
-        Parameters
-        ----------
-        path : str or Path, the file; ".npz" is appended when it does not end with it already,
-            as np.savez does. An existing folder is refused (IsADirectoryError): the file
-            would land beside it, not in it.
-
-        Returns
-        -------
-        Path, the file written.
-
-        Raises
-        ------
-        ValueError
-            If a parameter holds NaN or infinity (training diverged): load_weights would
-            refuse the file, so none is written.
-        OSError
-            If the file cannot be written, e.g. FileNotFoundError when its folder does not
-            exist (saving creates no folder), PermissionError, or a full disk.
-
-        A save interrupted halfway (a full disk, a stopped kernel) leaves the previous file
-        as it was, never a truncated one (see cnnlib/weights_io.py).
+        """Save every parameter and buffer (running statistics) to an .npz file, plain arrays
+        ("0_conv2d.w", ...), no pickle; ".npz" is appended to `path` when missing. Returns the
+        Path written. All or nothing: an interrupted save leaves the previous file as it was.
+        Errors, and the file's format: see cnnlib/weights_io.py.
         """
         return weights_io.save_weights(self, path)
 
     def load_weights(self, path):
-        """Copy the parameters (and buffers) saved by save_weights into this model, in place.
-
-        Parameters
-        ----------
-        path : str or Path, taken as save_weights takes it (".npz" is added when missing).
-
-        Raises
-        ------
-        OSError
-            If the file cannot be opened (FileNotFoundError when it does not exist).
-        ValueError
-            If the file is not an .npz archive of arrays (empty, truncated, a single .npy, a
-            text file, a member that is not an array), or its arrays do not fit this model:
-            every name and shape must be this model's, every dtype a real float or integer,
-            every value finite and within the range of the parameter's dtype. All of the
-            file is checked before a single value is copied, so on any error the model is
-            left exactly as it was. The model's buffers (BatchNorm2D's running statistics)
-            must be in the file like its parameters; a model without any, as every model
-            was before BatchNorm2D, needs none, so files saved before buffers existed load
-            as they always did.
-
-        Nothing is ever unpickled (see cnnlib/weights_io.py). Copying in place, rather than
-        replacing the arrays, keeps every reference to them, an optimizer's for example, valid.
+        """Copy the parameters and buffers saved by save_weights into this model, in place
+        (references to them, an optimizer's for example, stay valid). The whole file is
+        checked first, so on any error the model is left as it was. Errors: see
+        cnnlib/weights_io.py.
         """
         weights_io.load_weights(self, path)
 

@@ -25,8 +25,32 @@ from ._validate import KIND_NAMES
 
 
 def save_weights(model, path):
-    """Save `model`'s parameters and buffers to the .npz file `path` (see
-    Sequential.save_weights); returns the Path written."""
+    """Save `model`'s parameters and buffers to an .npz file: what Sequential.save_weights runs.
+
+    Parameters
+    ----------
+    model : Sequential (anything with params() and buffers()).
+    path : str or Path, the file; ".npz" is appended when it does not end with it already,
+        as np.savez does. An existing folder is refused (IsADirectoryError): the file
+        would land beside it, not in it.
+
+    Returns
+    -------
+    Path, the file written.
+
+    Raises
+    ------
+    ValueError
+        If a parameter holds NaN or infinity (training diverged): load_weights would
+        refuse the file, so none is written.
+    OSError
+        If the file cannot be written, e.g. FileNotFoundError when its folder does not
+        exist (saving creates no folder), PermissionError, or a full disk.
+
+    A save interrupted halfway (a full disk, a stopped kernel) leaves the previous file
+    as it was, never a truncated one: the arrays go to a temporary file, which then
+    replaces the old one in one step.
+    """
     given, path = Path(path), _npz_path(path)
     for folder in dict.fromkeys((given, path)):
         if folder.is_dir():
@@ -56,8 +80,32 @@ def save_weights(model, path):
 
 
 def load_weights(model, path):
-    """Copy the arrays of the .npz file `path` into `model`'s parameters and buffers, in
-    place, once all of them are checked (see Sequential.load_weights)."""
+    """Copy the arrays of an .npz file into `model`'s parameters and buffers, in place, once
+    all of them are checked: what Sequential.load_weights runs.
+
+    Parameters
+    ----------
+    model : Sequential (anything with params() and buffers()).
+    path : str or Path, taken as save_weights takes it (".npz" is added when missing).
+
+    Raises
+    ------
+    OSError
+        If the file cannot be opened (FileNotFoundError when it does not exist).
+    ValueError
+        If the file is not an .npz archive of arrays (empty, truncated, a single .npy, a
+        text file, a member that is not an array), or its arrays do not fit the model:
+        every name and shape must be the model's, every dtype a real float or integer,
+        every value finite and within the range of the parameter's dtype. All of the
+        file is checked before a single value is copied, so on any error the model is
+        left exactly as it was. The model's buffers (BatchNorm2D's running statistics)
+        must be in the file like its parameters; a model without any, as every model
+        was before BatchNorm2D, needs none, so files saved before buffers existed load
+        as they always did.
+
+    Nothing is ever unpickled. Copying in place, rather than replacing the arrays, keeps
+    every reference to them, an optimizer's for example, valid.
+    """
     given, path = Path(path), _npz_path(path)
     arrays = _arrays(model)
     stored = _read_npz(path, arrays, given)
