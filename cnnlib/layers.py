@@ -8,6 +8,9 @@ parameter gradients of its last backward pass in `grads` (same keys as `params`)
     out = layer.forward(x)      # keeps the cache
     dx = layer.backward(dout)   # fills layer.grads, returns dL/dx
 
+Shapes: N batch, C channels, F filters, KH x KW kernel, D input and M output features;
+every layer's x and out are (N, ...), (N, C, H, W) images or (N, D) features.
+
 The arithmetic is entirely the vectorized functions'; nothing here computes a gradient.
 `grads` arrays are overwritten in place, like `params`, so a reference taken once (by an
 optimizer, for example) stays valid for the whole of training.

@@ -3,6 +3,8 @@
 Backpropagation is nothing more than this loop: each layer turns the gradient of the loss
 with respect to its output into the gradient with respect to its input, and hands it down.
 
+Shapes: N batch, K outputs (the logits' classes); every layer's x and out are (N, ...).
+
 Parameters are named "<index>_<class>.<key>", e.g. "0_conv2d.w", so that an optimizer can
 keep state per parameter and a saved .npz file lists exactly what it holds. Buffers (arrays a
 layer updates itself, such as BatchNorm2D's running statistics) are named the same way,
@@ -329,7 +331,7 @@ def reference_cnn(*, channels=16, image_size=8, seed=0, dtype=np.float64):
     side = image_size // 2
     rng = np.random.default_rng(seed)
     return Sequential(
-        Conv2D(1, channels, 3, pad=1, rng=rng, dtype=dtype),  # (N, channels, S*2, S*2)
+        Conv2D(1, channels, 3, pad=1, rng=rng, dtype=dtype),  # (N, channels, image_size, image_size)
         ReLU(),
         MaxPool2D(2),  # (N, channels, S, S)
         Flatten(),  # (N, channels*S*S)
