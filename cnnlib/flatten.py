@@ -81,11 +81,11 @@ def flatten_backward(dout, cache):
             isinstance(size, numbers.Integral) and not isinstance(size, bool) for size in cache):
         raise TypeError(
             f"flatten_backward needs the cache flatten_forward returned, the input's shape "
-            f"(N, d1, ..., dk), got {_describe(cache)}: the cache of another layer?")
+            f"(N, d1, ..., dk), got {_describe_cache(cache)}: the cache of another layer?")
     return _unflatten(dout, cache, "dout")
 
 
-def _describe(cache):
+def _describe_cache(cache):
     if cache is None:
         return "None"
     if isinstance(cache, tuple):

@@ -41,8 +41,8 @@ def save_weights(model, path):
     Raises
     ------
     ValueError
-        If a parameter holds NaN or infinity (training diverged): load_weights would
-        refuse the file, so none is written.
+        If a parameter or buffer holds NaN or infinity (training diverged): load_weights
+        would refuse the file, so none is written.
     OSError
         If the file cannot be written, e.g. FileNotFoundError when its folder does not
         exist (saving creates no folder), PermissionError, or a full disk.
@@ -52,11 +52,11 @@ def save_weights(model, path):
     replaces the old one in one step.
     """
     given, path = Path(path), _npz_path(path)
-    for folder in dict.fromkeys((given, path)):
-        if folder.is_dir():
+    for candidate in dict.fromkeys((given, path)):  # the path as given, and with .npz added
+        if candidate.is_dir():
             # Appending .npz to a folder's name would write a file beside it, not in it.
-            error = IsADirectoryError(f"cannot save to {folder}: it is a folder; give a file's name, "
-                                      f"e.g. {folder / 'weights.npz'}")
+            error = IsADirectoryError(f"cannot save to {candidate}: it is a folder; give a file's name, "
+                                      f"e.g. {candidate / 'weights.npz'}")
             error.errno = errno.EISDIR
             raise error
     arrays = _arrays(model)
@@ -96,7 +96,7 @@ def load_weights(model, path):
         If the file is not an .npz archive of arrays (empty, truncated, a single .npy, a
         text file, a member that is not an array), or its arrays do not fit the model:
         every name and shape must be the model's, every dtype a real float or integer,
-        every value finite and within the range of the parameter's dtype. All of the
+        every value finite and within the range of the model array's dtype. All of the
         file is checked before a single value is copied, so on any error the model is
         left exactly as it was. The model's buffers (BatchNorm2D's running statistics)
         must be in the file like its parameters; a model without any, as every model
@@ -194,13 +194,13 @@ _NOT_NPZ = (
 _ZIP_STARTS = (b"PK\x03\x04", b"PK\x05\x06")  # a first member, or an empty archive
 
 
-def _read_npz(path, params, given):
+def _read_npz(path, arrays, given):
     """The members of the .npz file `path` (`given` before .npz was added) as {name: _Member},
     checked one by one.
 
-    A member's data is read only when its name is a key of `params` and its header gives
-    that parameter's shape and a real dtype: no file can make load_weights read an array
-    it will refuse, nor a larger one than the model's.
+    A member's data is read only when its name is a key of `arrays` (the model's parameters
+    and buffers) and its header gives that array's shape and a real dtype: no file can make
+    load_weights read an array it will refuse, nor a larger one than the model's.
     """
     try:
         with open(path, "rb") as file:
@@ -220,7 +220,7 @@ def _read_npz(path, params, given):
                     raise _NpzError(f"its member {member!r} is not an array (.npy)")
                 name = member.removesuffix(".npy")
                 with archive.open(member) as file:
-                    stored[name] = _read_member(file, member, params.get(name))
+                    stored[name] = _read_member(file, member, arrays.get(name))
             return stored
     except _NpzError as exc:
         raise ValueError(f"cannot load weights from {path}: {exc}") from None
@@ -240,8 +240,9 @@ class _NpzError(Exception):
 _Member = namedtuple("_Member", ["shape", "dtype", "array"])  # array None: data not read
 
 
-def _read_member(file, member, param):
-    """One .npy member of an .npz as a _Member; its data is read only when it may fit `param`.
+def _read_member(file, member, target):
+    """One .npy member of an .npz as a _Member; its data is read only when it may fit `target`,
+    the model's array of that name (a parameter or a buffer; None when the model has none).
 
     The header comes first: an object dtype is refused from it alone, as its data would be
     a pickle. The member must end with its array; reading up to that end lets zipfile check
@@ -259,7 +260,7 @@ def _read_member(file, member, param):
         raise _NpzError(f"its member {member!r} is not a readable .npy array ({exc})") from None
     if dtype.hasobject:
         raise _NpzError(f"its member {member!r} holds Python objects (dtype {dtype}), not numbers")
-    if param is None or shape != param.shape or dtype.kind not in "iuf":
+    if target is None or shape != target.shape or dtype.kind not in "iuf":
         return _Member(shape, dtype, None)
     size = math.prod(shape) * dtype.itemsize
     data = file.read(size)
@@ -271,25 +272,26 @@ def _read_member(file, member, param):
     return _Member(shape, dtype, array)
 
 
-def _stage(member, param):
-    """(problem, staged): `member`'s array cast to `param`'s dtype, or what keeps it from fitting.
+def _stage(member, target):
+    """(problem, staged): `member`'s array cast to `target`'s dtype, or what keeps it from fitting.
 
-    The problem is None when the member has param's shape, a real float or integer dtype,
-    and finite values that stay finite in param's dtype (1e300 does not fit a float32); the
-    staged array is then a new array ready to be copied into param.
+    `target` is the model's array of that name, a parameter or a buffer. The problem is None
+    when the member has target's shape, a real float or integer dtype, and finite values that
+    stay finite in target's dtype (1e300 does not fit a float32); the staged array is then a
+    new array ready to be copied into target.
     """
     if member.dtype.kind not in "iuf":
         kind = "booleans" if member.dtype.kind == "b" else KIND_NAMES.get(member.dtype.kind, "not numbers")
         return f"has dtype {member.dtype} ({kind}) in the file; weights must be real floats or integers", None
-    if member.shape != param.shape:
-        return f"has shape {member.shape} in the file, {param.shape} in the model", None
+    if member.shape != target.shape:
+        return f"has shape {member.shape} in the file, {target.shape} in the model", None
     with np.errstate(over="ignore", invalid="ignore"):
-        staged = member.array.astype(param.dtype)
+        staged = member.array.astype(target.dtype)
     finite = np.isfinite(staged)
     if not finite.all():
         at = tuple(int(i) for i in np.argwhere(~finite)[0])
         value = member.array[at]
-        why = "not a finite number" if not np.isfinite(value) else f"too large for the model's {param.dtype}"
+        why = "not a finite number" if not np.isfinite(value) else f"too large for the model's {target.dtype}"
         return f"holds {value} at index {at}, {why}", None
     return None, staged
 
