@@ -29,10 +29,10 @@ from .windows import pad_hw, taps, unpad_hw
 
 
 def pool_slices(x):
-    """The slices of x's batch that threads take through max-pooling: one slice per 2**20
-    input elements at most. Its passes are short (a few strided copies per tap) and a second
-    thread cost more than it saved below that: on a 2-core VM, one thread vs two, forward and
-    backward each, 1.0-1.5x as fast up to 800,000 elements (benchmarks/README.md)."""
+    """The slices of x's batch that threads take through max-pooling: each slice at least 2**20
+    input elements, so two slices from 2**21. Its passes are short (a few strided copies per
+    tap), and below that a second thread cost as much as it saved or more (measured on a
+    2-core VM, benchmarks/README.md)."""
     return batch_slices(x.shape[0], work=x.size, min_work=8 * parallel.MIN_SLICE_WORK)
 
 
