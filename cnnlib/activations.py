@@ -10,7 +10,7 @@ from .engine import relu as engine
 
 
 def relu_forward(x):
-    """ReLU of every element.
+    """out = max(x, 0), element by element.
 
     Parameters
     ----------
@@ -26,7 +26,7 @@ def relu_forward(x):
 
 
 def relu_backward(dout, cache):
-    """Gradient of the loss with respect to x.
+    """dx = dout where x > 0, else 0 (the slope at exactly 0 is taken as 0, as in PyTorch).
 
     Parameters
     ----------
@@ -35,8 +35,7 @@ def relu_backward(dout, cache):
 
     Returns
     -------
-    dx : ndarray shaped like x, dout where x > 0, else 0 (at exactly 0 the slope is taken
-        as 0, as PyTorch does). Non-finite values as in PyTorch: where x is NaN, dout passes
+    dx : ndarray shaped like x. Non-finite values as in PyTorch: where x is NaN, dout passes
         (x <= 0 is false there), and where x <= 0, dx is 0 even if dout is inf or NaN there.
     """
     x = check_cache("relu", cache)
