@@ -1,3 +1,11 @@
+"""Fixtures shared by every test folder (layers, training, engine, check, explorers, course).
+
+pytest puts this folder on sys.path for the conftest, so the helpers beside it (gradutil,
+labdriver, lesson8_layers, learners) import from any test folder. The test files' names must
+stay unique across folders: the folders are not packages.
+"""
+
+import re
 import zlib
 
 import numpy as np
@@ -21,7 +29,9 @@ def rng(request):
 def seed_key(nodeid, callspec):
     """The test's id without the ids of MODES: however the batch is split or multiplied, a
     test sees the same numbers (the ones it saw before these fixtures existed), so its runs
-    differ only in the way of computing."""
+    differ only in the way of computing. The id is also taken without the test's folder, so
+    a test draws what it drew before the tests moved into folders."""
+    nodeid = re.sub(r"^tests/\w+/(?=test_)", "tests/", nodeid)
     if callspec is None or not any(mode in callspec.params for mode in MODES):
         return nodeid
     test_id = callspec.id
@@ -121,7 +131,7 @@ def pytest_terminal_summary(terminalreporter, config):
     # Under pytest-xdist the browser tests run in a worker process, so this (in the main one)
     # goes by their reports: a browser test that got past its set-up took screenshots.
     reports = (report for kind in terminalreporter.stats.values() for report in kind)
-    if any(getattr(report, "when", None) == "call" and report.nodeid.startswith("tests/test_browser.py")
+    if any(getattr(report, "when", None) == "call" and report.nodeid.startswith("tests/course/test_browser.py")
            for report in reports):
         folder = labdriver.screenshot_folder()
         terminalreporter.write_line(f"browser screenshots: {folder} ({len(list(folder.glob('*.png')))} PNG files)")

@@ -19,7 +19,7 @@ address into pyproject.toml and rewrites the owner, name and branch of every suc
 match, whatever address the links carry now (so it also repairs a hand-broken [tool.course]).
 A line holding the placeholder notice marker (`NOTICE`, an HTML comment) says that the links
 lead nowhere yet; `set_home` removes those lines, as a real address makes them untrue.
-The tests (tests/test_links.py) fail when any link disagrees with pyproject.toml.
+The tests (tests/course/test_links.py) fail when any link disagrees with pyproject.toml.
 tools/exercises.py builds the exercise editions' badges with `badges`.
 
 Standard library only: course.py runs it before the course's environment exists.

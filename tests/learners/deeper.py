@@ -7,7 +7,7 @@ dbeta); dropout_forward(x, *, p, training=True, rng=None) -> (out, cache), dropo
 cache) -> dx; sgd_step(params, grads, velocity, lr=, momentum=, weight_decay=) and adamw_step(params,
 grads, state, lr=, beta1=, beta2=, eps=, weight_decay=) updating params in place. Each mistake is
 one a learner makes on the way from cs231n's or the papers' formulas to the course's (PyTorch's).
-Kept out of all_cases(): tests/test_check_deeper.py runs them, and checks them without the checker.
+Kept out of all_cases(): tests/check/test_check_deeper.py runs them, and checks them without the checker.
 """
 
 import numpy as np

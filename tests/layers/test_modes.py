@@ -61,16 +61,22 @@ def test_runs_lists_every_combination():
 @pytest.mark.parametrize("modes", [("slicing", "products", "chunking"), ("slicing", "products"), ("slicing",)])
 @pytest.mark.parametrize("case", ["pad 1", None])
 def test_every_run_of_a_test_gets_the_same_seed(modes, case):
-    keys = {seed_key(nodeid, callspec) for nodeid, callspec in runs("tests/test_conv.py::test_x", case, modes)}
-    assert keys == {"tests/test_conv.py::test_x" + (f"[{case}]" if case else "")}
+    keys = {seed_key(nodeid, callspec) for nodeid, callspec in runs("tests/layers/test_conv.py::test_x", case, modes)}
+    assert keys == {"tests/test_conv.py::test_x" + (f"[{case}]" if case else "")}  # as before the folders
 
 
 def test_different_tests_get_different_seeds():
-    a = {seed_key(*run) for run in runs("tests/test_conv.py::test_x", "pad 1", ("slicing", "products", "chunking"))}
-    b = {seed_key(*run) for run in runs("tests/test_conv.py::test_x", "pad 0", ("slicing", "products", "chunking"))}
-    c = {seed_key(*run) for run in runs("tests/test_conv.py::test_y", "pad 1", ("slicing", "products", "chunking"))}
+    modes = ("slicing", "products", "chunking")
+    a = {seed_key(*run) for run in runs("tests/layers/test_conv.py::test_x", "pad 1", modes)}
+    b = {seed_key(*run) for run in runs("tests/layers/test_conv.py::test_x", "pad 0", modes)}
+    c = {seed_key(*run) for run in runs("tests/layers/test_conv.py::test_y", "pad 1", modes)}
     assert len(a | b | c) == 3
     assert seed_key("tests/test_flatten.py::test_z[a-b]", None) == "tests/test_flatten.py::test_z[a-b]"
+
+
+def test_a_test_draws_what_it_drew_before_the_tests_moved_into_folders():
+    assert seed_key("tests/layers/test_flatten.py::test_z[a-b]", None) == "tests/test_flatten.py::test_z[a-b]"
+    assert seed_key("tests/test_sanity.py::test_z", None) == "tests/test_sanity.py::test_z"
 
 
 @pytest.mark.parametrize("n, image_bytes, out_hw, expected", [

@@ -27,7 +27,7 @@ What this cannot reproduce: conda-forge's builds of the base packages (this mach
 reach conda-forge; PyPI's wheels of the same versions stand in), Docker and Binder's launch.
 
 Building it downloads ~300 MB from PyPI, and tests never download: the build is a set-up step,
-`.venv/bin/python tests/test_binder.py build`, which .ci/run runs before the tests (and which
+`.venv/bin/python tests/course/test_binder.py build`, which .ci/run runs before the tests (and which
 anyone can run). The built environment is kept in build/binder-env/, keyed on the hash of every
 file that went into it, and reused while none of them changes; the slow tests use it, and skip
 when it is missing for today's files (under CI they fail instead).
@@ -47,7 +47,7 @@ import pytest
 from packaging.requirements import Requirement
 from packaging.specifiers import SpecifierSet
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 BINDER = ROOT / "binder"
 CACHE = ROOT / "build" / "binder-env"
 LESSON = "notebooks/04-convolution-forward.ipynb"
@@ -244,7 +244,7 @@ def prepare(*, build_missing):
     """(venv, home) of the Binder rebuild for today's files, built first if build_missing.
 
     Without build_missing a missing build is None: the tests never download (only the set-up
-    step does, `python tests/test_binder.py build`, which .ci/run runs before the tests).
+    step does, `python tests/course/test_binder.py build`, which .ci/run runs before the tests).
     """
     import fcntl
 
@@ -281,7 +281,7 @@ def binder_env():
         pytest.skip("Binder builds on Linux; the rebuild uses a POSIX venv and file lock")
     built = prepare(build_missing=False)
     if built is None:
-        message = ("Binder's environment is not built for these files: `.venv/bin/python tests/test_binder.py "
+        message = ("Binder's environment is not built for these files: `.venv/bin/python tests/course/test_binder.py "
                    "build` builds it (it downloads ~300 MB from PyPI, a few minutes; .ci/run does it)")
         if os.environ.get("CI") == "true":
             pytest.fail(message)
@@ -344,6 +344,6 @@ def test_binder_environment_runs_a_lesson_under_nbval(binder_env, tmp_path):
 
 if __name__ == "__main__":
     if sys.argv[1:] != ["build"]:
-        sys.exit("usage: python tests/test_binder.py build   (builds Binder's environment in build/binder-env/)")
+        sys.exit("usage: python tests/course/test_binder.py build   (builds Binder's environment in build/binder-env/)")
     venv, home = prepare(build_missing=True)
     print(f"[binder] environment ready: {venv}")

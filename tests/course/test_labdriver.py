@@ -7,7 +7,7 @@ import pytest
 
 import labdriver
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 SLIDERS = labdriver.WIDGET_SELECTORS["IntSliderModel"]
 
 

@@ -176,7 +176,7 @@ def test_results_are_the_same_with_buffers_kept_or_not(rng, monkeypatch, slicing
 
 
 def _bench():
-    path = Path(__file__).resolve().parent.parent / "benchmarks" / "bench.py"
+    path = Path(__file__).resolve().parents[2] / "benchmarks" / "bench.py"
     spec = importlib.util.spec_from_file_location("bench_for_test_arrays", path)
     bench = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(bench)

@@ -2,7 +2,7 @@
 
 Every buggy function below is a learner's function with one classic mistake written into it; the
 check must fail it and give that mistake's hint. Correct functions, in several styles, must pass
-with no hint. (tests/test_heldout_learners.py runs a second set, written without reading the
+with no hint. (tests/check/test_heldout_learners.py runs a second set, written without reading the
 checker.)
 """
 

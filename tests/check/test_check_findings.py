@@ -20,7 +20,7 @@ from learners import conv as conv_learners, network as net_learners, optim as op
 from lesson8_layers import MyDense
 
 pytestmark = pytest.mark.usefixtures("no_detector_breaks")  # see conftest.py
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def failed(report, *keys, only=True):
@@ -335,7 +335,7 @@ def test_a_backward_is_checked_while_its_forward_is_a_stub():
 # ---- the design -----------------------------------------------------------------------------
 
 def test_every_catalogue_entry_is_tested_with_a_learner():
-    sources = "".join(p.read_text(encoding="utf-8") for p in [*ROOT.glob("tests/test_check_*.py"),
+    sources = "".join(p.read_text(encoding="utf-8") for p in [*ROOT.glob("tests/check/test_check_*.py"),
                                                                  *ROOT.glob("tests/learners/*.py")])
     untested = [key for key in mistakes.CATALOGUE if f'"{key}"' not in sources]
     assert not untested, untested

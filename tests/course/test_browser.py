@@ -40,7 +40,7 @@ from cnnlib.explorers.flatten import describe, flat_index
 
 pytestmark = pytest.mark.browser
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 LESSONS = sorted((ROOT / "notebooks").glob("[0-9][0-9]-*.ipynb"))
 EDITIONS = sorted((ROOT / "notebooks" / "exercises").glob("*.ipynb"))
 RUN_TIMEOUT = 300  # seconds for one lesson's Run All; each takes under a minute alone (see the start page)

@@ -21,7 +21,7 @@ from packaging.requirements import Requirement
 from packaging.specifiers import SpecifierSet
 from packaging.version import Version
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 IGNORED = {"python", "pip"}
 # conda-forge's name -> PyPI's, where they differ. matplotlib-base is matplotlib without the Qt
 # toolkit that conda-forge's `matplotlib` adds.

@@ -1,7 +1,7 @@
 """A ragged nested list given to fit, evaluate, predict or the loss is named in the error.
 
 NumPy's own message ("setting an array element with a sequence ... inhomogeneous shape")
-says no argument; the layer functions name it (tests/test_bad_input.py), and so must these.
+says no argument; the layer functions name it (tests/layers/test_bad_input.py), and so must these.
 """
 
 import numpy as np

@@ -12,7 +12,7 @@ import pytest
 from cnnlib.engine.memory import keep_freed_memory
 
 GLIBC_LINUX = platform.system() == "Linux" and platform.libc_ver()[0] == "glibc"
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 @pytest.mark.skipif(not GLIBC_LINUX, reason="mallopt is glibc's; elsewhere the call is a no-op")

@@ -1,7 +1,7 @@
 """Batch normalisation: the loop versions against finite differences, the vectorised ones
 against the loops, the running statistics by hand, the layer, and the errors.
 
-PyTorch's agreement is in tests/test_torch_crosscheck.py.
+PyTorch's agreement is in tests/layers/test_torch_crosscheck.py.
 """
 
 import numpy as np

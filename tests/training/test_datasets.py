@@ -457,7 +457,7 @@ def test_course_py_download_runs_download_mnist_in_the_course_python(tiny_mnist,
     from pathlib import Path
 
     url, requested = server
-    namespace = runpy.run_path(str(Path(__file__).resolve().parent.parent / "course.py"),
+    namespace = runpy.run_path(str(Path(__file__).resolve().parents[2] / "course.py"),
                                run_name="course_under_test")["main"].__globals__
     commands = []
     namespace.update(setup=lambda: "the-course-python", say=lambda message: None,

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 LESSON = "02-dense-and-gradient-checking.ipynb"
 SUBCOMMANDS = ("lab", "test", "setup", "execute", "exercises", "download", "links")
 
