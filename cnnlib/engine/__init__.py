@@ -32,12 +32,13 @@ the convolution rung by rung):
   as it was (lesson 11 measures it with arrays.KEEP off and on). memory.py's process-wide
   malloc setting is not needed for speed any more. Importing cnnlib changes nothing.
 
-How it is tested: tests/test_vectorized.py, test_conv.py, test_pool.py, test_nonfinite.py
-and test_properties.py hold every fast function equal to its loop version (and to finite
-differences, and test_torch_crosscheck.py to PyTorch) on many shapes, strides and pads, with
-the batch split into threads and chunks and each product mode forced by the fixtures of
-tests/conftest.py; test_modes.py checks which path each case takes, test_parallel.py the
-threads, test_arrays.py the reused memory.
+How it is tested: tests/engine/test_vectorized.py and tests/layers/test_conv.py,
+test_pool.py, test_nonfinite.py and test_properties.py hold every fast function equal to its
+loop version (and to finite differences, and tests/layers/test_torch_crosscheck.py to
+PyTorch) on many shapes, strides and pads, with the batch split into threads and chunks and
+each product mode forced by the fixtures of tests/conftest.py; tests/layers/test_modes.py
+checks which path each case takes, tests/engine/test_parallel.py the threads and
+tests/engine/test_arrays.py the reused memory.
 
 Modules: conv.py, pool.py, relu.py (the layers), dense.py (the dense layer's products, on
 one BLAS thread), windows.py (padding, taps, im2col), parallel.py (slices of the batch in

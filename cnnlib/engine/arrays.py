@@ -30,7 +30,7 @@ has taken in the last IDLE_REQUESTS is let go, and a thread keeps at most MAX_BU
 (beyond that the least recently used is forgotten, left to whatever array still uses it).
 So a thread keeps about what its recent calls needed at once: for bench.py's LeNet step
 (batch 64 of 28x28, 8 and 16 filters) 15 MiB in float32 and 26 MiB in float64 in one
-thread (tests/test_arrays.py checks it), 16 and 32 MiB over two; of these, ReLU's arrays
+thread (tests/engine/test_arrays.py checks it), 16 and 32 MiB over two; of these, ReLU's arrays
 are about 4 and 9 MiB.
 
 Where the reference count cannot be trusted (Python built without the GIL), and when KEEP is

@@ -444,3 +444,30 @@ def test_the_callers_errstate_holds_in_the_helpers(monkeypatch):
     assert len({ident for _, ident in results}) == 2
     with np.errstate(invalid="raise"):
         assert [s for s, _ in _parallel.map_slices(fn, [slice(0, 1), slice(1, 2)])] == ["raise", "raise"]
+
+
+def test_a_helpers_failure_is_raised_and_never_turned_into_another_error(monkeypatch):
+    # A helper's failure stops the split while the caller is taking calls; the caller must
+    # find a call whole or the split stopped. Taking them apart without the lock raised
+    # KeyError: 'fn' instead of the helper's error in about a third of such splits.
+    class Boom(Exception):
+        pass
+
+    def call(part):
+        if threading.current_thread() is not threading.main_thread():
+            time.sleep(20e-6)  # the caller takes calls meanwhile
+            raise Boom
+
+    monkeypatch.setenv("CNNLIB_THREADS", "2")
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)  # switch threads as often as possible: the race shows
+    raised = 0
+    try:
+        for _ in range(100):
+            try:
+                _parallel.map_slices(call, [slice(i, i + 1) for i in range(1000)])
+            except Boom:
+                raised += 1
+    finally:
+        sys.setswitchinterval(interval)
+    assert raised > 0  # a helper took a call and failed, and its error reached the caller
