@@ -6,8 +6,9 @@ Used by test_browser.py. Three parts:
   private config/data/settings folders, and always stops it (and its kernels).
 - `launch_chromium` starts Debian's Chromium through Playwright; Playwright's own browser
   download cannot work on a closed network, so the executable is given explicitly.
-- `run_lesson` opens one notebook, runs all cells through the Run menu, then visits every
-  cell (JupyterLab 4 renders offscreen cells lazily) and reports what the browser shows.
+- `run_and_inspect` opens one notebook in a loaded JupyterLab (`open_lab`), runs all cells
+  through the Run menu, then visits every cell (JupyterLab 4 renders offscreen cells lazily)
+  and reports what the browser shows; `close_notebooks` closes it and stops its kernel.
   `expected_outputs` reads the same facts from the committed notebook, to compare.
 """
 
@@ -168,7 +169,9 @@ class LabServer:
             command = [sys.executable, "-m", "jupyter", "lab", "--no-browser",
                        "--ServerApp.ip=127.0.0.1", f"--ServerApp.port={self.port}",
                        "--ServerApp.port_retries=0", f"--IdentityProvider.token={self.token}",
-                       f"--ServerApp.root_dir={self.root}", "--LabApp.extension_manager=readonly"]
+                       f"--ServerApp.root_dir={self.root}", "--LabApp.extension_manager=readonly",
+                       # window.jupyterapp: open and close notebooks in one loaded page
+                       "--LabApp.expose_app_in_browser=True"]
             if hasattr(os, "geteuid") and os.geteuid() == 0:
                 command.append("--allow-root")
             with open(self.log_path, "ab") as log:
@@ -267,10 +270,19 @@ WIDGET_PROBLEMS = ("Error displaying widget", "Click to show javascript error", 
 WIDGET_AS_TEXT = re.compile(r"^\w+\((children|value|layout|description|options)=")
 
 
-def open_notebook(page, server, name, timeout=60_000):
+def open_lab(page, server, timeout=60_000):
+    """Load JupyterLab in `page` with nothing open; the notebooks then open in it one by one,
+    as a learner opens one lesson after another, without loading the whole app each time."""
     # reset: a fresh workspace, or JupyterLab reopens (and restarts the kernels of) the
-    # lessons opened before this one.
-    page.goto(server.url(f"lab/tree/{name}", query="reset&"), timeout=timeout)
+    # notebooks opened before.
+    page.goto(server.url("lab", query="reset&"), timeout=timeout)
+    page.wait_for_function("() => window.jupyterapp", timeout=timeout)
+    page.evaluate("() => window.jupyterapp.restored")
+
+
+def open_notebook(page, server, name, timeout=60_000):
+    """Open notebook `name` in the JupyterLab of `open_lab`, and wait for its kernel."""
+    page.evaluate("path => window.jupyterapp.commands.execute('docmanager:open', {path})", name)
     page.wait_for_selector(CELL.format(0), timeout=timeout)
     # Run All before the kernel is connected silently runs nothing, and the toolbar's
     # indicator says "idle" even then; the status bar names the kernel once it is ready.
@@ -278,6 +290,18 @@ def open_notebook(page, server, name, timeout=60_000):
     sidebar = page.locator(".jp-SideBar.jp-mod-left .lm-TabBar-tab.lm-mod-current")
     if sidebar.count():
         sidebar.first.click()  # fold the file browser away: more room for the lesson
+
+
+def close_notebooks(page, server):
+    """Close every open notebook unsaved (the copies' runs are not kept), then stop the kernels."""
+    page.evaluate("""() => {
+        for (const widget of Array.from(window.jupyterapp.shell.widgets("main"))) {
+            if (widget.context) widget.context.model.dirty = false;  // no "save changes?" dialog
+            widget.close();
+        }
+    }""")
+    page.wait_for_selector(".jp-Notebook", state="detached", timeout=20_000)
+    server.shutdown_kernels()
 
 
 def wait_for_idle_kernel(page, name, timeout=60_000):

@@ -5,7 +5,10 @@ nbval checks what the kernel returns; it cannot see a slider drawn as plain text
 by Playwright, opens each lesson (a copy without its saved outputs), runs all cells from the
 Run menu and visits every cell. Each cell must show the same number of figures as the
 committed run, and each widget cell the same sliders, dropdowns, toggles and progress bars,
-as live DOM. The explorers must answer a slider moved by the keyboard.
+as live DOM. The explorers must answer a slider moved by the keyboard. JupyterLab is loaded
+once and opens the notebooks one after another, as a learner opens lesson after lesson
+(loading the whole app for each cost 3-4 s of the browser's time per notebook); after a
+failure it is loaded afresh.
 
 Screenshots of each lesson (its top, and each widget cell before and after the sliders
 moved) go to build/browser-screenshots/ (or $CNN_SCREENSHOTS); the test summary names the
@@ -59,7 +62,7 @@ def load(path):
 
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory):
-    """(server, browser): JupyterLab serving output-free copies of the lessons, and Chromium."""
+    """(server, page): JupyterLab serving output-free copies of the lessons, loaded in Chromium."""
     if not (os.path.isfile(labdriver.CHROMIUM) and os.access(labdriver.CHROMIUM, os.X_OK)):
         unavailable(f"Chromium not found at {labdriver.CHROMIUM}. On Debian: `sudo apt install chromium`. "
                     "Elsewhere, set CNN_CHROMIUM to a Chrome or Chromium executable.")
@@ -83,7 +86,9 @@ def lab(tmp_path_factory):
         with sync_playwright() as playwright:
             browser = labdriver.launch_chromium(playwright)
             try:
-                yield server, browser
+                page = browser.new_page(viewport=labdriver.VIEWPORT)
+                labdriver.open_lab(page, server)
+                yield server, page
             finally:
                 browser.close()
     finally:
@@ -203,7 +208,7 @@ def check_hints_open_one_at_a_time(page, nb, screenshot):
 
 @pytest.mark.parametrize("path", LESSONS + EDITIONS, ids=lambda p: str(p.relative_to(ROOT / "notebooks"))[:-6])
 def test_lesson_runs_in_jupyterlab_and_its_widgets_render(lab, path):
-    server, browser = lab
+    server, page = lab
     name = path.relative_to(ROOT / "notebooks").as_posix()
     stem = name[:-len(".ipynb")].replace("/", "-")  # exercises-02-...: beside the lesson's screenshots
     edition = name.startswith("exercises/")
@@ -215,7 +220,6 @@ def test_lesson_runs_in_jupyterlab_and_its_widgets_render(lab, path):
     shots = labdriver.screenshot_folder()
     for old in shots.glob(f"{stem}*.png"):
         old.unlink()  # this notebook's screenshots from an earlier run
-    page = browser.new_page(viewport=labdriver.VIEWPORT)
     passed = False
     try:
         problems = labdriver.run_and_inspect(page, server, name, expected, RUN_TIMEOUT,
@@ -253,8 +257,17 @@ def test_lesson_runs_in_jupyterlab_and_its_widgets_render(lab, path):
     finally:
         if not passed:
             page.screenshot(path=shots / f"{stem}-at-failure.png")
-        page.close()
+        close(page, server, passed)
+
+
+def close(page, server, passed):
+    """Close the notebook and stop its kernel; after a failure, load JupyterLab afresh, so that
+    nothing the failure left (a dialog, a stuck run) reaches the next notebook."""
+    if passed:
+        labdriver.close_notebooks(page, server)
+    else:
         server.shutdown_kernels()
+        labdriver.open_lab(page, server)
 
 
 def code_cell(source):
@@ -303,7 +316,7 @@ def canary_notebook(sources):
 
 def test_the_browser_checks_catch_broken_widgets_missing_figures_and_errors(lab):
     """The checks above can fail: a notebook that breaks each of them on purpose fails each."""
-    server, browser = lab
+    server, page = lab
     sources = [BROKEN_WIDGET, WIDGET_AS_TEXT, "print('no figure here')", HALF_BROKEN_EXPLORER,
                "import sys; print('a message on stderr', file=sys.stderr)", "1 / 0",
                "print('not reached: Run All stops at an error')"]
@@ -314,16 +327,16 @@ def test_the_browser_checks_catch_broken_widgets_missing_figures_and_errors(lab)
     expected[1] = dict(nothing, widgets={".widget-slider": 1})
     expected[2] = dict(nothing, images=1)
     expected[3] = dict(nothing, widgets={".widget-slider": 1, ".widget-html": 2})
-    page = browser.new_page(viewport=labdriver.VIEWPORT)
+    passed = False
     try:
         problems = labdriver.run_and_inspect(page, server, "canary.ipynb", expected, RUN_TIMEOUT)
         explorer = labdriver.reveal(page, 3).locator(".cnn-explorer")
         check_explorer_answers(explorer)  # text and picture do change ...
         labdriver.wait_for_idle_kernel(page, "canary.ipynb")
         log = "\n".join(labdriver.log_console_entries(page))  # ... but the callback failed: the log says so
+        passed = True
     finally:
-        page.close()
-        server.shutdown_kernels()
+        close(page, server, passed)
     report = "\n".join(problems)
     assert "cell 0: a widget did not render" in report, report
     assert "cell 0: 0 x '.widget-slider' in the DOM, expected 1" in report, report
