@@ -238,9 +238,9 @@ def lab():
     return run(command)
 
 
-# Two pytest-xdist workers, each taking a whole test file or notebook at a time (a notebook's
-# cells share one kernel, the browser tests one JupyterLab), in the order pytest collects them,
-# so the browser test, the longest file, starts among the first and runs beside the rest.
+# Two pytest-xdist workers, each taking a whole test file, test class or notebook at a time (a
+# notebook's cells share one kernel, the browser tests one JupyterLab), in the order pytest
+# collects them: tests/conftest.py puts the longest first, so that both workers finish together.
 # `python3 course.py test -n 0` runs everything in one process.
 PARALLEL = ["-n", "2", "--dist", "loadscope", "--no-loadscope-reorder"]
 

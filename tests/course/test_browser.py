@@ -206,8 +206,26 @@ def check_hints_open_one_at_a_time(page, nb, screenshot):
     cell.screenshot(path=screenshot)
 
 
-@pytest.mark.parametrize("path", LESSONS + EDITIONS, ids=lambda p: str(p.relative_to(ROOT / "notebooks"))[:-6])
-def test_lesson_runs_in_jupyterlab_and_its_widgets_render(lab, path):
+def notebook_id(path):
+    return str(path.relative_to(ROOT / "notebooks"))[:-len(".ipynb")]
+
+
+# Two classes, because pytest-xdist hands out a class whole: the lessons and the editions can
+# then run in the two workers at once, each worker with a JupyterLab of its own.
+class TestLessons:
+    @pytest.mark.parametrize("path", LESSONS, ids=notebook_id)
+    def test_lesson_runs_in_jupyterlab_and_its_widgets_render(self, lab, path):
+        run_in_lab(lab, path)
+
+
+class TestEditions:
+    @pytest.mark.parametrize("path", EDITIONS, ids=notebook_id)
+    def test_edition_runs_in_jupyterlab_and_its_widgets_render(self, lab, path):
+        run_in_lab(lab, path)
+
+
+def run_in_lab(lab, path):
+    """Run All on notebook `path` in JupyterLab, and check every cell, widget and explorer."""
     server, page = lab
     name = path.relative_to(ROOT / "notebooks").as_posix()
     stem = name[:-len(".ipynb")].replace("/", "-")  # exercises-02-...: beside the lesson's screenshots

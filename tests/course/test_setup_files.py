@@ -345,3 +345,15 @@ def test_readme_states_the_pytest_command_that_course_py_test_runs():
     # The learner's arguments come last, so that `-n 0` (one process, for --pdb or -s) wins.
     assert namespace["test"](["-n", "0", "--pdb"]) == 0
     assert commands_run[1] == commands_run[0] + ["-n", "0", "--pdb"]
+
+
+def test_the_units_run_first_exist():
+    # A renamed file, class or notebook would drop out of tests/conftest.py's order unnoticed.
+    from conftest import LONGEST_FIRST
+
+    for unit in LONGEST_FIRST:
+        path, _, cls = unit.partition("::")
+        assert (ROOT / path).is_file(), f"LONGEST_FIRST names {unit}: no such file"
+        if cls:
+            assert re.search(rf"^class {cls}\b", (ROOT / path).read_text(encoding="utf-8"), re.M), (
+                f"LONGEST_FIRST names {unit}: no such class")
