@@ -1,7 +1,7 @@
 """ReLU, out = max(x, 0), elementwise on an array of any shape (lesson 3).
 
 The functions check their inputs here and compute lesson 3's np.maximum(x, 0) and
-dout * (x > 0) in cnnlib/engine/relu.py.
+dout * (x > 0) in cnnlib/engine/relu.py; NaN and inf go as in PyTorch (see relu_backward).
 """
 
 from ._caches import check_cache
@@ -40,4 +40,4 @@ def relu_backward(dout, cache):
     """
     x = check_cache("relu", cache)
     dout = check_dout(dout, x.shape)
-    return engine.backward(dout, x)  # dout * (x > 0), and dout where x is NaN
+    return engine.backward(dout, x)  # dout where x > 0 or x is NaN, else 0

@@ -322,8 +322,9 @@ def reference_cnn(*, channels=16, image_size=8, seed=0, dtype=np.float64):
     with S = image_size // 2: 8 for the digits (S = 4), 28 for MNIST (S = 14).
 
     Every layer draws its weights from one Generator seeded with `seed`, so the result is
-    reproducible and no two layers start from copies of the same random numbers. With 16
-    channels it reaches about 98% test accuracy on the digits; 8 levels off near 97%.
+    reproducible and no two layers start from copies of the same random numbers. Trained as
+    the README does (Adam, lr 1e-2, 15 epochs of batches of 32), it reached 96-98% test accuracy
+    on the digits over seeds 0-5 (98.1% with seed 0), with 16 channels or 8 alike.
     """
     image_size = positive_int(image_size, "image_size")
     if image_size < 2:

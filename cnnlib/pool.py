@@ -6,9 +6,12 @@ Shapes: N batch, C channels, H x W input, KH x KW pool window (`size`), H' x W' 
 
 Max pooling pads with -inf, so padding never wins the max, and routes each output's
 gradient to the first maximum of its window in row-major order (PyTorch's rule for ties).
-Windows holding NaN or only -inf follow PyTorch's rules (cnnlib/engine/pool.py). Both
-max-pool versions share the cache (x, argmax, size, stride, pad), where argmax (N, C, H', W')
-holds the flat index, in 0..KH*KW-1, of the winner inside each window.
+Non-finite windows follow PyTorch too: a window holding NaN outputs NaN and sends its
+gradient to its last NaN, and a padded window whose real pixels are all -inf sends it to its
+first real pixel (cnnlib/engine/pool.py says why). Both max-pool versions make the cache
+(x, argmax, size, stride, pad), where argmax (N, C, H', W') holds the flat index, in
+0..KH*KW-1, of the winner inside each window (as the smallest integer type that fits, in the
+fast version), and either backward takes either's cache.
 
 This file holds the input checks, the loop versions (`*_naive`, the reference: one loop per
 output element, as lesson 6 writes them) and the public functions. The public ones check

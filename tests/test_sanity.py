@@ -1,5 +1,6 @@
 """Read this test first: one small CNN built from cnnlib's layer functions, and every gradient
-its backward pass computes checked against finite differences (as micrograd's test_engine.py)."""
+its backward pass computes checked against finite differences. (micrograd's test_engine.py checks
+a small network's every gradient too, against PyTorch; finite differences need nothing installed.)"""
 
 import numpy as np
 
@@ -22,7 +23,9 @@ def loss_and_gradients(x, w1, b1, w2, b2, y):
 
 
 def test_every_gradient_matches_finite_differences():
-    rng = np.random.default_rng(0)  # fixed data: no ReLU input or pool tie within a step of its kink
+    # Fixed data: no ReLU input within a finite-difference step of 0, and no pool window where
+    # a gradient flows with its top two values that close (all-zero windows after ReLU pass none).
+    rng = np.random.default_rng(0)
     # float64, as finite differences need; 2 images of 1x6x4, so a transposed H and W would show;
     # 3 filters 3x3; pooled to 3x3x2 = 18 features, then 4 classes. Biases are random, not zero.
     inputs = [rng.standard_normal(shape) for shape in [(2, 1, 6, 4), (3, 1, 3, 3), (3,), (18, 4), (4,)]]
@@ -30,8 +33,9 @@ def test_every_gradient_matches_finite_differences():
     # would give gradients so small that finite differences would be mostly rounding
     y = np.array([1, 3])
     _, gradients = loss_and_gradients(*inputs, y)
+    names = ["dx", "dw1", "db1", "dw2", "db2"]
     for k, gradient in enumerate(gradients):
         def loss_of(a, k=k):  # the loss as a function of input k alone
             return loss_and_gradients(*inputs[:k], a, *inputs[k + 1:], y)[0]
         numerical = c.numerical_gradient(loss_of, inputs[k], 1.0)  # nudges each entry by +-1e-5
-        assert c.rel_error(gradient, numerical) <= c.check.TOLERANCE, f"gradient {k} is wrong"
+        assert c.rel_error(gradient, numerical) <= c.check.TOLERANCE, f"{names[k]} is wrong"
