@@ -268,7 +268,8 @@ def _check_data(x, y, name=None):
             hint = "; y looks one-hot (a row of K per sample): y.argmax(axis=1) gives the (N,) labels"
         raise ValueError(f"{pair}x must be (N, ...) and y must be (N,), got shapes {x.shape} and {y.shape}{hint}")
     if len(x) != len(y):
-        raise ValueError(f"{pair}x has {len(x)} samples but y has {len(y)} labels")
+        raise ValueError(f"{pair}x has {len(x)} sample{'s' * (len(x) != 1)} but y has "
+                         f"{len(y)} label{'s' * (len(y) != 1)}: one label per sample")
     if len(x) == 0:
         raise ValueError(f"{pair}no samples (x has shape {x.shape})")
     if x.dtype.kind not in "biuf":
