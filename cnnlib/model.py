@@ -206,6 +206,12 @@ class Sequential:
     def __repr__(self):
         return "Sequential(\n" + "".join(f"  {layer!r},\n" for layer in self.layers) + ")"
 
+    def __getattr__(self, name):  # only for names the instance and class lack
+        if name in ("fit", "evaluate", "predict"):  # Keras' model.fit(...)
+            raise AttributeError(f"Sequential has no {name} method: {name} is a function that takes "
+                                 f"the model, cnnlib.{name}(model, x, ...)")
+        raise AttributeError(f"'Sequential' object has no attribute {name!r}")
+
 
 _LAYER_PARTS = ("forward", "backward", "params", "grads")
 

@@ -875,3 +875,13 @@ def test_a_layer_of_ones_own_with_buffers_is_saved_too(tmp_path):
     other = Sequential(Counter(), Flatten(), Dense(4, 2, rng=1))
     other.load_weights(path)
     np.testing.assert_array_equal(other.buffers()["0_counter.seen"], [3.0])
+
+
+@pytest.mark.parametrize("name", ["fit", "evaluate", "predict"])
+def test_keras_style_methods_point_to_the_functions(name):
+    model = Sequential(Flatten(), Dense(4, 2))
+    with pytest.raises(AttributeError, match=rf"cnnlib\.{name}\(model, x, \.\.\.\)"):
+        getattr(model, name)
+    with pytest.raises(AttributeError, match="no attribute 'fitt'"):
+        model.fitt
+    assert not hasattr(model, "predict") and hasattr(model, "forward")
