@@ -342,6 +342,10 @@ entry("argmax_decoded_by_stride", ("maxpool2d",),
       "`p, q = divmod(k, KW)`, whatever the stride; the pixel is then (i*stride + p, j*stride + q) "
       "(lesson 6, 'Max pooling backward: the gradient goes to the winner').",
       formula=lambda c: _pool_dx(c, "decode by stride"))
+entry("window_row_column_swapped", ("maxpool2d",),
+      "Your max-pool backward swaps the winner's row and column in its window: flat index k is row k // KW, "
+      "column k % KW, `p, q = divmod(k, KW)` in that order (lesson 6, 'Max pooling backward').",
+      formula=lambda c: _pool_dx(c, "row and column swapped"))
 entry("avg_factor", ("avgpool2d",),
       "Average pooling divides each window's sum by KH*KW, the number of pixels in the window (size**2 for "
       "a square one, not size), in the forward, and so each pixel gets dout / (KH*KW) in the backward. Yours "

@@ -89,10 +89,9 @@ def conv_grads(dout, x, w, stride=1, pad=0, *, flip=False, step=None, assign=Non
 
 # ---- lesson 6: pooling, and its slips -------------------------------------------------------
 def maxpool_dx(x, dout, size, stride=None, pad=0, rule="first"):
-    """dx of max pooling by loops; rule says where each dout goes: "first" maximum (cnnlib's and
-    PyTorch's), "every tie", "split ties", "last tie", "whole window", "window mean", "decode by
-    stride" (the winner's flat index decoded with divmod(k, stride)), "no stride" (windows at
-    (i, j)), "assign" (= in place of +=, the last window wins)."""
+    """dx of max pooling by loops, dout going to the "first" maximum (cnnlib's and PyTorch's) or by a
+    slip: "every tie", "split ties", "last tie", "whole window", "window mean", "decode by stride"
+    (divmod(k, stride)), "row and column swapped", "no stride" (windows at (i, j)), "assign" (=)."""
     (KH, KW) = pair(size)
     (sh, sw) = pair(stride if stride is not None else size)
     (ph, pw) = pair(pad)
@@ -115,10 +114,11 @@ def maxpool_dx(x, dout, size, stride=None, pad=0, rule="first"):
             if a >= xp.shape[2] or e >= xp.shape[3]:
                 return None  # outside the image: that slip raises in the learner's code
             dxp[n, c, a, e] += g
-        elif rule == "assign":
-            target[divmod(k, KW)] = g
         else:
-            target[divmod(k, KW)] += g
+            p, q = divmod(k, KW)[::-1 if rule == "row and column swapped" else 1]
+            if p >= target.shape[0] or q >= target.shape[1]:
+                return None  # swapped out of a non-square window: that slip lands elsewhere
+            target[p, q] = g if rule == "assign" else target[p, q] + g
     return dxp[:, :, ph:ph + H, pw:pw + W]
 
 

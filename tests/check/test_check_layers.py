@@ -268,6 +268,8 @@ def maxpool_backward(dout, cache, bug=None):
             dxp[n, c, rows, cols] += dout[n, c, i, j] / size ** 2
         else:
             p, q = divmod(int(np.argmax(window)), stride if bug == "decode by stride" else size)
+            if bug == "row and column swapped":
+                p, q = q, p
             if bug == "=":
                 dxp[n, c, i * stride + p, j * stride + q] = dout[n, c, i, j]
             else:
@@ -287,7 +289,8 @@ def test_correct_max_pooling_passes():
 
 @pytest.mark.parametrize("bug, key", [("every tie", "every_tie"), ("spread", "spread_window"),
                                       ("=", "overwrite_dx"), ("crop", "pad_crop"),
-                                      ("decode by stride", "argmax_decoded_by_stride")])
+                                      ("decode by stride", "argmax_decoded_by_stride"),
+                                      ("row and column swapped", "window_row_column_swapped")])
 def test_max_pooling_mistake_gets_its_hint(bug, key):
     report = check.maxpool2d(forward=maxpool_forward, backward=lambda d, c: maxpool_backward(d, c, bug))
     assert not report.passed and key in report.mistakes, str(report)
