@@ -243,3 +243,14 @@ def check_dout(dout, cache_shape, name="dout"):
     dout = as_float_array(dout, name)
     check_shape(dout, cache_shape, name)
     return dout
+
+
+class NotAMethod:
+    """model.fit(...), Keras' way: an AttributeError that names the function to call instead."""
+
+    def __set_name__(self, owner, name):
+        self.name = name
+
+    def __get__(self, model, owner=None):
+        raise AttributeError(f"{(owner or type(model)).__name__} has no {self.name} method: {self.name} is a "
+                             f"function that takes the model, cnnlib.{self.name}(model, x, ...)")

@@ -23,7 +23,7 @@ import numpy as np
 
 from . import weights_io
 from ._calls import run_backward
-from ._validate import as_flag, as_shape, positive_int
+from ._validate import NotAMethod, as_flag, as_shape, positive_int
 from .layers import Conv2D, Dense, Flatten, Layer, MaxPool2D, ReLU
 
 LayerTrace = namedtuple("LayerTrace", ["name", "x_shape", "out_shape", "dx_shape"])
@@ -203,14 +203,10 @@ class Sequential:
         """
         weights_io.load_weights(self, path)
 
+    fit, evaluate, predict = NotAMethod(), NotAMethod(), NotAMethod()  # cnnlib.fit(model, ...)
+
     def __repr__(self):
         return "Sequential(\n" + "".join(f"  {layer!r},\n" for layer in self.layers) + ")"
-
-    def __getattr__(self, name):  # only for names the instance and class lack
-        if name in ("fit", "evaluate", "predict"):  # Keras' model.fit(...)
-            raise AttributeError(f"Sequential has no {name} method: {name} is a function that takes "
-                                 f"the model, cnnlib.{name}(model, x, ...)")
-        raise AttributeError(f"'Sequential' object has no attribute {name!r}")
 
 
 _LAYER_PARTS = ("forward", "backward", "params", "grads")

@@ -80,7 +80,9 @@ def maxpool2d_backward_naive(dout, cache):
             for i in range(Ho):
                 for j in range(Wo):
                     # Only the winner influenced the output, so only it gets a gradient.
-                    di, dj = divmod(argmax[n, c, i, j], KW)
+                    # int(): the fast forward stores argmax as uint8, and i * sh + di in uint8
+                    # would wrap past row 255.
+                    di, dj = divmod(int(argmax[n, c, i, j]), KW)
                     dxp[n, c, i * sh + di, j * sw + dj] += dout[n, c, i, j]
     return dxp[:, :, ph:ph + H, pw:pw + W]  # (N, C, H, W)
 

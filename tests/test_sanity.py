@@ -1,6 +1,6 @@
 """Read this test first: one small CNN built from cnnlib's layer functions, and every gradient
 its backward pass computes checked against finite differences. (micrograd's test_engine.py checks
-a small network's every gradient too, against PyTorch; finite differences need nothing installed.)"""
+the gradients of small expressions against PyTorch; finite differences need nothing installed.)"""
 
 import numpy as np
 

@@ -193,3 +193,17 @@ def test_avgpool_hand_computed_example():
     np.testing.assert_array_equal(out[0, 0], [[2.5, 4.5], [10.5, 12.5]])
     dx = avgpool2d_backward(np.array([4.0, 8.0, 12.0, 16.0]).reshape(1, 1, 2, 2), cache)
     np.testing.assert_array_equal(dx[0, 0], [[1, 1, 2, 2], [1, 1, 2, 2], [3, 3, 4, 4], [3, 3, 4, 4]])
+
+
+def test_either_maxpool_backward_takes_either_forwards_cache_past_row_255(rng):
+    # The fast forward stores argmax in the smallest integer type (uint8 for a 3x3 window): a
+    # backward adding it to a row index must not wrap at 256.
+    x = rng.standard_normal((1, 2, 257, 4))
+    x[0, 0, 256, 1] = 10.0  # wins both windows of the last row of windows: (254, 0) and (254, 1)
+    dout = rng.standard_normal((1, 2, 255, 2))
+    want = maxpool2d_backward_naive(dout, maxpool2d_forward_naive(x, size=3, stride=1)[1])
+    assert want[0, 0, 256, 1] == dout[0, 0, 254, 0] + dout[0, 0, 254, 1]
+    for forward in (maxpool2d_forward, maxpool2d_forward_naive):
+        _, cache = forward(x, size=3, stride=1)
+        for backward in (maxpool2d_backward, maxpool2d_backward_naive):
+            np.testing.assert_allclose(backward(dout, cache), want, rtol=1e-12, atol=1e-15)
