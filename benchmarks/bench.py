@@ -11,6 +11,8 @@ Every workload is one forward plus one backward pass:
              -> maxpool 2 -> conv 16@3x3 pad 1 -> relu -> maxpool 2 -> flatten -> dense 10
              -> softmax cross-entropy on random labels
     conv     one conv layer: batch 32 of 16x32x32, 32 filters 3x3, pad 1
+    small    one conv layer of the digits' networks (lessons 12-14): batch 32 of 16x8x8,
+             16 filters 3x3, pad 1 (maps under 100 pixels, which the engine treats apart)
     maxpool  one max-pool layer: batch 64 of 8x28x28, window 2
 
 and two trainings with cnnlib.fit, each in a child process of its own so its memory is its own:
@@ -51,6 +53,7 @@ from cnnlib.engine.memory import keep_freed_memory  # noqa: E402  (only with --k
 WORKLOADS = {
     "lenet": "LeNet step 64x1x28x28",
     "conv": "conv 16->32 3x3 32x16x32x32",
+    "small": "conv 16->16 3x3 32x16x8x8",
     "maxpool": "maxpool 2 64x8x28x28",
 }
 BATCH_KEYS = ("x", "y", "dout")  # the arrays whose first axis is the batch
@@ -69,15 +72,18 @@ def make_data(workload, dtype):
                     w3=r(16 * 7 * 7, 10, scale=0.05), b3=r(10, scale=0.1), y=rng.integers(0, 10, 64))
     if workload == "conv":
         return dict(x=r(32, 16, 32, 32), w=r(32, 16, 3, 3, scale=0.1), b=r(32), dout=r(32, 32, 32, 32))
+    if workload == "small":
+        return dict(x=r(32, 16, 8, 8), w=r(16, 16, 3, 3, scale=0.1), b=r(16), dout=r(32, 16, 8, 8))
     return dict(x=r(64, 8, 28, 28), dout=r(64, 8, 14, 14))
 
 
-def numpy_step(workload, d, naive):
-    """A function that runs one forward + backward pass of `workload` with cnnlib."""
+def numpy_step(workload, d, naive, lib=L):
+    """A function that runs one forward + backward pass of `workload` with cnnlib (or `lib`,
+    another version of it: benchmarks/alternate.py)."""
     sfx = "_naive" if naive else ""
-    conv_f, conv_b = getattr(L, "conv2d_forward" + sfx), getattr(L, "conv2d_backward" + sfx)
-    pool_f, pool_b = getattr(L, "maxpool2d_forward" + sfx), getattr(L, "maxpool2d_backward" + sfx)
-    if workload == "conv":
+    conv_f, conv_b = getattr(lib, "conv2d_forward" + sfx), getattr(lib, "conv2d_backward" + sfx)
+    pool_f, pool_b = getattr(lib, "maxpool2d_forward" + sfx), getattr(lib, "maxpool2d_backward" + sfx)
+    if workload in ("conv", "small"):
         def step():
             conv_b(d["dout"], conv_f(d["x"], d["w"], d["b"], pad=1)[1])
     elif workload == "maxpool":
@@ -86,18 +92,18 @@ def numpy_step(workload, d, naive):
     else:
         def step():
             h, c1 = conv_f(d["x"], d["w1"], d["b1"], pad=1)
-            h, r1 = L.relu_forward(h)
+            h, r1 = lib.relu_forward(h)
             h, p1 = pool_f(h, size=2)
             h, c2 = conv_f(h, d["w2"], d["b2"], pad=1)
-            h, r2 = L.relu_forward(h)
+            h, r2 = lib.relu_forward(h)
             h, p2 = pool_f(h, size=2)
-            h, f = L.flatten_forward(h)
-            logits, fc = L.dense_forward(h, d["w3"], d["b3"])
-            _, dh = L.softmax_cross_entropy(logits, d["y"])
-            dh, _, _ = L.dense_backward(dh, fc)
-            dh = L.relu_backward(pool_b(L.flatten_backward(dh, f), p2), r2)
+            h, f = lib.flatten_forward(h)
+            logits, fc = lib.dense_forward(h, d["w3"], d["b3"])
+            _, dh = lib.softmax_cross_entropy(logits, d["y"])
+            dh, _, _ = lib.dense_backward(dh, fc)
+            dh = lib.relu_backward(pool_b(lib.flatten_backward(dh, f), p2), r2)
             dh, _, _ = conv_b(dh, c2)
-            dh = L.relu_backward(pool_b(dh, p1), r1)
+            dh = lib.relu_backward(pool_b(dh, p1), r1)
             conv_b(dh, c1)
     return step
 
@@ -114,7 +120,7 @@ def torch_step(workload, d):
     def step():
         for k in leaves:
             t[k].grad = None  # autograd would otherwise add into last run's gradients
-        if workload == "conv":
+        if workload in ("conv", "small"):
             F.conv2d(t["x"], t["w"], t["b"], padding=1).backward(t["dout"])
         elif workload == "maxpool":
             F.max_pool2d(t["x"], 2).backward(t["dout"])

@@ -13,7 +13,9 @@ out among the threads (see parallel.py). For each chunk:
 - backward, dw: the transposed product of that matrix with dout; with stride 1, the product of
   dout with each tap's "run" of the padded input instead (dw_by_runs), no matrix needed;
 - backward, dx: each tap's weights times dout, added back onto that tap's pixels (dx_by_taps);
-  with stride 1 each tap's pixels are one contiguous run, added in one go (dx_by_runs).
+  with stride 1 each tap's pixels are one contiguous run, added in one go (dx_by_runs), and
+  for small maps with stride 1 one run spans every channel and image of the chunk
+  (dx_by_channel_runs).
 
 The cache's last item, kept, is a list of (chunk, im2col matrix of its images or None), one per
 chunk; the backward goes by the same chunks (or, given the loop forward's None, cuts its own).
@@ -181,6 +183,40 @@ def dx_by_runs(dout_wide, w_tap, kernel, padded):
     return flat[:prod.size].reshape(n, C, Hp, Wp)  # (n, C, Hp, Wp), a view
 
 
+def dx_by_channel_runs(dout, w_tap, kernel, padded, dtype):
+    """dx of n images, padded, (n, C, Hp, Wp) (a view), for stride 1 and maps under
+    PER_IMAGE_MIN_PIXELS: the runs of dx_by_runs, taken over the whole chunk at once.
+
+    dout : (n, F, H', W') ndarray; w_tap : (KH*KW, C, F) ndarray, as in dx_by_taps.
+    dout is widened to the padded size, (F, n, Hp, Wp) with zeros around its H' x W' corner,
+    and dx is laid out channel-first, (C, n, Hp, Wp), flat: then tap (p, q)'s pixels of every
+    channel and image are one run starting at p*Wp + q, and one product gives every tap's
+    share, in blocks of C rows. Per image, runs of maps this small meant many tiny products;
+    tap by tap, each += walked rows only W' long, about 3x as slow (benchmarks/README.md).
+    A run also spans the zeros between images and channels, which add exact zeros for finite
+    w, as in runs.
+    """
+    n, F, Ho, Wo = dout.shape
+    C, Hp, Wp = padded
+    (KH, KW), size = kernel, n * Hp * Wp
+    wide = empty((F, n, Hp, Wp), dtype)  # (F, n, Hp, Wp)
+    wide[:, :, :Ho, :Wo] = dout.transpose(1, 0, 2, 3)
+    wide[:, :, :Ho, Wo:] = 0
+    wide[:, :, Ho:] = 0
+    dcols = np.matmul(w_tap.reshape(-1, F), wide.reshape(F, size),
+                      out=empty((KH * KW * C, size), dtype))  # (KH*KW*C, n*Hp*Wp), rows (p, q, c)
+    flat = empty((C * size + (KH - 1) * Wp + KW - 1,), dtype)  # room for the last run, as in flat_images
+    flat[C * size:] = 0
+    for k in range(KH * KW):
+        p, q = divmod(k, KW)
+        run = dcols[k * C:(k + 1) * C].reshape(-1)  # tap (p, q) of every channel and image
+        if k == 0:  # tap (0, 0)'s run is all of dx: it sets it, no zeroing first
+            flat[:C * size] = run
+        else:
+            flat[p * Wp + q:p * Wp + q + C * size] += run
+    return flat[:C * size].reshape(C, n, Hp, Wp).transpose(1, 0, 2, 3)  # (n, C, Hp, Wp), a view
+
+
 def dx_by_taps(dout, w_tap, kernel, stride, padded, g, dtype):
     """dx of n images, padded: (n, C, Hp, Wp). dout : (n, F, H', W') ndarray.
 
@@ -279,6 +315,8 @@ def backward(dout, x, w, stride, pad, kept, input_grad):
             dw_t = np.matmul(stacked_cols, dprod.transpose(0, 2, 1), out=dw_stack).sum(axis=0)  # (C*KH*KW, F)
         if input_grad and dx_runs:
             dxp = dx_by_runs(dout_wide, w_tap, (KH, KW), padded)  # (n, C, Hp, Wp)
+        elif input_grad and g > 1 and stride == (1, 1) and w_finite:
+            dxp = dx_by_channel_runs(dout[chunk], w_tap, (KH, KW), padded, out_dtype)  # (n, C, Hp, Wp)
         elif input_grad:
             dxp = dx_by_taps(dout[chunk], w_tap, (KH, KW), stride, padded, g, out_dtype)
         if input_grad:

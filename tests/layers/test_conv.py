@@ -177,6 +177,7 @@ def test_input_grad_false_skips_dx_only(rng, x_shape, w_shape, stride, pad, monk
 
     monkeypatch.setattr(cnnlib.engine.conv, "dx_by_runs", refuse_dx)
     monkeypatch.setattr(cnnlib.engine.conv, "dx_by_taps", refuse_dx)
+    monkeypatch.setattr(cnnlib.engine.conv, "dx_by_channel_runs", refuse_dx)
     no_dx, dw_only, db_only = conv2d_backward(dout, cache, input_grad=False)
     assert no_dx is None
     np.testing.assert_array_equal(dw_only, dw)  # the same products in the same order

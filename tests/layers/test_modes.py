@@ -153,6 +153,21 @@ def test_the_test_cases_reach_both_ways_back_to_dx(rng, monkeypatch):
     assert ways["stride 2, pad 1"] == {"dx_by_taps"}
 
 
+def test_with_one_product_stride_1_goes_back_by_channel_runs(rng, monkeypatch):
+    monkeypatch.setenv("CNNLIB_THREADS", "1")
+    monkeypatch.setattr(engine, "PER_IMAGE_MIN_PIXELS", 10**9)  # as conftest's one-product mode
+    ways = {}
+    for case in CASES:
+        by_runs, by_taps = _spy(monkeypatch, "dx_by_channel_runs"), _spy(monkeypatch, "dx_by_taps")
+        _forward_backward(rng, *case.values)
+        ways[case.id] = {*by_runs, *by_taps}
+    assert ways["non-square, pad 0"] == {"dx_by_channel_runs"}
+    assert ways["batch 3, stride 1, pad pair"] == {"dx_by_channel_runs"}
+    assert ways["more filters than taps"] == {"dx_by_channel_runs"}  # no rule on F here
+    assert ways["stride 2, pad 1"] == {"dx_by_taps"}
+    assert ways["stride and pad pairs"] == {"dx_by_taps"}
+
+
 @pytest.mark.parametrize("stride, chunk, expected", [
     (2, None, 1),  # one chunk: the forward's im2col matrix is kept and used again
     (2, 2, 3 + 3),  # chunks of 2 of 5 images: the backward copies each chunk's windows again

@@ -196,7 +196,8 @@ def _spots(rng, x, count, value):
 
 
 # (x shape, w shape, stride, pad): stride 1 with 2F <= C*KH*KW goes by runs when per-image
-# products are used (the `products` fixture forces both ways); the others by taps.
+# products are used (the `products` fixture forces both ways), stride 1 by runs over the
+# channels with one product for finite w; the others by taps.
 CONV_CASES = [
     ((4, 3, 10, 11), (4, 3, 3, 3), 1, 1),
     ((3, 4, 9, 9), (2, 4, 3, 2), 1, 0),
@@ -245,6 +246,22 @@ def test_runs_are_still_used_for_finite_inputs(rng, monkeypatch):
         out, cache = c.conv2d_forward(x, w, b, pad=1)
         c.conv2d_backward(rng.standard_normal(out.shape), cache)
     assert calls == ["dx_by_runs"]  # dx needs no x; dw took the exact way
+
+
+def test_small_maps_go_by_channel_runs_only_for_finite_weights(rng, monkeypatch):
+    calls = []
+    for name in ("dx_by_channel_runs", "dx_by_taps"):
+        original = getattr(cnnlib.engine.conv, name)
+        monkeypatch.setattr(cnnlib.engine.conv, name, lambda *a, _o=original, _n=name: (calls.append(_n), _o(*a))[1])
+    x, w, b = rng.standard_normal((3, 4, 8, 8)), rng.standard_normal((5, 4, 3, 3)), rng.standard_normal(5)
+    dout = rng.standard_normal((3, 5, 8, 8))  # 64-pixel maps: one product for the chunk
+    for weight, way in [(1.0, "dx_by_channel_runs"), (INF, "dx_by_taps")]:
+        w[2, 1, 0, 2] = weight
+        calls.clear()
+        fast, naive = _conv_all(x, w, b, dout, pad=1)
+        assert set(calls) == {way}
+        for name, f, n in zip(["out", "dx", "dw", "db"], fast, naive):
+            same(f, n, f"{name}, fast vs loop, w[2, 1, 0, 2] = {weight}")
 
 
 @pytest.mark.parametrize("bad", [INF, NAN])
