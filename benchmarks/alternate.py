@@ -39,7 +39,8 @@ def load_old(rev, folder):
     with open(archive, "wb") as f:
         subprocess.run(["git", "-C", str(HERE.parent), "archive", rev, "cnnlib"], stdout=f, check=True)
     with tarfile.open(archive) as tar:
-        tar.extractall(folder, filter="data")
+        # The "data" filter (Python 3.11.4 and later) refuses links and paths out of the folder.
+        tar.extractall(folder, **({"filter": "data"} if hasattr(tarfile, "data_filter") else {}))
     init = Path(folder) / "cnnlib" / "__init__.py"
     spec = importlib.util.spec_from_file_location("cnnlib_old", init, submodule_search_locations=[str(init.parent)])
     module = importlib.util.module_from_spec(spec)
@@ -87,12 +88,15 @@ def main():
     args = ap.parse_args()
     if args.threads:
         os.environ["CNNLIB_THREADS"] = str(args.threads)
+    commit = subprocess.run(["git", "-C", str(HERE.parent), "rev-parse", "--short", args.rev],
+                            capture_output=True, text=True, check=True).stdout.strip()
     with tempfile.TemporaryDirectory() as folder:
-        versions = {args.rev: load_old(args.rev, folder), "this checkout": bench.L}
+        versions = {commit: load_old(args.rev, folder), "this checkout": bench.L}
+        load = f", load average {os.getloadavg()[0]:.2f}" if hasattr(os, "getloadavg") else ""
         print(f"python {platform.python_version()}, numpy {np.__version__}, {os.cpu_count()} cores, "
-              f"CNNLIB_THREADS={os.environ.get('CNNLIB_THREADS', '(unset)')}, "
-              f"load average {os.getloadavg()[0]:.2f}" if hasattr(os, "getloadavg") else "")
-        print(f"{args.rounds} rounds; each turn {args.runs} runs after a warm-up (fit: 1 epoch per turn)\n")
+              f"CNNLIB_THREADS={os.environ.get('CNNLIB_THREADS', '(unset)')}{load}")
+        print(f"{args.rounds} round(s), the two taking turns, first one then the other; each turn "
+              f"{args.runs} runs after a warm-up (fit: 1 epoch per turn)\n")
         cases = [(bench.WORKLOADS[w], lambda lib, dt, w=w: bench.numpy_step(w, bench.make_data(w, dt), False, lib),
                   args.runs) for w in bench.WORKLOADS]
         cases += [("Sequential, digits, 6 conv, batch 32", sequential_step, args.runs),
@@ -101,11 +105,12 @@ def main():
             for dtype in ("float32", "float64"):
                 steps = {name: make(lib, dtype) for name, lib in versions.items()}
                 times = {name: [] for name in versions}
-                for _ in range(args.rounds):
-                    for name, step in steps.items():
-                        times[name] += bench.run_ms(step, runs, warmup=1)
+                for r in range(args.rounds):
+                    order = list(steps) if r % 2 == 0 else list(steps)[::-1]  # neither always goes first
+                    for name in order:
+                        times[name] += bench.run_ms(steps[name], runs, warmup=1)
                 old, new = (statistics.median(t) for t in times.values())
-                print(f"{label:38s} {dtype}  {args.rev}: {old:8.2f} ms  this checkout: {new:8.2f} ms  "
+                print(f"{label:38s} {dtype}  {commit}: {old:8.2f} ms  this checkout: {new:8.2f} ms  "
                       f"new/old {new / old:.2f}", flush=True)
         if hasattr(os, "getloadavg"):
             print(f"\nload average at the end {os.getloadavg()[0]:.2f}")

@@ -14,8 +14,8 @@ out among the threads (see parallel.py). For each chunk:
   dout with each tap's "run" of the padded input instead (dw_by_runs), no matrix needed;
 - backward, dx: each tap's weights times dout, added back onto that tap's pixels (dx_by_taps);
   with stride 1 each tap's pixels are one contiguous run, added in one go (dx_by_runs), and
-  for small maps with stride 1 one run spans every channel and image of the chunk
-  (dx_by_channel_runs).
+  for maps under PER_IMAGE_MIN_PIXELS, stride 1 and finite w, one run spans every channel
+  and image of a block (dx_by_channel_runs).
 
 The cache's last item, kept, is a list of (chunk, im2col matrix of its images or None), one per
 chunk; the backward goes by the same chunks (or, given the loop forward's None, cuts its own).
@@ -91,7 +91,7 @@ def unstack_maps(a, g, out_hw):
 
 
 def by_runs(stride, g, F, tap_channels):
-    """Whether a chunk's backward goes by runs (dw_by_runs, dx_by_runs) rather than by taps.
+    """Whether a chunk's backward goes by runs image by image (dw_by_runs, dx_by_runs).
 
     Runs need stride 1. They are used only for maps of PER_IMAGE_MIN_PIXELS or more (g == 1),
     which are the ones they were measured faster on, and when 2F <= C*KH*KW: they copy dout
@@ -183,38 +183,46 @@ def dx_by_runs(dout_wide, w_tap, kernel, padded):
     return flat[:prod.size].reshape(n, C, Hp, Wp)  # (n, C, Hp, Wp), a view
 
 
-def dx_by_channel_runs(dout, w_tap, kernel, padded, dtype):
-    """dx of n images, padded, (n, C, Hp, Wp) (a view), for stride 1 and maps under
-    PER_IMAGE_MIN_PIXELS: the runs of dx_by_runs, taken over the whole chunk at once.
+def dx_by_channel_runs(dout, w_tap, kernel, pad, dx):
+    """Write dx (n, C, H, W) for stride 1 and maps under PER_IMAGE_MIN_PIXELS: the runs of
+    dx_by_runs, each taken over every channel and image of a block at once.
 
     dout : (n, F, H', W') ndarray; w_tap : (KH*KW, C, F) ndarray, as in dx_by_taps.
-    dout is widened to the padded size, (F, n, Hp, Wp) with zeros around its H' x W' corner,
-    and dx is laid out channel-first, (C, n, Hp, Wp), flat: then tap (p, q)'s pixels of every
-    channel and image are one run starting at p*Wp + q, and one product gives every tap's
-    share, in blocks of C rows. Per image, runs of maps this small meant many tiny products;
-    tap by tap, each += walked rows only W' long, about 3x as slow (benchmarks/README.md).
-    A run also spans the zeros between images and channels, which add exact zeros for finite
-    w, as in runs.
+    dout is widened to the padded size, (F, n, Hp, Wp), zeros right of and below its H' x W'
+    maps, and dx is laid out channel-first, (C, n, Hp, Wp), flat: then tap (p, q)'s pixels of
+    every channel and image are one run starting at p*Wp + q, and one product gives every
+    tap's share, C rows a tap. Tap by tap instead, each += walks rows only W' long: 2-3x as
+    slow (benchmarks/README.md). A run also spans the zero columns and rows, onto the next
+    row, image or channel, which adds exact zeros for finite w, as in runs.
+    The product holds KH*KW copies of the widened images: blocks of images keep it within
+    CHUNK_BYTES. It is computed in result_type(w_tap, dout), as the loops compute it.
     """
     n, F, Ho, Wo = dout.shape
-    C, Hp, Wp = padded
-    (KH, KW), size = kernel, n * Hp * Wp
-    wide = empty((F, n, Hp, Wp), dtype)  # (F, n, Hp, Wp)
-    wide[:, :, :Ho, :Wo] = dout.transpose(1, 0, 2, 3)
-    wide[:, :, :Ho, Wo:] = 0
-    wide[:, :, Ho:] = 0
-    dcols = np.matmul(w_tap.reshape(-1, F), wide.reshape(F, size),
-                      out=empty((KH * KW * C, size), dtype))  # (KH*KW*C, n*Hp*Wp), rows (p, q, c)
-    flat = empty((C * size + (KH - 1) * Wp + KW - 1,), dtype)  # room for the last run, as in flat_images
-    flat[C * size:] = 0
-    for k in range(KH * KW):
-        p, q = divmod(k, KW)
-        run = dcols[k * C:(k + 1) * C].reshape(-1)  # tap (p, q) of every channel and image
-        if k == 0:  # tap (0, 0)'s run is all of dx: it sets it, no zeroing first
-            flat[:C * size] = run
-        else:
-            flat[p * Wp + q:p * Wp + q + C * size] += run
-    return flat[:C * size].reshape(C, n, Hp, Wp).transpose(1, 0, 2, 3)  # (n, C, Hp, Wp), a view
+    C, H, W = dx.shape[1:]
+    (KH, KW), (ph, pw) = kernel, pad
+    padded = (C, H + 2 * ph, W + 2 * pw)  # (C, Hp, Wp)
+    dtype = np.result_type(w_tap, dout)
+    image_bytes = KH * KW * C * padded[1] * padded[2] * dtype.itemsize
+    step = max(1, CHUNK_BYTES // image_bytes)
+    for start in range(0, n, step):
+        m = min(step, n - start)  # images in this block
+        size = m * padded[1] * padded[2]
+        wide = empty((F, m, *padded[1:]), dtype)  # (F, m, Hp, Wp)
+        wide[:, :, :Ho, :Wo] = dout[start:start + m].transpose(1, 0, 2, 3)
+        wide[:, :, :Ho, Wo:] = 0
+        wide[:, :, Ho:] = 0
+        dcols = np.matmul(w_tap.reshape(-1, F), wide.reshape(F, size),
+                          out=empty((KH * KW * C, size), dtype))  # (KH*KW*C, m*Hp*Wp), rows (p, q, c)
+        flat = flat_images(m, padded, kernel, dtype)  # channel-first here: (C, m, Hp, Wp), flat
+        for k in range(KH * KW):
+            p, q = divmod(k, KW)
+            run = dcols[k * C:(k + 1) * C].reshape(-1)  # tap (p, q) of every channel and image
+            if k == 0:  # tap (0, 0)'s run is all of dx: it sets it, no zeroing first
+                flat[:C * size] = run
+            else:
+                flat[p * padded[2] + q:p * padded[2] + q + C * size] += run
+        dxp = flat[:C * size].reshape(C, m, *padded[1:])  # (C, m, Hp, Wp)
+        dx[start:start + m] = unpad_hw(dxp, pad, (H, W)).transpose(1, 0, 2, 3)  # (m, C, H, W)
 
 
 def dx_by_taps(dout, w_tap, kernel, stride, padded, g, dtype):
@@ -301,7 +309,8 @@ def backward(dout, x, w, stride, pad, kept, input_grad):
         dw_runs = chunk_by_runs and bool(np.isfinite(x[chunk], out=empty(x[chunk].shape, bool)).all())
         dx_runs = chunk_by_runs and w_finite
         if dw_runs or dx_runs:
-            dout_wide = widen(dout[chunk], padded[2], out_dtype)  # (n, F, H'*Wp)
+            # As wide as dout too: a float64 dout beyond float32's range stays finite, as in the loops.
+            dout_wide = widen(dout[chunk], padded[2], np.result_type(out_dtype, dout))  # (n, F, H'*Wp)
         if dw_runs:
             dw_t = dw_by_runs(x[chunk], dout_wide, (KH, KW), pad, padded)  # (C*KH*KW, F)
         else:
@@ -313,13 +322,14 @@ def backward(dout, x, w, stride, pad, kept, input_grad):
             # over the stack. Written transposed, as OpenBLAS ran it about 1.2x faster that way.
             dw_stack = empty((len(dprod), len(cols), F), np.result_type(cols, dprod))
             dw_t = np.matmul(stacked_cols, dprod.transpose(0, 2, 1), out=dw_stack).sum(axis=0)  # (C*KH*KW, F)
-        if input_grad and dx_runs:
-            dxp = dx_by_runs(dout_wide, w_tap, (KH, KW), padded)  # (n, C, Hp, Wp)
-        elif input_grad and g > 1 and stride == (1, 1) and w_finite:
-            dxp = dx_by_channel_runs(dout[chunk], w_tap, (KH, KW), padded, out_dtype)  # (n, C, Hp, Wp)
-        elif input_grad:
-            dxp = dx_by_taps(dout[chunk], w_tap, (KH, KW), stride, padded, g, out_dtype)
-        if input_grad:
+        if not input_grad:
+            pass
+        elif dx_runs:
+            dx[chunk] = unpad_hw(dx_by_runs(dout_wide, w_tap, (KH, KW), padded), pad, x.shape[2:])  # (n, C, H, W)
+        elif g > 1 and stride == (1, 1) and w_finite:
+            dx_by_channel_runs(dout[chunk], w_tap, (KH, KW), pad, dx[chunk])
+        else:
+            dxp = dx_by_taps(dout[chunk], w_tap, (KH, KW), stride, padded, g, out_dtype)  # (n, C, Hp, Wp)
             dx[chunk] = unpad_hw(dxp, pad, x.shape[2:])  # (n, C, H, W)
         return dw_t, db
 

@@ -168,6 +168,19 @@ def test_with_one_product_stride_1_goes_back_by_channel_runs(rng, monkeypatch):
     assert ways["stride and pad pairs"] == {"dx_by_taps"}
 
 
+def test_channel_runs_go_by_blocks_of_images_within_chunk_bytes(rng, monkeypatch):
+    # 5 images of 2 channels, 3x3 kernel, 6x7 padded to 8x9: the product's 9 taps x 2 channels
+    # x 72 pixels take 10,368 bytes per image in float64.
+    monkeypatch.setenv("CNNLIB_THREADS", "1")
+    monkeypatch.setattr(engine, "PER_IMAGE_MIN_PIXELS", 10**9)
+    monkeypatch.setattr(engine, "CHUNK_BYTES", 2 * 10368 + 100)  # blocks of 2, 2 and 1 images
+    products = []
+    original = np.matmul
+    monkeypatch.setattr(engine.np, "matmul", lambda a, b, **kw: (products.append(b.shape), original(a, b, **kw))[1])
+    cache = _forward_backward(rng, (5, 2, 6, 7), (4, 2, 3, 3), 1, 1)
+    assert cache is not None and products[-3:] == [(4, 2 * 72), (4, 2 * 72), (4, 72)]
+
+
 @pytest.mark.parametrize("stride, chunk, expected", [
     (2, None, 1),  # one chunk: the forward's im2col matrix is kept and used again
     (2, 2, 3 + 3),  # chunks of 2 of 5 images: the backward copies each chunk's windows again

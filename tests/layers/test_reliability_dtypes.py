@@ -278,3 +278,18 @@ def test_layers_take_a_float_dtype_in_either_byte_order(make, dtype, expected):
 def test_softmax_cross_entropy_refuses_labels_that_are_not_integers(labels):
     with pytest.raises(TypeError, match=re.escape(f"y must hold integer class labels, got dtype {labels.dtype}")):
         c.softmax_cross_entropy(np.zeros((2, 3)), labels)
+
+
+@pytest.mark.parametrize("hw", [(3, 3), (12, 12)], ids=["small maps, one product", "per-image products"])
+def test_a_float64_dout_beyond_float32s_range_gives_the_loops_dx_for_float32_layers(hw):
+    # The loops multiply w by dout in float64 here, and dx (about 1e36) fits in float32: the
+    # fast ways must not round dout to float32 (inf) first. db, a float32 sum of 1e39s, is
+    # inf either way.
+    x, w = np.ones((2, 2, *hw), np.float32), np.full((2, 2, 3, 3), 1e-3, np.float32)
+    out, cache = c.conv2d_forward(x, w, np.zeros(2, np.float32), pad=1)
+    _, cache_naive = c.conv2d_forward_naive(x, w, np.zeros(2, np.float32), pad=1)
+    dout = np.full(out.shape, 1e39)  # float64, beyond float32's largest, about 3.4e38
+    with np.errstate(over="ignore"):
+        dx, dx_naive = c.conv2d_backward(dout, cache)[0], c.conv2d_backward_naive(dout, cache_naive)[0]
+    assert np.isfinite(dx_naive).all() and dx.dtype == np.float32
+    np.testing.assert_allclose(dx, dx_naive, rtol=1e-6)
