@@ -120,8 +120,14 @@ def test_an_error_returns_only_after_every_started_slice_has_finished(monkeypatc
 
 
 def _blas_threads():
+    """The thread counts of the BLAS libraries cnnlib limits: those loaded when it first needed
+    one, NumPy's among them. A BLAS loaded later (scipy's, when scikit-learn is imported after a
+    split) is never called by cnnlib, which leaves it as it is."""
     threadpoolctl = pytest.importorskip("threadpoolctl")
-    threads = [p["num_threads"] for p in threadpoolctl.threadpool_info() if p["user_api"] == "blas"]
+    with _parallel.blas_one_thread():
+        pass  # finds the libraries, once
+    paths = {lib.filepath for lib in _parallel._blas}
+    threads = [p["num_threads"] for p in threadpoolctl.threadpool_info() if p["filepath"] in paths]
     if not threads:
         pytest.skip("threadpoolctl finds no BLAS library to limit")
     return threads
