@@ -139,33 +139,23 @@ def _forward_backward(rng, x_shape, w_shape, stride, pad):
     return cache
 
 
-def test_the_test_cases_reach_both_ways_back_to_dx(rng, monkeypatch):
+@pytest.mark.parametrize("min_pixels, expected", [
+    (1, {"non-square, pad 0": "dx_by_runs", "batch 3, stride 1, pad pair": "dx_by_runs",
+         "more filters than taps": "dx_by_taps", "stride 2, pad 1": "dx_by_taps"}),
+    (10**9, {"non-square, pad 0": "dx_by_channel_runs", "batch 3, stride 1, pad pair": "dx_by_channel_runs",
+             "more filters than taps": "dx_by_channel_runs",  # no rule on F for small maps
+             "stride 2, pad 1": "dx_by_taps", "stride and pad pairs": "dx_by_taps"}),
+], ids=["per-image products", "one product"])  # conftest's two `products` modes
+def test_the_test_cases_reach_every_way_back_to_dx(rng, monkeypatch, min_pixels, expected):
     monkeypatch.setenv("CNNLIB_THREADS", "1")
-    monkeypatch.setattr(engine, "PER_IMAGE_MIN_PIXELS", 1)  # as conftest's per-image mode
+    monkeypatch.setattr(engine, "PER_IMAGE_MIN_PIXELS", min_pixels)
     ways = {}
     for case in CASES:
-        by_runs, by_taps = _spy(monkeypatch, "dx_by_runs"), _spy(monkeypatch, "dx_by_taps")
+        spies = [_spy(monkeypatch, name) for name in ("dx_by_runs", "dx_by_channel_runs", "dx_by_taps")]
         _forward_backward(rng, *case.values)
-        ways[case.id] = {*by_runs, *by_taps}
-    assert ways["non-square, pad 0"] == {"dx_by_runs"}
-    assert ways["batch 3, stride 1, pad pair"] == {"dx_by_runs"}
-    assert ways["more filters than taps"] == {"dx_by_taps"}
-    assert ways["stride 2, pad 1"] == {"dx_by_taps"}
-
-
-def test_with_one_product_stride_1_goes_back_by_channel_runs(rng, monkeypatch):
-    monkeypatch.setenv("CNNLIB_THREADS", "1")
-    monkeypatch.setattr(engine, "PER_IMAGE_MIN_PIXELS", 10**9)  # as conftest's one-product mode
-    ways = {}
-    for case in CASES:
-        by_runs, by_taps = _spy(monkeypatch, "dx_by_channel_runs"), _spy(monkeypatch, "dx_by_taps")
-        _forward_backward(rng, *case.values)
-        ways[case.id] = {*by_runs, *by_taps}
-    assert ways["non-square, pad 0"] == {"dx_by_channel_runs"}
-    assert ways["batch 3, stride 1, pad pair"] == {"dx_by_channel_runs"}
-    assert ways["more filters than taps"] == {"dx_by_channel_runs"}  # no rule on F here
-    assert ways["stride 2, pad 1"] == {"dx_by_taps"}
-    assert ways["stride and pad pairs"] == {"dx_by_taps"}
+        ways[case.id] = set().union(*spies)
+    for case_id, way in expected.items():
+        assert ways[case_id] == {way}, case_id
 
 
 def test_channel_runs_go_by_blocks_of_images_within_chunk_bytes(rng, monkeypatch):

@@ -230,12 +230,18 @@ def test_a_non_finite_pixel_or_weight_spreads_only_where_it_is_used(
         same(f, t, f"{name} vs torch", rtol=1e-9, atol=1e-9)
 
 
-def test_runs_are_still_used_for_finite_inputs(rng, monkeypatch):
-    # The check for non-finite inputs must not send finite ones the slow way.
+def _count_calls(monkeypatch, *names):
+    """The names of the cnnlib.engine.conv functions `names` in the order they are called."""
     calls = []
-    for name in ("dw_by_runs", "dx_by_runs"):
+    for name in names:
         original = getattr(cnnlib.engine.conv, name)
         monkeypatch.setattr(cnnlib.engine.conv, name, lambda *a, _o=original, _n=name: (calls.append(_n), _o(*a))[1])
+    return calls
+
+
+def test_runs_are_still_used_for_finite_inputs(rng, monkeypatch):
+    # The check for non-finite inputs must not send finite ones the slow way.
+    calls = _count_calls(monkeypatch, "dw_by_runs", "dx_by_runs")
     x, w, b = rng.standard_normal((2, 8, 12, 12)), rng.standard_normal((4, 8, 3, 3)), np.zeros(4)
     out, cache = c.conv2d_forward(x, w, b, pad=1)
     c.conv2d_backward(rng.standard_normal(out.shape), cache)
@@ -249,10 +255,7 @@ def test_runs_are_still_used_for_finite_inputs(rng, monkeypatch):
 
 
 def test_small_maps_go_by_channel_runs_only_for_finite_weights(rng, monkeypatch):
-    calls = []
-    for name in ("dx_by_channel_runs", "dx_by_taps"):
-        original = getattr(cnnlib.engine.conv, name)
-        monkeypatch.setattr(cnnlib.engine.conv, name, lambda *a, _o=original, _n=name: (calls.append(_n), _o(*a))[1])
+    calls = _count_calls(monkeypatch, "dx_by_channel_runs", "dx_by_taps")
     x, w, b = rng.standard_normal((3, 4, 8, 8)), rng.standard_normal((5, 4, 3, 3)), rng.standard_normal(5)
     dout = rng.standard_normal((3, 5, 8, 8))  # 64-pixel maps: one product for the chunk
     for weight, way in [(1.0, "dx_by_channel_runs"), (INF, "dx_by_taps")]:
