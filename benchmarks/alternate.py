@@ -1,18 +1,20 @@
 #!/usr/bin/env python3
 """Time this checkout's cnnlib against an older commit's, old and new taking turns in one process.
 
-    python benchmarks/alternate.py REV [--rounds 5] [--runs 15] [--threads N]
+    python benchmarks/alternate.py REV [--rounds 6] [--runs 15] [--threads N]
 
 REV is any git revision (a commit, a tag, HEAD~3). Its cnnlib/ is extracted with `git archive`
 into a temporary folder and imported as a second package, so that both versions run in this
 process, one after the other, round after round: whatever the machine does meanwhile (another
 program, a core the host takes away) falls on both. A claim that a change is faster comes from
-this, not from two runs minutes apart (DEVELOPERS.md, "Trust is the product").
+this, not from two runs minutes apart. The order swaps each round, so with an even number of
+rounds each version goes first as often as the other.
 
 Workloads: bench.py's layer workloads (the layer functions, as the lessons call them), and
 `Sequential` without `fit` (forward, loss, backward of lesson 12's six-layer digits network,
-batch 32) and one epoch of `fit` on it, in float32 and float64. Prints the median of each in
-milliseconds and new/old. --threads sets CNNLIB_THREADS for both (default: as the machine has).
+batch 32) and one epoch of `fit` on it, in float32 and float64. Prints, for each, the median of
+all its timed runs in milliseconds for REV (old) and this checkout (new), and new/old: below 1,
+this checkout is faster. --threads sets CNNLIB_THREADS for both (default: as the machine has).
 """
 
 import argparse
@@ -82,8 +84,9 @@ def fit_epoch(lib, dtype):
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("rev", help="the older git revision to compare with, e.g. HEAD~1")
-    ap.add_argument("--rounds", type=int, default=5, help="turns each version takes (default 5)")
-    ap.add_argument("--runs", type=int, default=15, help="timed runs per turn of a layer or Sequential step")
+    ap.add_argument("--rounds", type=int, default=6, help="turns each version takes (default 6)")
+    ap.add_argument("--runs", type=int, default=15,
+                    help="timed runs per turn of a layer or Sequential step (default 15)")
     ap.add_argument("--threads", type=int, help="CNNLIB_THREADS for both versions")
     args = ap.parse_args()
     if args.threads:
@@ -95,8 +98,9 @@ def main():
         load = f", load average {os.getloadavg()[0]:.2f}" if hasattr(os, "getloadavg") else ""
         print(f"python {platform.python_version()}, numpy {np.__version__}, {os.cpu_count()} cores, "
               f"CNNLIB_THREADS={os.environ.get('CNNLIB_THREADS', '(unset)')}{load}")
-        print(f"{args.rounds} round(s), the two taking turns, first one then the other; each turn "
-              f"{args.runs} runs after a warm-up (fit: 1 epoch per turn)\n")
+        print(f"{args.rounds} round(s), the two taking turns, {commit} first in rounds 1, 3, ...; each turn "
+              f"{args.runs} runs after a warm-up (fit: 1 epoch per turn); new/old below 1: this checkout "
+              "is faster\n")
         cases = [(bench.WORKLOADS[w], lambda lib, dt, w=w: bench.numpy_step(w, bench.make_data(w, dt), False, lib),
                   args.runs) for w in bench.WORKLOADS]
         cases += [("Sequential, digits, 6 conv, batch 32", sequential_step, args.runs),
