@@ -167,8 +167,8 @@ def test_channel_runs_go_by_blocks_of_images_within_chunk_bytes(rng, monkeypatch
     products = []
     original = np.matmul
     monkeypatch.setattr(engine.np, "matmul", lambda a, b, **kw: (products.append(b.shape), original(a, b, **kw))[1])
-    cache = _forward_backward(rng, (5, 2, 6, 7), (4, 2, 3, 3), 1, 1)
-    assert cache is not None and products[-3:] == [(4, 2 * 72), (4, 2 * 72), (4, 72)]
+    _forward_backward(rng, (5, 2, 6, 7), (4, 2, 3, 3), 1, 1)  # and dx, dw, db match the loops
+    assert products[-3:] == [(4, 2 * 72), (4, 2 * 72), (4, 72)]  # dout widened, block by block
 
 
 @pytest.mark.parametrize("stride, chunk, expected", [
